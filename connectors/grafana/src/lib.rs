@@ -1,0 +1,50 @@
+//! Grafana: `GET /api/health` must answer 2xx with JSON; `"database": "ok"`
+//! is healthy, any other database state is degraded. The version and
+//! commit are reported in the details.
+
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
+use serde_json::Value;
+
+struct Grafana {
+    url: String,
+}
+
+impl Connector for Grafana {
+    const NAME: &'static str = "Grafana";
+    const TYPE: ConnectorType = ConnectorType::Observability;
+    const DESCRIPTION: &'static str = "Grafana dashboards";
+
+    fn new(config: &Config) -> Result<Self, String> {
+        Ok(Grafana {
+            url: config.url(config.health_path_or("/api/health")),
+        })
+    }
+
+    fn health_check(&mut self) -> Result<HealthReport, Error> {
+        let response = http::get(&self.url)?.expect_success()?;
+        let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
+            Error::new(format!(
+                "GET {} returned a body that is not JSON: {e}",
+                self.url
+            ))
+        })?;
+        let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+        let database = text("database").ok_or_else(|| {
+            Error::new(format!("GET {} returned no \"database\" field", self.url))
+        })?;
+        let mut report = if database == "ok" {
+            HealthReport::healthy().message(response.describe_status())
+        } else {
+            HealthReport::degraded(format!("Grafana reports database: {database}"))
+        };
+        report = report.detail("database", database);
+        for key in ["version", "commit"] {
+            if let Some(value) = text(key) {
+                report = report.detail(key, value);
+            }
+        }
+        Ok(report)
+    }
+}
+
+export_connector!(Grafana);

@@ -1,0 +1,26 @@
+//! Jaeger: healthy when the query service (default port 16686) answers 2xx
+//! on `/` or the configured path.
+
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
+
+struct Jaeger {
+    url: String,
+}
+
+impl Connector for Jaeger {
+    const NAME: &'static str = "Jaeger";
+    const TYPE: ConnectorType = ConnectorType::Observability;
+    const DESCRIPTION: &'static str = "Jaeger distributed tracing query service";
+
+    fn new(config: &Config) -> Result<Self, String> {
+        Ok(Jaeger {
+            url: config.url(config.health_path_or("/")),
+        })
+    }
+
+    fn health_check(&mut self) -> Result<HealthReport, Error> {
+        Ok(http::get(&self.url)?.expect_success()?.into())
+    }
+}
+
+export_connector!(Jaeger);

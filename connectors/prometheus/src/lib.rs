@@ -1,0 +1,34 @@
+//! Prometheus: healthy when `GET /-/healthy` (or the configured path) answers
+//! 2xx; `/-/ready` is reported in the details.
+
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
+
+struct Prometheus {
+    healthy_url: String,
+    ready_url: String,
+}
+
+impl Connector for Prometheus {
+    const NAME: &'static str = "Prometheus";
+    const TYPE: ConnectorType = ConnectorType::Observability;
+    const DESCRIPTION: &'static str = "Prometheus monitoring server";
+
+    fn new(config: &Config) -> Result<Self, String> {
+        Ok(Prometheus {
+            healthy_url: config.url(config.health_path_or("/-/healthy")),
+            ready_url: config.url("/-/ready"),
+        })
+    }
+
+    fn health_check(&mut self) -> Result<HealthReport, Error> {
+        let report = HealthReport::from(http::get(&self.healthy_url)?.expect_success()?);
+        let ready = match http::get(&self.ready_url) {
+            Ok(response) if response.is_success() => "ready".to_string(),
+            Ok(response) => format!("not ready ({})", response.status),
+            Err(error) => format!("unknown ({})", error.message()),
+        };
+        Ok(report.detail("ready", ready))
+    }
+}
+
+export_connector!(Prometheus);

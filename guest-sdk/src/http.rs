@@ -1,0 +1,210 @@
+//! Outbound HTTP through the host.
+//!
+//! The host decides what is allowed: a URL outside the connector's allowlist
+//! fails with [`ErrorKind::Denied`]. Credentials from the config are attached
+//! by the host to requests bound for the connector's own endpoint.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::bindings::sandport::connector::http_client::{self as wit, HttpError};
+
+/// Sends a `GET` to `url`.
+pub fn get(url: &str) -> Result<Response, Error> {
+    Request::get(url).send()
+}
+
+/// A request being built; send it with [`Request::send`].
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    /// A request with any method (`GET`, `HEAD`, `POST`, ...).
+    pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
+        Request {
+            method: method.into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: None,
+        }
+    }
+
+    /// A `GET` request.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new("GET", url)
+    }
+
+    /// A `POST` request with a body.
+    pub fn post(url: impl Into<String>, body: impl Into<Vec<u8>>) -> Self {
+        Self::new("POST", url).body(body)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// Sets a timeout; the host caps it at what is left of the check's deadline.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends the request through the host.
+    pub fn send(self) -> Result<Response, Error> {
+        let request = wit::Request {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers,
+            body: self.body,
+            timeout_ms: self
+                .timeout
+                .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+        };
+        match wit::send(&request) {
+            Ok(response) => Ok(Response {
+                method: self.method,
+                url: self.url,
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(error) => Err(Error::from_wit(self.method, self.url, error)),
+        }
+    }
+}
+
+/// A response, body included.
+#[derive(Debug, Clone)]
+pub struct Response {
+    method: String,
+    url: String,
+    /// The status code.
+    pub status: u16,
+    /// The headers, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body (capped by the host).
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The first header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `"GET http://host/path returned 503"`: the usual failure message.
+    pub fn describe_status(&self) -> String {
+        format!("{} {} returned {}", self.method, self.url, self.status)
+    }
+
+    /// The response if its status is 2xx, else an error saying what came back.
+    pub fn expect_success(self) -> Result<Response, crate::Error> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(crate::Error::new(self.describe_status()))
+        }
+    }
+}
+
+impl From<Response> for crate::HealthReport {
+    /// A healthy report saying what answered.
+    fn from(response: Response) -> Self {
+        crate::HealthReport::healthy().message(response.describe_status())
+    }
+}
+
+/// What went wrong with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL is outside the connector's allowlist.
+    Denied,
+    /// The URL or a header could not be parsed.
+    InvalidUrl,
+    /// No answer in time.
+    Timeout,
+    /// The connection could not be made.
+    Connect,
+    /// The TLS handshake failed.
+    Tls,
+    /// The body is larger than the host allows.
+    TooLarge,
+    /// Anything else.
+    Other,
+}
+
+/// A failed request: `"GET http://127.0.0.1:9090/-/healthy: connection refused"`.
+#[derive(Debug, Clone)]
+pub struct Error {
+    kind: ErrorKind,
+    method: String,
+    url: String,
+    message: String,
+}
+
+impl Error {
+    fn from_wit(method: String, url: String, error: HttpError) -> Self {
+        let (kind, message) = match error {
+            HttpError::Denied(m) => (ErrorKind::Denied, m),
+            HttpError::InvalidUrl(m) => (ErrorKind::InvalidUrl, m),
+            HttpError::Timeout(m) => (ErrorKind::Timeout, m),
+            HttpError::Connect(m) => (ErrorKind::Connect, m),
+            HttpError::Tls(m) => (ErrorKind::Tls, m),
+            HttpError::TooLarge(m) => (ErrorKind::TooLarge, m),
+            HttpError::Other(m) => (ErrorKind::Other, m),
+        };
+        Error {
+            kind,
+            method,
+            url,
+            message,
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The host's message alone, e.g. `"connection refused"`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.method, self.url, self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,83 @@
+// Builds guest components (crates of this workspace) for wasm32-wasip2 with
+// a nested `cargo build`. Shared by the build scripts of `runtime` (the
+// built-in connectors) and `tests` (the test guests).
+//
+// The nested build uses its own target directory, so it never waits on the
+// lock of the build that runs this script, and all guests share one set of
+// compiled dependencies.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const TARGET: &str = "wasm32-wasip2";
+pub const PROFILE: &str = "guest";
+
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    manifest_dir
+        .ancestors()
+        .find(|dir| dir.join("wit").is_dir() && dir.join("Cargo.lock").exists())
+        .unwrap_or_else(|| manifest_dir.parent().expect("crate inside the workspace"))
+        .to_path_buf()
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("guests")
+}
+
+/// Builds `packages` and returns the path of each one's `.wasm`, in order.
+pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
+    let root = workspace_root();
+    for path in watch
+        .iter()
+        .chain(["wit", "guest-sdk", "Cargo.toml", "Cargo.lock"].iter())
+    {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    let target_dir = target_dir(&root);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .arg("build")
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"))
+        .args(["--target", TARGET, "--profile", PROFILE, "--locked"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    // Settings meant for the host build must not leak into the guest build.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        command.env_remove(var);
+    }
+    let status = command
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the guest components: {e}"));
+    if !status.success() {
+        panic!(
+            "building the guest components ({}) for {TARGET} failed; \
+             is the target installed? (`rustup target add {TARGET}`)",
+            packages.join(", ")
+        );
+    }
+    packages
+        .iter()
+        .map(|package| {
+            target_dir
+                .join(TARGET)
+                .join(PROFILE)
+                .join(format!("{}.wasm", package.replace('-', "_")))
+        })
+        .collect()
+}

@@ -1,0 +1,45 @@
+//! Durations (`30s`, `1m30s`, `500ms`, or a number of seconds) and sizes
+//! (`64MiB`, `512KiB`, or a number of bytes) as operators write them.
+
+use std::time::Duration;
+
+use serde_norway::Value;
+
+pub fn duration(value: &Value) -> Result<Duration, String> {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
+            _ => Err(format!(
+                "`{n}` is not a duration; write it like 30s, 500ms or 1m"
+            )),
+        },
+        Value::String(s) => humantime::parse_duration(s.trim())
+            .map_err(|e| format!("`{s}` is not a duration ({e}); write it like 30s, 500ms or 1m")),
+        other => Err(format!(
+            "expected a duration like 30s, found {}",
+            super::raw::describe(other)
+        )),
+    }
+}
+
+pub fn size(value: &Value) -> Result<u64, String> {
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .ok_or_else(|| format!("`{n}` is not a size; write it like 64MiB")),
+        Value::String(s) => s
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map(|b| b.as_u64())
+            .map_err(|e| format!("`{s}` is not a size ({e}); write it like 64MiB or 512KiB")),
+        other => Err(format!(
+            "expected a size like 64MiB, found {}",
+            super::raw::describe(other)
+        )),
+    }
+}
+
+/// Formats a duration the way the config writes it (`30s`, `1m 30s`, `500ms`).
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}

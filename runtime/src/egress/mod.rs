@@ -1,0 +1,358 @@
+//! Egress: the only door from a guest to the outside world.
+//!
+//! Every request a guest sends goes through [`Egress::send`], which
+//! - checks the URL against the connector's [`EgressPolicy`] (and every
+//!   redirect hop again; at most [`MAX_REDIRECTS`]),
+//! - attaches the connector's credentials, and only to its own endpoint,
+//! - bounds the request by the earlier of the guest's timeout and the
+//!   current call's deadline,
+//! - caps the response body.
+//!
+//! One [`reqwest::Client`] is shared by all connectors so connections to the
+//! same endpoint are reused.
+
+mod rule;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use tokio::time::Instant;
+use url::Url;
+
+pub use rule::{HostRule, RuleError};
+
+use crate::config::{Auth, ConnectorConfig};
+
+pub const MAX_REDIRECTS: usize = 5;
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// A request as the guest asked for it.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request failed; mirrors the WIT `http-error` variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EgressError {
+    #[error("denied: {0}")]
+    Denied(String),
+    #[error("invalid request: {0}")]
+    InvalidUrl(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Where one connector may send requests.
+#[derive(Debug, Clone)]
+pub struct EgressPolicy {
+    own: HostRule,
+    extra: Vec<HostRule>,
+}
+
+impl EgressPolicy {
+    /// The connector's own `scheme://host:port`, plus its `allowed_hosts`.
+    pub fn for_connector(config: &ConnectorConfig) -> Result<Self, RuleError> {
+        Ok(EgressPolicy {
+            own: HostRule::origin(config.scheme.as_str(), &config.host, config.port)?,
+            extra: config.sandbox.allowed_hosts.clone(),
+        })
+    }
+
+    pub fn permits(&self, url: &Url) -> bool {
+        self.own.permits(url) || self.extra.iter().any(|rule| rule.permits(url))
+    }
+
+    fn is_own(&self, url: &Url) -> bool {
+        self.own.permits(url)
+    }
+
+    fn describe(&self) -> String {
+        let mut rules = vec![self.own.to_string()];
+        rules.extend(self.extra.iter().map(ToString::to_string));
+        rules.join(", ")
+    }
+}
+
+/// The shared HTTP client. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+}
+
+impl HttpClient {
+    pub fn new() -> Result<Self, reqwest::Error> {
+        // A process may only install one default crypto provider; losing the
+        // race to another caller is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(HttpClient { client })
+    }
+}
+
+/// One connector's view of the outside world.
+#[derive(Clone)]
+pub struct Egress {
+    client: HttpClient,
+    policy: Arc<EgressPolicy>,
+    credentials: Arc<Credentials>,
+    max_body: usize,
+}
+
+/// The headers the host adds to requests for the connector's own endpoint.
+#[derive(Default)]
+struct Credentials {
+    headers: HeaderMap,
+}
+
+impl Credentials {
+    fn from_config(config: &ConnectorConfig) -> Self {
+        let mut headers = HeaderMap::new();
+        let mut put = |name: HeaderName, value: String| {
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+        };
+        match &config.auth.auth {
+            Auth::None => {}
+            Auth::Basic { username, password } => {
+                let pair = format!("{username}:{}", password.expose());
+                put(
+                    http::header::AUTHORIZATION,
+                    format!("Basic {}", BASE64.encode(pair)),
+                );
+            }
+            Auth::Bearer { token } => {
+                put(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                );
+            }
+            Auth::ApiKey { key } => {
+                put(
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_string(),
+                );
+            }
+        }
+        for (name, value) in &config.auth.headers {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                put(name, value.expose().to_string());
+            }
+        }
+        Credentials { headers }
+    }
+}
+
+impl Egress {
+    pub fn new(client: HttpClient, config: &ConnectorConfig) -> Result<Self, RuleError> {
+        Ok(Egress {
+            client,
+            policy: Arc::new(EgressPolicy::for_connector(config)?),
+            credentials: Arc::new(Credentials::from_config(config)),
+            max_body: DEFAULT_MAX_BODY,
+        })
+    }
+
+    /// Sends `request`, giving up at `deadline` at the latest.
+    pub async fn send(&self, request: Request, deadline: Instant) -> Result<Response, EgressError> {
+        let mut method = Method::from_bytes(request.method.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                EgressError::InvalidUrl(format!("`{}` is not an HTTP method", request.method))
+            })?;
+        let mut url = Url::parse(&request.url)
+            .map_err(|e| EgressError::InvalidUrl(format!("`{}`: {e}", request.url)))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| EgressError::InvalidUrl(format!("`{name}` is not a header name")))?;
+            if name == http::header::HOST {
+                return Err(EgressError::Denied(
+                    "the Host header is set by the host from the URL".into(),
+                ));
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                EgressError::InvalidUrl(format!("the value of header `{name}` is not valid"))
+            })?;
+            headers.append(name, value);
+        }
+        let mut body = request.body;
+        let timeout = remaining(request.timeout, deadline);
+        let started = Instant::now();
+
+        for _hop in 0..=MAX_REDIRECTS {
+            if !self.policy.permits(&url) {
+                return Err(EgressError::Denied(format!(
+                    "{url} is outside this connector's allowlist ({})",
+                    self.policy.describe()
+                )));
+            }
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(timed_out(timeout));
+            }
+            let mut builder = self
+                .client
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .timeout(left);
+            if self.policy.is_own(&url) {
+                for (name, value) in &self.credentials.headers {
+                    builder = builder.header(name, value);
+                }
+            }
+            if let Some(body) = &body {
+                builder = builder.body(body.clone());
+            }
+            let response = builder.send().await.map_err(|e| classify(e, timeout))?;
+            let status = response.status();
+            if status.is_redirection() {
+                if let Some(location) = response.headers().get(http::header::LOCATION) {
+                    let location = location.to_str().map_err(|_| {
+                        EgressError::Other(format!("{url} redirected to an unreadable location"))
+                    })?;
+                    let next = url.join(location).map_err(|e| {
+                        EgressError::Other(format!("{url} redirected to `{location}`: {e}"))
+                    })?;
+                    if !self.policy.permits(&next) {
+                        return Err(EgressError::Denied(format!(
+                            "{url} redirected to {next}, which is outside this connector's allowlist ({})",
+                            self.policy.describe()
+                        )));
+                    }
+                    if status == http::StatusCode::SEE_OTHER
+                        || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+                    {
+                        method = Method::GET;
+                        body = None;
+                    }
+                    url = next;
+                    continue;
+                }
+            }
+            return self.read(response, timeout).await;
+        }
+        Err(EgressError::Other(format!(
+            "more than {MAX_REDIRECTS} redirects, last to {url}"
+        )))
+    }
+
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+        timeout: Duration,
+    ) -> Result<Response, EgressError> {
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let too_large = || {
+            EgressError::TooLarge(format!(
+                "the response body is larger than the {} KiB the host allows",
+                self.max_body / 1024
+            ))
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_body as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, timeout))? {
+            if body.len() + chunk.len() > self.max_body {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+fn remaining(asked: Option<Duration>, deadline: Instant) -> Duration {
+    let left = deadline.saturating_duration_since(Instant::now());
+    asked.map_or(left, |asked| asked.min(left))
+}
+
+fn timed_out(timeout: Duration) -> EgressError {
+    EgressError::Timeout(format!(
+        "timed out after {}",
+        crate::health::format_latency(timeout)
+    ))
+}
+
+/// Turns reqwest's error into the WIT error kinds, with the root cause in
+/// words an operator knows ("connection refused").
+fn classify(error: reqwest::Error, timeout: Duration) -> EgressError {
+    if error.is_timeout() {
+        return timed_out(timeout);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut root = error.to_string();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return EgressError::Connect("connection refused".into());
+                }
+                std::io::ErrorKind::ConnectionReset => {
+                    return EgressError::Connect("connection reset by peer".into());
+                }
+                std::io::ErrorKind::TimedOut => return timed_out(timeout),
+                _ => {}
+            }
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return EgressError::Tls(e.to_string());
+        }
+        root = e.to_string();
+        source = e.source();
+    }
+    if error.is_connect() {
+        if root.contains("dns error") || root.contains("failed to lookup") {
+            return EgressError::Connect(format!("could not resolve the host name ({root})"));
+        }
+        return EgressError::Connect(root);
+    }
+    EgressError::Other(root)
+}

@@ -1,0 +1,247 @@
+//! Allowlist rules, parsed once at config load time.
+
+use std::fmt;
+
+use url::{Host, Url};
+
+/// One entry of `sandbox.allowed_hosts`:
+/// `[scheme://]host[:port][/path-prefix]`, where host may start with `*.`.
+///
+/// Without a scheme both `http` and `https` match; without a port the
+/// scheme's default port is meant (80 or 443).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRule {
+    text: String,
+    scheme: Option<String>,
+    host: HostPattern,
+    port: Option<u16>,
+    path_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    /// A name or IP literal in canonical form (as `url` prints it).
+    Exact(String),
+    /// `*.example.com`: any name ending in `.example.com`.
+    Suffix(String),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "`{rule}` is not a host rule ({why}); write it like https://api.example.com, http://10.0.0.5:9090 or *.example.com:443"
+)]
+pub struct RuleError {
+    rule: String,
+    why: String,
+}
+
+impl HostRule {
+    pub fn parse(text: &str) -> Result<Self, RuleError> {
+        let fail = |why: &str| RuleError {
+            rule: text.to_string(),
+            why: why.to_string(),
+        };
+        let trimmed = text.trim();
+        let (scheme, rest) = match trimmed.split_once("://") {
+            Some((scheme, rest)) => {
+                let scheme = scheme.to_ascii_lowercase();
+                if scheme != "http" && scheme != "https" {
+                    return Err(fail("the scheme must be http or https"));
+                }
+                (Some(scheme), rest)
+            }
+            None => (None, trimmed),
+        };
+        let (authority, path_prefix) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/').to_string()),
+            None => (rest, String::new()),
+        };
+        if authority.contains('@') {
+            return Err(fail("user info is not allowed"));
+        }
+        let (host_text, wildcard) = match authority.strip_prefix("*.") {
+            Some(rest) => (rest, true),
+            None => (authority, false),
+        };
+        if host_text.contains('*') {
+            return Err(fail("`*` is only allowed as a leading `*.`"));
+        }
+        // Let the URL parser canonicalise the host and port, exactly as it
+        // will canonicalise the URLs the guest sends.
+        let probe =
+            Url::parse(&format!("http://{host_text}/")).map_err(|e| fail(&e.to_string()))?;
+        let host = match probe.host() {
+            Some(Host::Domain(d)) => d.trim_end_matches('.').to_string(),
+            Some(Host::Ipv4(ip)) if !wildcard => ip.to_string(),
+            Some(Host::Ipv6(ip)) if !wildcard => format!("[{ip}]"),
+            Some(_) => return Err(fail("`*.` needs a domain name after it")),
+            None => return Err(fail("no host")),
+        };
+        if host.is_empty() {
+            return Err(fail("no host"));
+        }
+        let port = if host_text
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.contains(']'))
+        {
+            // `url` drops a port equal to the default of http (80).
+            Some(probe.port().unwrap_or(80))
+        } else {
+            None
+        };
+        Ok(HostRule {
+            text: trimmed.to_string(),
+            scheme,
+            host: if wildcard {
+                HostPattern::Suffix(host)
+            } else {
+                HostPattern::Exact(host)
+            },
+            port,
+            path_prefix,
+        })
+    }
+
+    /// The rule that admits exactly `scheme://host:port`.
+    pub fn origin(scheme: &str, host: &str, port: u16) -> Result<Self, RuleError> {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        Self::parse(&format!("{scheme}://{host}:{port}"))
+    }
+
+    pub fn permits(&self, url: &Url) -> bool {
+        let scheme = url.scheme();
+        if let Some(rule_scheme) = &self.scheme {
+            if rule_scheme != scheme {
+                return false;
+            }
+        } else if scheme != "http" && scheme != "https" {
+            return false;
+        }
+        let Some(port) = url.port_or_known_default() else {
+            return false;
+        };
+        let wanted_port = self.port.unwrap_or(match scheme {
+            "https" => 443,
+            _ => 80,
+        });
+        if port != wanted_port {
+            return false;
+        }
+        let host = match url.host() {
+            Some(Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+            Some(Host::Ipv4(ip)) => ip.to_string(),
+            Some(Host::Ipv6(ip)) => format!("[{ip}]"),
+            None => return false,
+        };
+        let host_ok = match &self.host {
+            HostPattern::Exact(h) => *h == host,
+            HostPattern::Suffix(s) => {
+                host.len() > s.len() + 1
+                    && host.ends_with(s.as_str())
+                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
+            }
+        };
+        host_ok
+            && (self.path_prefix.is_empty()
+                || url.path() == self.path_prefix
+                || url
+                    .path()
+                    .strip_prefix(self.path_prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+impl fmt::Display for HostRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permits(rule: &str, url: &str) -> bool {
+        HostRule::parse(rule)
+            .unwrap()
+            .permits(&Url::parse(url).unwrap())
+    }
+
+    #[test]
+    fn exact_origin_admits_only_its_scheme_host_and_port() {
+        let rule = "http://127.0.0.1:9090";
+        assert!(permits(rule, "http://127.0.0.1:9090/-/healthy"));
+        assert!(!permits(rule, "https://127.0.0.1:9090/"));
+        assert!(!permits(rule, "http://127.0.0.1:9091/"));
+        assert!(!permits(rule, "http://127.0.0.2:9090/"));
+    }
+
+    #[test]
+    fn missing_port_means_the_default_port_of_the_scheme() {
+        assert!(permits(
+            "https://api.example.com",
+            "https://api.example.com/x"
+        ));
+        assert!(!permits(
+            "https://api.example.com",
+            "https://api.example.com:8443/"
+        ));
+        assert!(permits("api.example.com", "http://api.example.com/"));
+        assert!(permits("api.example.com", "https://api.example.com/"));
+        assert!(permits("http://example.com:80", "http://example.com/"));
+    }
+
+    #[test]
+    fn wildcard_matches_subdomains_but_not_the_bare_domain_or_lookalikes() {
+        let rule = "*.internal.example.com:443";
+        assert!(permits(rule, "https://a.internal.example.com/"));
+        assert!(permits(rule, "https://a.b.internal.example.com/"));
+        assert!(!permits(rule, "https://internal.example.com/"));
+        assert!(!permits(rule, "https://evilinternal.example.com/"));
+        assert!(!permits(rule, "https://a.internal.example.com:444/"));
+    }
+
+    #[test]
+    fn ip_spellings_are_compared_in_canonical_form() {
+        assert!(permits("http://127.0.0.1:80", "http://0x7f.0.0.1/"));
+        assert!(permits("http://127.0.0.1:80", "http://2130706433/"));
+        assert!(permits("http://[::1]:8080", "http://[0:0::1]:8080/"));
+        assert!(permits("http://example.com", "http://EXAMPLE.com./"));
+    }
+
+    #[test]
+    fn userinfo_does_not_change_the_host_that_is_checked() {
+        assert!(!permits(
+            "http://allowed.example",
+            "http://allowed.example@evil.example/"
+        ));
+    }
+
+    #[test]
+    fn path_prefix_matches_whole_segments() {
+        let rule = "https://api.example.com/v1";
+        assert!(permits(rule, "https://api.example.com/v1"));
+        assert!(permits(rule, "https://api.example.com/v1/users"));
+        assert!(!permits(rule, "https://api.example.com/v10"));
+        assert!(!permits(rule, "https://api.example.com/"));
+    }
+
+    #[test]
+    fn bad_rules_say_what_is_wrong() {
+        for bad in [
+            "ftp://x",
+            "*",
+            "a*.example.com",
+            "user@host",
+            "http://",
+            "*.1.2.3.4",
+        ] {
+            let err = HostRule::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Health results: what one check found and what the cache keeps per
+//! connector.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// The status of a connector, as the API reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+    Unhealthy,
+    Unavailable,
+    Unknown,
+}
+
+impl HealthStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unhealthy => "unhealthy",
+            HealthStatus::Unavailable => "unavailable",
+            HealthStatus::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a check failed for reasons of the sandbox rather than of the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The guest did not finish within the check's timeout.
+    Deadline,
+    /// The guest hit its memory limit.
+    OutOfMemory,
+    /// The guest trapped (panic, unreachable, stack overflow, ...).
+    Trap,
+    /// The guest returned an error instead of a report.
+    GuestError,
+    /// The instance could not be created or initialised.
+    Instantiate,
+}
+
+impl FailureKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FailureKind::Deadline => "deadline",
+            FailureKind::OutOfMemory => "out-of-memory",
+            FailureKind::Trap => "trap",
+            FailureKind::GuestError => "guest-error",
+            FailureKind::Instantiate => "instantiate",
+        }
+    }
+}
+
+/// The result of one health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckOutcome {
+    pub status: HealthStatus,
+    pub message: String,
+    pub details: Vec<(String, String)>,
+    /// Set when the sandbox, not the target, caused the failure.
+    pub failure: Option<FailureKind>,
+    pub latency: Duration,
+    pub checked_at: SystemTime,
+}
+
+/// What the cache holds for one connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthSnapshot {
+    pub status: HealthStatus,
+    pub message: String,
+    pub details: Vec<(String, String)>,
+    pub failure: Option<FailureKind>,
+    pub latency: Option<Duration>,
+    pub checked_at: Option<SystemTime>,
+    /// Checks in a row that were not healthy (degraded counts as healthy).
+    pub consecutive_failures: u32,
+}
+
+impl HealthSnapshot {
+    pub fn unknown() -> Self {
+        HealthSnapshot {
+            status: HealthStatus::Unknown,
+            message: "not checked yet".into(),
+            details: Vec::new(),
+            failure: None,
+            latency: None,
+            checked_at: None,
+            consecutive_failures: 0,
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        HealthSnapshot {
+            status: HealthStatus::Unavailable,
+            message: message.into(),
+            ..Self::unknown()
+        }
+    }
+
+    /// Folds a new outcome into the snapshot.
+    pub fn record(&mut self, outcome: CheckOutcome) {
+        let failed = !matches!(
+            outcome.status,
+            HealthStatus::Healthy | HealthStatus::Degraded
+        );
+        self.consecutive_failures = if failed {
+            self.consecutive_failures.saturating_add(1)
+        } else {
+            0
+        };
+        self.status = outcome.status;
+        self.message = outcome.message;
+        self.details = outcome.details;
+        self.failure = outcome.failure;
+        self.latency = Some(outcome.latency);
+        self.checked_at = Some(outcome.checked_at);
+    }
+}
+
+/// Latency as people read it: `850µs`, `12ms`, `1.5s`, `5s`.
+pub fn format_latency(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{}µs", d.as_micros())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: HealthStatus) -> CheckOutcome {
+        CheckOutcome {
+            status,
+            message: String::new(),
+            details: Vec::new(),
+            failure: None,
+            latency: Duration::from_millis(3),
+            checked_at: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn consecutive_failures_count_up_and_reset_on_success() {
+        let mut snap = HealthSnapshot::unknown();
+        snap.record(outcome(HealthStatus::Unhealthy));
+        snap.record(outcome(HealthStatus::Unhealthy));
+        assert_eq!(snap.consecutive_failures, 2);
+        snap.record(outcome(HealthStatus::Degraded));
+        assert_eq!(snap.consecutive_failures, 0);
+        assert_eq!(snap.status, HealthStatus::Degraded);
+    }
+
+    #[test]
+    fn latency_reads_naturally() {
+        assert_eq!(format_latency(Duration::from_secs(5)), "5s");
+        assert_eq!(format_latency(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(format_latency(Duration::from_millis(12)), "12ms");
+        assert_eq!(format_latency(Duration::from_micros(850)), "850µs");
+    }
+}

@@ -1,0 +1,37 @@
+//! Sandport's host runtime: loads connectors (WebAssembly components) from
+//! the operator's config, runs each in its own sandbox and health-checks them
+//! on schedule.
+//!
+//! Layout, in the order data flows:
+//! - [`config`]: `connectors.yaml` -> validated [`ConnectorConfig`]s, every
+//!   problem named by entry and key.
+//! - `builtin`: the connectors compiled into the binary.
+//! - `sandbox`: the wasmtime engine, compiled components, and one deadline-
+//!   and memory-capped instance per connector.
+//! - [`egress`]: the guest's only way out (HTTP through an allowlist, with
+//!   credentials attached by the host).
+//! - [`registry`]: the [`Runtime`] — registered connectors, their cached
+//!   health and their schedule; the surface the API layers call.
+//! - [`health`]: check results and the cache entry per connector.
+#![forbid(unsafe_code)]
+
+mod builtin;
+pub mod config;
+pub mod egress;
+pub mod health;
+pub mod registry;
+mod sandbox;
+
+pub use config::{ConnectorConfig, ConnectorType};
+pub use health::{FailureKind, HealthSnapshot, HealthStatus};
+pub use registry::{ConnectorInfo, NotFound, RegisterError, Runtime, RuntimeError, RuntimeOptions};
+
+/// The built-ins, for config parsing.
+pub fn builtins() -> &'static dyn config::BuiltinCatalog {
+    &builtin::Builtins
+}
+
+/// Names of the built-in components.
+pub fn builtin_names() -> Vec<&'static str> {
+    builtin::BUILTINS.iter().map(|b| b.name).collect()
+}

@@ -1,0 +1,561 @@
+//! The registry of running connectors: one sandboxed instance per enabled
+//! config entry, its cached health, and its place in the health schedule.
+//!
+//! [`Runtime`] is the whole public surface the binary and the API layers use:
+//! register, remove, list, get, check one, check all, shut down. It knows
+//! nothing of gRPC or HTTP frameworks.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::builtin;
+use crate::config::{
+    ComponentRef, ConnectionMode, ConnectorConfig, ConnectorType, Loaded, Problem,
+};
+use crate::egress::{Egress, HttpClient};
+use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus};
+use crate::sandbox::{Guest, GuestError, GuestInfo, Prepared, Sandbox, SandboxError};
+
+/// How long `close` may take when a connector is removed or on shutdown.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Run each connector's health checks on its interval.
+    pub schedule: bool,
+    /// Checks allowed to run at the same time (scheduled and live).
+    pub max_concurrent_checks: usize,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            schedule: true,
+            max_concurrent_checks: 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("cannot create the HTTP client: {0}")]
+    Http(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegisterError {
+    #[error("a connector with id `{0}` is already registered")]
+    AlreadyExists(String),
+    #[error("connector `{id}`: component {component}: {message}")]
+    Component {
+        id: String,
+        component: String,
+        message: String,
+    },
+    #[error("connector `{id}`: {message}")]
+    Sandbox { id: String, message: String },
+    #[error("connector `{id}` refused its config: {message}")]
+    Initialize { id: String, message: String },
+}
+
+impl RegisterError {
+    /// The config key the error is about, if one.
+    pub fn key(&self) -> &'static str {
+        match self {
+            RegisterError::AlreadyExists(_) => "id",
+            RegisterError::Component { .. } => "component",
+            RegisterError::Sandbox { .. } => "sandbox",
+            RegisterError::Initialize { .. } => "settings",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no connector with id `{0}`")]
+pub struct NotFound(pub String);
+
+/// What the API shows of a connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorInfo {
+    pub id: String,
+    pub name: String,
+    pub connector_type: ConnectorType,
+    pub description: String,
+    pub endpoint: String,
+    pub enabled: bool,
+    pub mode: ConnectionMode,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: Vec<String>,
+    /// Digest of the component's bytes (hex SHA-256).
+    pub component_digest: String,
+    pub health: HealthSnapshot,
+}
+
+/// The connector runtime. Cheap to clone; all clones share one registry.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sandbox: Sandbox,
+    http: HttpClient,
+    options: RuntimeOptions,
+    permits: Semaphore,
+    connectors: RwLock<BTreeMap<String, Arc<Entry>>>,
+}
+
+struct Entry {
+    config: ConnectorConfig,
+    prepared: Arc<Prepared>,
+    info: GuestInfo,
+    instance: tokio::sync::Mutex<Option<Guest>>,
+    health: Mutex<HealthSnapshot>,
+    schedule: Mutex<Option<AbortHandle>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section leaves the value consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Runtime {
+    pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
+        let sandbox = Sandbox::new()?;
+        let http = HttpClient::new().map_err(|e| RuntimeError::Http(e.to_string()))?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                sandbox,
+                http,
+                permits: Semaphore::new(options.max_concurrent_checks.max(1)),
+                options,
+                connectors: RwLock::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    /// Registers every connector of a loaded config, concurrently. Returns
+    /// the config's problems plus one per connector that failed to start.
+    pub async fn load(&self, loaded: Loaded) -> Vec<Problem> {
+        let mut problems = loaded.problems;
+        let mut tasks = JoinSet::new();
+        for config in loaded.connectors {
+            let runtime = self.clone();
+            tasks.spawn(async move {
+                let id = config.id.clone();
+                runtime.register(config).await.err().map(|e| (id, e))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some((id, error))) = joined {
+                problems.push(Problem {
+                    entry: format!("connector \"{id}\""),
+                    key: error.key().into(),
+                    message: error.to_string(),
+                });
+            }
+        }
+        problems
+    }
+
+    /// Loads, compiles, instantiates and initialises a connector, then
+    /// schedules its health checks.
+    pub async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, RegisterError> {
+        let id = config.id.clone();
+        if self.read().contains_key(&id) {
+            return Err(RegisterError::AlreadyExists(id));
+        }
+        let prepared = self.prepare(&config).await?;
+        let timeout = config.health_check.timeout;
+        let (instance, info, health) = if config.enabled {
+            let mut guest = self
+                .start_guest(&prepared, &config)
+                .await
+                .map_err(|e| match e {
+                    StartError::Refused(message) => RegisterError::Initialize {
+                        id: id.clone(),
+                        message,
+                    },
+                    StartError::Sandbox(e) => RegisterError::Sandbox {
+                        id: id.clone(),
+                        message: e.message,
+                    },
+                })?;
+            let info = guest
+                .info(timeout)
+                .await
+                .map_err(|e| RegisterError::Sandbox {
+                    id: id.clone(),
+                    message: e.message,
+                })?;
+            let health = if config.health_check.enabled {
+                HealthSnapshot::unknown()
+            } else {
+                HealthSnapshot {
+                    message: "scheduled health checks are disabled".into(),
+                    ..HealthSnapshot::unknown()
+                }
+            };
+            (Some(guest), info, health)
+        } else {
+            let info = GuestInfo {
+                name: config.name.clone(),
+                description: config.description.clone(),
+                connector_type: config.connector_type,
+                endpoint: config.endpoint(),
+            };
+            (
+                None,
+                info,
+                HealthSnapshot::unavailable("disabled in config"),
+            )
+        };
+        let entry = Arc::new(Entry {
+            config,
+            prepared,
+            info,
+            instance: tokio::sync::Mutex::new(instance),
+            health: Mutex::new(health),
+            schedule: Mutex::new(None),
+        });
+        let inserted = {
+            let mut connectors = self.write();
+            let free = !connectors.contains_key(&id);
+            if free {
+                connectors.insert(id.clone(), entry.clone());
+            }
+            free
+        };
+        if !inserted {
+            // Lost a race with another registration of the same id.
+            close(&entry).await;
+            return Err(RegisterError::AlreadyExists(id));
+        }
+        if self.inner.options.schedule && entry.config.enabled && entry.config.health_check.enabled
+        {
+            let handle = spawn_schedule(Arc::downgrade(&self.inner), Arc::downgrade(&entry));
+            *lock(&entry.schedule) = Some(handle);
+        }
+        tracing::info!(connector = %id, component = %entry.config.component, "registered");
+        Ok(entry.info())
+    }
+
+    /// Stops checking a connector, calls its `close` and forgets it.
+    pub async fn remove(&self, id: &str) -> Result<(), NotFound> {
+        let entry = self
+            .write()
+            .remove(id)
+            .ok_or_else(|| NotFound(id.to_string()))?;
+        close(&entry).await;
+        tracing::info!(connector = %id, "removed");
+        Ok(())
+    }
+
+    /// Every connector (of `connector_type`, if given), sorted by id.
+    pub fn list(&self, connector_type: Option<ConnectorType>) -> Vec<ConnectorInfo> {
+        self.read()
+            .values()
+            .filter(|e| connector_type.is_none_or(|t| e.info.connector_type == t))
+            .map(|e| e.info())
+            .collect()
+    }
+
+    /// A connector's info and config.
+    pub fn get(&self, id: &str) -> Result<(ConnectorInfo, ConnectorConfig), NotFound> {
+        let entry = self.entry(id)?;
+        Ok((entry.info(), entry.config.clone()))
+    }
+
+    /// Runs a health check now and returns the updated snapshot.
+    pub async fn check(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
+        let entry = self.entry(id)?;
+        Ok(run_check(&self.inner, &entry).await)
+    }
+
+    /// Checks every connector (of `connector_type`, if given) concurrently.
+    /// Results are sorted by id.
+    pub async fn check_all(
+        &self,
+        connector_type: Option<ConnectorType>,
+    ) -> Vec<(String, HealthSnapshot)> {
+        let entries: Vec<Arc<Entry>> = self
+            .read()
+            .values()
+            .filter(|e| connector_type.is_none_or(|t| e.info.connector_type == t))
+            .cloned()
+            .collect();
+        let mut tasks = JoinSet::new();
+        for entry in entries {
+            let inner = self.inner.clone();
+            tasks.spawn(async move {
+                let snapshot = run_check(&inner, &entry).await;
+                (entry.config.id.clone(), snapshot)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(result) => results.push(result),
+                Err(e) => tracing::error!("a health check task failed: {e}"),
+            }
+        }
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        results
+    }
+
+    /// Closes every connector. The runtime is empty afterwards.
+    pub async fn shutdown(&self) {
+        let entries: Vec<Arc<Entry>> = std::mem::take(&mut *self.write()).into_values().collect();
+        let mut tasks = JoinSet::new();
+        for entry in entries {
+            tasks.spawn(async move { close(&entry).await });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn entry(&self, id: &str) -> Result<Arc<Entry>, NotFound> {
+        self.read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| NotFound(id.to_string()))
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.inner
+            .connectors
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Entry>>> {
+        self.inner
+            .connectors
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn prepare(&self, config: &ConnectorConfig) -> Result<Arc<Prepared>, RegisterError> {
+        let fail = |message: String| RegisterError::Component {
+            id: config.id.clone(),
+            component: config.component.to_string(),
+            message,
+        };
+        let what = format!("component {}", config.component);
+        match &config.component {
+            ComponentRef::Builtin(name) => {
+                let builtin = builtin::find(name).ok_or_else(|| {
+                    fail(format!(
+                        "no such built-in; built-ins: {}",
+                        builtin::BUILTINS
+                            .iter()
+                            .map(|b| b.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })?;
+                self.inner.sandbox.prepare(&what, builtin.component).await
+            }
+            ComponentRef::Path(path) => {
+                let bytes = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| fail(format!("cannot read the file: {e}")))?;
+                self.inner.sandbox.prepare(&what, &bytes).await
+            }
+        }
+        .map_err(|e| fail(e.to_string()))
+    }
+
+    async fn start_guest(
+        &self,
+        prepared: &Prepared,
+        config: &ConnectorConfig,
+    ) -> Result<Guest, StartError> {
+        start_guest(&self.inner, prepared, config, config.health_check.timeout).await
+    }
+}
+
+enum StartError {
+    /// The guest's `initialize` returned an error.
+    Refused(String),
+    Sandbox(GuestError),
+}
+
+async fn start_guest(
+    inner: &Inner,
+    prepared: &Prepared,
+    config: &ConnectorConfig,
+    timeout: Duration,
+) -> Result<Guest, StartError> {
+    let started = Instant::now();
+    let egress = Egress::new(inner.http.clone(), config).map_err(|e| {
+        StartError::Sandbox(GuestError {
+            kind: FailureKind::Instantiate,
+            message: e.to_string(),
+        })
+    })?;
+    let mut guest = Guest::instantiate(&inner.sandbox, prepared, config, egress, timeout)
+        .await
+        .map_err(StartError::Sandbox)?;
+    let left = timeout.saturating_sub(started.elapsed());
+    match guest.initialize(config, left).await {
+        Ok(Ok(())) => Ok(guest),
+        Ok(Err(message)) => Err(StartError::Refused(message)),
+        Err(e) => Err(StartError::Sandbox(e)),
+    }
+}
+
+impl Entry {
+    fn info(&self) -> ConnectorInfo {
+        ConnectorInfo {
+            id: self.config.id.clone(),
+            name: self.info.name.clone(),
+            connector_type: self.info.connector_type,
+            description: self.info.description.clone(),
+            endpoint: self.info.endpoint.clone(),
+            enabled: self.config.enabled,
+            mode: self.config.mode,
+            metadata: self.config.metadata.clone(),
+            tags: self.config.tags.clone(),
+            component_digest: self.prepared.digest().to_string(),
+            health: lock(&self.health).clone(),
+        }
+    }
+}
+
+async fn close(entry: &Entry) {
+    if let Some(handle) = lock(&entry.schedule).take() {
+        handle.abort();
+    }
+    let guest = entry.instance.lock().await.take();
+    if let Some(guest) = guest {
+        if let Err(e) = guest.close(CLOSE_TIMEOUT).await {
+            tracing::warn!(connector = %entry.config.id, "close failed: {e}");
+        }
+    }
+}
+
+/// Runs one check of `entry` and records it in the cache.
+async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
+    if !entry.config.enabled {
+        return lock(&entry.health).clone();
+    }
+    let outcome = match inner.permits.acquire().await {
+        Ok(_permit) => check_once(inner, entry).await,
+        Err(_) => return lock(&entry.health).clone(),
+    };
+    let mut health = lock(&entry.health);
+    // Log changes, not every check: thousands of connectors check often.
+    if health.status != outcome.status || health.failure != outcome.failure {
+        tracing::info!(
+            connector = %entry.config.id,
+            status = %outcome.status,
+            failure = outcome.failure.as_ref().map(FailureKind::as_str),
+            "{}",
+            outcome.message
+        );
+    }
+    health.record(outcome);
+    health.clone()
+}
+
+async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
+    let timeout = entry.config.health_check.timeout;
+    let started = Instant::now();
+    let deadline = started + timeout;
+    let fail = |kind: FailureKind, message: String| CheckOutcome {
+        status: HealthStatus::Unhealthy,
+        message,
+        details: Vec::new(),
+        failure: Some(kind),
+        latency: started.elapsed(),
+        checked_at: SystemTime::now(),
+    };
+    let Ok(mut slot) = tokio::time::timeout_at(deadline, entry.instance.lock()).await else {
+        return fail(
+            FailureKind::Deadline,
+            format!(
+                "timed out after {} waiting for the previous check to finish",
+                crate::health::format_latency(timeout)
+            ),
+        );
+    };
+    if !slot.as_ref().is_some_and(Guest::is_usable) {
+        // The last call trapped or timed out: start a fresh instance.
+        *slot = None;
+        match start_guest(inner, &entry.prepared, &entry.config, timeout).await {
+            Ok(guest) => *slot = Some(guest),
+            Err(StartError::Refused(message)) => {
+                return fail(
+                    FailureKind::GuestError,
+                    format!("initialize failed: {message}"),
+                );
+            }
+            Err(StartError::Sandbox(e)) => return fail(e.kind, e.message),
+        }
+    }
+    let Some(guest) = slot.as_mut() else {
+        return fail(FailureKind::Instantiate, "no instance".into());
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    match guest.health_check(left).await {
+        Ok(Ok(report)) => CheckOutcome {
+            status: crate::sandbox::status_from_wit(report.status),
+            message: report.message,
+            details: report.details,
+            failure: None,
+            latency: started.elapsed(),
+            checked_at: SystemTime::now(),
+        },
+        Ok(Err(message)) => fail(FailureKind::GuestError, message),
+        Err(e) => {
+            *slot = None;
+            fail(e.kind, e.message)
+        }
+    }
+}
+
+/// Checks `entry` every interval until it is removed. The first check comes
+/// after a delay derived from the id, so that many connectors loaded at once
+/// do not all fire in the same instant.
+fn spawn_schedule(inner: Weak<Inner>, entry: Weak<Entry>) -> AbortHandle {
+    let Some(first) = entry.upgrade() else {
+        return tokio::spawn(async {}).abort_handle();
+    };
+    let interval = first.config.health_check.interval;
+    let spread = interval.min(Duration::from_secs(2));
+    let offset = spread.mul_f64(fraction_of(&first.config.id));
+    drop(first);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval_at(Instant::now() + offset, interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let (Some(inner), Some(entry)) = (inner.upgrade(), entry.upgrade()) else {
+                break;
+            };
+            run_check(&inner, &entry).await;
+        }
+    })
+    .abort_handle()
+}
+
+/// A stable number in [0, 1) from a string (FNV-1a).
+fn fraction_of(text: &str) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,232 @@
+//! One live connector instance and the deadline-guarded calls into it.
+//!
+//! Every call arms the store's deadline first. Epoch interruption traps a
+//! guest that computes past it (and yields to the executor every tick until
+//! then); the same deadline bounds time spent in host calls, because the
+//! whole call future is dropped when it passes. After a trap or a timeout the
+//! instance must not be entered again: callers drop it and instantiate anew.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::{Store, UpdateDeadline};
+
+use super::bindings::Connector;
+use super::bindings::sandport::connector::types as wit;
+use super::state::GuestState;
+use super::{Prepared, Sandbox};
+use crate::config::{ConnectorConfig, ConnectorType};
+use crate::egress::Egress;
+use crate::health::{FailureKind, format_latency};
+
+/// A call that failed for a reason of the sandbox (not the guest's answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestError {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl fmt::Display for GuestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for GuestError {}
+
+/// What the guest says about itself after `initialize`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestInfo {
+    pub name: String,
+    pub description: String,
+    pub connector_type: ConnectorType,
+    pub endpoint: String,
+}
+
+/// The trap raised when a call runs past its deadline.
+#[derive(Debug)]
+struct DeadlineReached;
+
+impl fmt::Display for DeadlineReached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline reached")
+    }
+}
+
+impl std::error::Error for DeadlineReached {}
+
+pub struct Guest {
+    store: Store<GuestState>,
+    bindings: Connector,
+    memory_limit: u64,
+    /// False once a call trapped, timed out or was dropped midway.
+    usable: bool,
+}
+
+impl Guest {
+    /// Creates an instance of `prepared` for `config` within `timeout`.
+    pub async fn instantiate(
+        sandbox: &Sandbox,
+        prepared: &Prepared,
+        config: &ConnectorConfig,
+        egress: Egress,
+        timeout: Duration,
+    ) -> Result<Guest, GuestError> {
+        let id: Arc<str> = Arc::from(config.id.as_str());
+        let state = GuestState::new(id, config.sandbox.memory_limit, egress);
+        let mut store = Store::new(sandbox.engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().deadline {
+                Err(wasmtime::Error::new(DeadlineReached))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let deadline = arm(&mut store, timeout);
+        let memory_limit = config.sandbox.memory_limit;
+        let result =
+            tokio::time::timeout_at(deadline, prepared.pre.instantiate_async(&mut store)).await;
+        let bindings = classify(&store, result, timeout, memory_limit).map_err(|mut e| {
+            if e.kind == FailureKind::Trap {
+                e.kind = FailureKind::Instantiate;
+            }
+            e.message = format!("cannot instantiate: {}", e.message);
+            e
+        })?;
+        Ok(Guest {
+            store,
+            bindings,
+            memory_limit,
+            usable: true,
+        })
+    }
+
+    /// Whether the instance may be entered again.
+    pub fn is_usable(&self) -> bool {
+        self.usable
+    }
+
+    async fn guarded<R>(
+        &mut self,
+        timeout: Duration,
+        call: impl AsyncFnOnce(&Connector, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, GuestError> {
+        if !self.usable {
+            return Err(GuestError {
+                kind: FailureKind::Trap,
+                message: "the instance failed earlier and cannot be entered again".into(),
+            });
+        }
+        let deadline = arm(&mut self.store, timeout);
+        // Cleared only if the call completes: a future dropped midway leaves
+        // the instance unusable.
+        self.usable = false;
+        let result = tokio::time::timeout_at(deadline, call(&self.bindings, &mut self.store)).await;
+        let result = classify(&self.store, result, timeout, self.memory_limit);
+        self.usable = result.is_ok();
+        result
+    }
+
+    /// Calls `initialize`; the inner `Err` is the guest's own refusal.
+    pub async fn initialize(
+        &mut self,
+        config: &ConnectorConfig,
+        timeout: Duration,
+    ) -> Result<Result<(), String>, GuestError> {
+        let record = super::convert::to_wit(config);
+        self.guarded(timeout, async move |b, s| {
+            b.sandport_connector_connector_api()
+                .call_initialize(s, &record)
+                .await
+        })
+        .await
+    }
+
+    /// Reads name, description, type and endpoint.
+    pub async fn info(&mut self, timeout: Duration) -> Result<GuestInfo, GuestError> {
+        self.guarded(timeout, async |b, s| {
+            let api = b.sandport_connector_connector_api();
+            Ok(GuestInfo {
+                name: api.call_name(&mut *s).await?,
+                description: api.call_description(&mut *s).await?,
+                connector_type: super::convert::from_wit_type(
+                    api.call_connector_type(&mut *s).await?,
+                ),
+                endpoint: api.call_get_endpoint(&mut *s).await?,
+            })
+        })
+        .await
+    }
+
+    /// Runs one health check; the inner `Err` is the guest's own error.
+    pub async fn health_check(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Result<wit::HealthReport, String>, GuestError> {
+        self.guarded(timeout, async |b, s| {
+            b.sandport_connector_connector_api()
+                .call_health_check(s)
+                .await
+        })
+        .await
+    }
+
+    /// Calls `close`. The instance is dropped afterwards either way.
+    pub async fn close(mut self, timeout: Duration) -> Result<(), GuestError> {
+        if !self.usable {
+            return Ok(());
+        }
+        self.guarded(timeout, async |b, s| {
+            b.sandport_connector_connector_api().call_close(s).await
+        })
+        .await
+    }
+}
+
+fn arm(store: &mut Store<GuestState>, timeout: Duration) -> Instant {
+    let deadline = Instant::now() + timeout;
+    let data = store.data_mut();
+    data.deadline = deadline;
+    data.limits.memory_refused = false;
+    store.set_epoch_deadline(1);
+    deadline
+}
+
+fn classify<R>(
+    store: &Store<GuestState>,
+    result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+    memory_limit: u64,
+) -> Result<R, GuestError> {
+    let timed_out = || GuestError {
+        kind: FailureKind::Deadline,
+        message: format!("timed out after {}", format_latency(timeout)),
+    };
+    match result {
+        Err(_elapsed) => Err(timed_out()),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) if error.is::<DeadlineReached>() => Err(timed_out()),
+        Ok(Err(_)) if store.data().limits.memory_refused => Err(GuestError {
+            kind: FailureKind::OutOfMemory,
+            message: format!(
+                "the guest ran out of memory (limit {})",
+                bytesize::ByteSize::b(memory_limit).display().iec()
+            ),
+        }),
+        Ok(Err(error)) => Err(GuestError {
+            kind: FailureKind::Trap,
+            message: format!("the guest trapped: {}", trap_message(&error)),
+        }),
+    }
+}
+
+/// The trap's own message without wasmtime's multi-line backtrace.
+fn trap_message(error: &wasmtime::Error) -> String {
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    }
+}

@@ -1,0 +1,171 @@
+//! The sandbox: one wasmtime [`Engine`] for the process, components compiled
+//! once per digest, and [`Guest`] instances that each live in their own
+//! `Store` with deny-all WASI, a memory cap and a deadline on every call.
+//!
+//! The linker is the complete list of what a guest may import: WASI p2
+//! (inert: no files, sockets, environment or arguments are granted) plus the
+//! `sandport:connector` imports, `http-client` and `logging`.
+
+mod convert;
+mod guest;
+mod state;
+mod stdio;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+pub use convert::status_from_wit;
+pub use guest::{Guest, GuestError, GuestInfo};
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "connector",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::ConnectorPre;
+use state::GuestState;
+
+/// How often the epoch advances: the granularity of deadlines and of the
+/// yields that keep a busy guest from hogging an executor thread.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("{what} is not a valid WebAssembly component: {message}")]
+    Compile { what: String, message: String },
+    #[error("{what} cannot be linked: {message}")]
+    Link { what: String, message: String },
+}
+
+/// A compiled component, ready to be instantiated many times.
+pub struct Prepared {
+    pre: ConnectorPre<GuestState>,
+    digest: String,
+}
+
+impl Prepared {
+    /// Hex SHA-256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    compiled: Mutex<HashMap<String, Arc<Prepared>>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Sandbox {
+    pub fn new() -> Result<Self, SandboxError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        // Sandport calls one export at a time per store; the concurrent
+        // component-model machinery would only make each call slower.
+        config.concurrency_support(false);
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        bindings::Connector::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("sandport-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
+
+        Ok(Sandbox {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
+    }
+
+    /// Compiles `bytes` (or returns the compilation of identical bytes done
+    /// before). `what` names the component in errors.
+    pub async fn prepare(&self, what: &str, bytes: &[u8]) -> Result<Arc<Prepared>, SandboxError> {
+        let digest = hex(&Sha256::digest(bytes));
+        if let Some(found) = self.lock_compiled().get(&digest) {
+            return Ok(found.clone());
+        }
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        // Compilation is CPU-bound and can take a while for big guests.
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+            .await
+            .map_err(|e| SandboxError::Compile {
+                what: what.to_string(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| SandboxError::Compile {
+                what: what.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        let link_error = |e: wasmtime::Error| SandboxError::Link {
+            what: what.to_string(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
+        let pre = ConnectorPre::new(instance_pre).map_err(link_error)?;
+        let prepared = Arc::new(Prepared {
+            pre,
+            digest: digest.clone(),
+        });
+        Ok(self
+            .lock_compiled()
+            .entry(digest)
+            .or_insert(prepared)
+            .clone())
+    }
+
+    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Prepared>>> {
+        // The map is only ever inserted into, so a poisoned lock still
+        // holds consistent data.
+        self.compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

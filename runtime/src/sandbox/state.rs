@@ -1,0 +1,164 @@
+//! Per-instance state: everything one connector's `Store` holds, built in one
+//! place, plus the host side of the imports the guest may call.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::bindings::sandport::connector::{http_client, logging, types};
+use super::stdio::GuestOutput;
+use crate::egress::{self, Egress, EgressError};
+
+/// The longest log line a guest may write; the rest is cut.
+pub const MAX_LOG_LINE: usize = 4096;
+
+pub struct GuestState {
+    pub(super) connector_id: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: Limits,
+    egress: Egress,
+    /// End of the current export call; host calls never run past it.
+    pub(super) deadline: Instant,
+}
+
+impl GuestState {
+    pub fn new(connector_id: Arc<str>, memory_limit: u64, egress: Egress) -> Self {
+        // Deny-all WASI: no preopened directories, no environment, no
+        // arguments, no sockets, no name lookups. Output goes to the log.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestOutput::new(connector_id.clone(), "stdout"))
+            .stderr(GuestOutput::new(connector_id.clone(), "stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        GuestState {
+            connector_id,
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limits::new(memory_limit),
+            egress,
+            deadline: Instant::now(),
+        }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Memory and table caps for one instance. Records a refused memory growth
+/// so that the resulting trap can be reported as `out-of-memory`.
+pub struct Limits {
+    memory_limit: usize,
+    pub(super) memory_refused: bool,
+}
+
+impl Limits {
+    const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+    fn new(memory_limit: u64) -> Self {
+        Limits {
+            memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
+            memory_refused: false,
+        }
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired <= self.memory_limit;
+        if !ok {
+            self.memory_refused = true;
+        }
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= Self::MAX_TABLE_ELEMENTS)
+    }
+
+    fn instances(&self) -> usize {
+        32
+    }
+
+    fn tables(&self) -> usize {
+        32
+    }
+
+    fn memories(&self) -> usize {
+        8
+    }
+}
+
+impl types::Host for GuestState {}
+
+impl http_client::Host for GuestState {
+    async fn send(
+        &mut self,
+        request: http_client::Request,
+    ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
+        let request = egress::Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout: request
+                .timeout_ms
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+        };
+        let result = self.egress.send(request, self.deadline).await;
+        if let Err(error) = &result {
+            tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
+        }
+        Ok(result
+            .map(|r| http_client::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(|e| match e {
+                EgressError::Denied(m) => http_client::HttpError::Denied(m),
+                EgressError::InvalidUrl(m) => http_client::HttpError::InvalidUrl(m),
+                EgressError::Timeout(m) => http_client::HttpError::Timeout(m),
+                EgressError::Connect(m) => http_client::HttpError::Connect(m),
+                EgressError::Tls(m) => http_client::HttpError::Tls(m),
+                EgressError::TooLarge(m) => http_client::HttpError::TooLarge(m),
+                EgressError::Other(m) => http_client::HttpError::Other(m),
+            }))
+    }
+}
+
+impl logging::Host for GuestState {
+    async fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+        let message = super::stdio::truncate(&message, MAX_LOG_LINE);
+        let id = &*self.connector_id;
+        match level {
+            logging::Level::Trace => tracing::trace!(connector = id, "{message}"),
+            logging::Level::Debug => tracing::debug!(connector = id, "{message}"),
+            logging::Level::Info => tracing::info!(connector = id, "{message}"),
+            logging::Level::Warn => tracing::warn!(connector = id, "{message}"),
+            logging::Level::Error => tracing::error!(connector = id, "{message}"),
+        }
+        Ok(())
+    }
+}

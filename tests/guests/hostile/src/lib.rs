@@ -1,0 +1,68 @@
+//! A connector that misbehaves as its `settings.mode` says, so that the tests
+//! can prove the host contains it:
+//!
+//! - `loop`: spins forever in `health-check`.
+//! - `alloc`: allocates memory until the host refuses.
+//! - `fetch`: GETs `settings.url` and reports what happened (for egress tests).
+//! - `panic`: panics in `health-check`.
+//! - `fail-init`: refuses to initialise.
+//! - `log-and-print`: logs, prints to stdout/stderr, then reports healthy.
+//! - `count`: healthy, with the number of checks this instance has run.
+
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
+
+struct Hostile {
+    mode: String,
+    url: String,
+    checks: u64,
+}
+
+impl Connector for Hostile {
+    const NAME: &'static str = "Hostile";
+    const TYPE: ConnectorType = ConnectorType::Custom;
+
+    fn new(config: &Config) -> Result<Self, String> {
+        let mode = config.setting("mode").unwrap_or("count").to_string();
+        if mode == "fail-init" {
+            return Err("settings.mode is fail-init, so initialisation fails".into());
+        }
+        Ok(Hostile {
+            mode,
+            url: config.setting("url").unwrap_or_default().to_string(),
+            checks: 0,
+        })
+    }
+
+    fn health_check(&mut self) -> Result<HealthReport, Error> {
+        self.checks += 1;
+        match self.mode.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "panic" => panic!("hostile guest panicked on purpose"),
+            "fetch" => {
+                let response = http::get(&self.url)?;
+                Ok(HealthReport::from(response))
+            }
+            "log-and-print" => {
+                sandport_sdk::log::info!("hello from the guest log");
+                println!("hello from guest stdout");
+                eprintln!("hello from guest stderr");
+                Ok(HealthReport::healthy())
+            }
+            _ => Ok(HealthReport::healthy().detail("checks", self.checks.to_string())),
+        }
+    }
+}
+
+export_connector!(Hostile);

@@ -15,6 +15,7 @@
 //! - [`health`]: check results and the cache entry per connector.
 #![forbid(unsafe_code)]
 
+mod budget;
 mod builtin;
 pub mod config;
 pub mod egress;

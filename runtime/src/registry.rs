@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
+use crate::budget::Budget;
 use crate::builtin;
 use crate::config::{
     ComponentRef, ConnectionMode, ConnectorConfig, ConnectorType, Loaded, Problem,
@@ -177,7 +178,7 @@ impl Runtime {
             return Err(RegisterError::AlreadyExists(id));
         }
         let prepared = self.prepare(&config).await?;
-        let timeout = config.health_check.timeout;
+        let budget = Budget::new(config.health_check.timeout);
         let (instance, info, health) = if config.enabled {
             let mut guest = self
                 .start_guest(&prepared, &config)
@@ -193,7 +194,7 @@ impl Runtime {
                     },
                 })?;
             let info = guest
-                .info(timeout)
+                .info(budget)
                 .await
                 .map_err(|e| RegisterError::Sandbox {
                     id: id.clone(),
@@ -381,7 +382,13 @@ impl Runtime {
         prepared: &Prepared,
         config: &ConnectorConfig,
     ) -> Result<Guest, StartError> {
-        start_guest(&self.inner, prepared, config, config.health_check.timeout).await
+        start_guest(
+            &self.inner,
+            prepared,
+            config,
+            Budget::new(config.health_check.timeout),
+        )
+        .await
     }
 }
 
@@ -395,20 +402,18 @@ async fn start_guest(
     inner: &Inner,
     prepared: &Prepared,
     config: &ConnectorConfig,
-    timeout: Duration,
+    budget: Budget,
 ) -> Result<Guest, StartError> {
-    let started = Instant::now();
     let egress = Egress::new(inner.http.clone(), config).map_err(|e| {
         StartError::Sandbox(GuestError {
             kind: FailureKind::Instantiate,
             message: e.to_string(),
         })
     })?;
-    let mut guest = Guest::instantiate(&inner.sandbox, prepared, config, egress, timeout)
+    let mut guest = Guest::instantiate(&inner.sandbox, prepared, config, egress, budget)
         .await
         .map_err(StartError::Sandbox)?;
-    let left = timeout.saturating_sub(started.elapsed());
-    match guest.initialize(config, left).await {
+    match guest.initialize(config, budget).await {
         Ok(Ok(())) => Ok(guest),
         Ok(Err(message)) => Err(StartError::Refused(message)),
         Err(e) => Err(StartError::Sandbox(e)),
@@ -439,7 +444,7 @@ async fn close(entry: &Entry) {
     }
     let guest = entry.instance.lock().await.take();
     if let Some(guest) = guest {
-        if let Err(e) = guest.close(CLOSE_TIMEOUT).await {
+        if let Err(e) = guest.close(Budget::new(CLOSE_TIMEOUT)).await {
             tracing::warn!(connector = %entry.config.id, "close failed: {e}");
         }
     }
@@ -470,9 +475,8 @@ async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
 }
 
 async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
-    let timeout = entry.config.health_check.timeout;
     let started = Instant::now();
-    let deadline = started + timeout;
+    let budget = Budget::new(entry.config.health_check.timeout);
     let fail = |kind: FailureKind, message: String| CheckOutcome {
         status: HealthStatus::Unhealthy,
         message,
@@ -481,19 +485,19 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
         latency: started.elapsed(),
         checked_at: SystemTime::now(),
     };
-    let Ok(mut slot) = tokio::time::timeout_at(deadline, entry.instance.lock()).await else {
+    let Ok(mut slot) = tokio::time::timeout_at(budget.deadline, entry.instance.lock()).await else {
         return fail(
             FailureKind::Deadline,
             format!(
-                "timed out after {} waiting for the previous check to finish",
-                crate::health::format_latency(timeout)
+                "{} waiting for the previous check to finish",
+                budget.timed_out_message()
             ),
         );
     };
     if !slot.as_ref().is_some_and(Guest::is_usable) {
         // The last call trapped or timed out: start a fresh instance.
         *slot = None;
-        match start_guest(inner, &entry.prepared, &entry.config, timeout).await {
+        match start_guest(inner, &entry.prepared, &entry.config, budget).await {
             Ok(guest) => *slot = Some(guest),
             Err(StartError::Refused(message)) => {
                 return fail(
@@ -507,8 +511,7 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
     let Some(guest) = slot.as_mut() else {
         return fail(FailureKind::Instantiate, "no instance".into());
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    match guest.health_check(left).await {
+    match guest.health_check(budget).await {
         Ok(Ok(report)) => CheckOutcome {
             status: crate::sandbox::status_from_wit(report.status),
             message: report.message,

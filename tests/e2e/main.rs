@@ -1,1 +1,7 @@
+//! End-to-end tests: the real built-in and test components, run by the real
+//! runtime against real HTTP servers on loopback. One test binary with
+//! submodules keeps link time down.
 
+mod builtins;
+mod registry;
+mod sandbox;

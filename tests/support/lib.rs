@@ -1,1 +1,188 @@
+//! Test support: HTTP servers on loopback that impersonate the health
+//! endpoints of real services, and helpers to build connector configs.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use sandport::ConnectorConfig;
+
+/// Path of the misbehaving test guest, built by `build.rs`.
+pub const HOSTILE_WASM: &str = env!("SANDPORT_HOSTILE_WASM");
+
+/// What a route answers.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub delay: Duration,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<String>) -> Self {
+        Reply::status(200, body)
+    }
+
+    pub fn status(status: u16, body: impl Into<String>) -> Self {
+        Reply {
+            status,
+            body: body.into(),
+            delay: Duration::ZERO,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn slow(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A request the server received.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+}
+
+#[derive(Default)]
+struct Shared {
+    routes: HashMap<String, Reply>,
+    seen: Vec<Seen>,
+}
+
+/// An HTTP server on 127.0.0.1 with a port of its own. Unknown paths answer
+/// 404. Stops when dropped.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    shared: Arc<Mutex<Shared>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeServer {
+    pub async fn start(routes: &[(&str, Reply)]) -> FakeServer {
+        let shared = Arc::new(Mutex::new(Shared {
+            routes: routes
+                .iter()
+                .map(|(p, r)| (p.to_string(), r.clone()))
+                .collect(),
+            seen: Vec::new(),
+        }));
+        let app = Router::new().fallback(answer).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FakeServer { addr, shared, task }
+    }
+
+    /// A Prometheus that is healthy and ready.
+    pub async fn prometheus() -> FakeServer {
+        FakeServer::start(&[
+            ("/-/healthy", Reply::ok("Prometheus Server is Healthy.\n")),
+            ("/-/ready", Reply::ok("Prometheus Server is Ready.\n")),
+        ])
+        .await
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Changes what `path` answers.
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.lock().routes.insert(path.to_string(), reply);
+    }
+
+    /// Requests received so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.lock().seen.clone()
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.lock().seen.iter().filter(|s| s.path == path).count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().expect("test server state")
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(State(shared): State<Arc<Mutex<Shared>>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let reply = {
+        let mut shared = shared.lock().expect("test server state");
+        shared.seen.push(Seen {
+            method: request.method().to_string(),
+            path: path.clone(),
+            headers: request.headers().clone(),
+        });
+        shared.routes.get(&path).cloned()
+    };
+    let reply = reply.unwrap_or_else(|| Reply::status(404, "not found"));
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+    for (name, value) in &reply.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Body::from(reply.body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("local address").port();
+    drop(listener);
+    port
+}
+
+/// Parses one config entry written in YAML, panicking with the problems.
+pub fn entry(yaml: &str) -> ConnectorConfig {
+    sandport::config::parse_entry(yaml, Path::new("."), sandport::builtins()).unwrap_or_else(
+        |problems| {
+            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            panic!("bad test config:\n{}", text.join("\n"))
+        },
+    )
+}
+
+/// A runtime without the scheduler: tests call checks themselves.
+pub fn runtime() -> sandport::Runtime {
+    sandport::Runtime::new(sandport::RuntimeOptions {
+        schedule: false,
+        ..Default::default()
+    })
+    .expect("runtime starts")
+}

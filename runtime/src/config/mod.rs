@@ -22,6 +22,16 @@ use crate::egress::HostRule;
 /// The config shipped with the binary: the three observability connectors.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/connectors.yaml");
 
+/// A size as the config writes it: `64 MiB`, `512 KiB`, `1000 B`.
+pub fn format_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
 /// What kind of system a connector watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConnectorType {

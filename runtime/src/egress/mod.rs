@@ -20,6 +20,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use tokio::time::Instant;
+
+use crate::budget::Budget;
 use url::Url;
 
 pub use rule::{HostRule, RuleError};
@@ -50,7 +52,7 @@ pub struct Response {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EgressError {
-    #[error("denied: {0}")]
+    #[error("{0}")]
     Denied(String),
     #[error("invalid request: {0}")]
     InvalidUrl(String),
@@ -182,8 +184,8 @@ impl Egress {
         })
     }
 
-    /// Sends `request`, giving up at `deadline` at the latest.
-    pub async fn send(&self, request: Request, deadline: Instant) -> Result<Response, EgressError> {
+    /// Sends `request`, giving up when `budget` runs out at the latest.
+    pub async fn send(&self, request: Request, budget: Budget) -> Result<Response, EgressError> {
         let mut method = Method::from_bytes(request.method.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| {
                 EgressError::InvalidUrl(format!("`{}` is not an HTTP method", request.method))
@@ -196,7 +198,7 @@ impl Egress {
                 .map_err(|_| EgressError::InvalidUrl(format!("`{name}` is not a header name")))?;
             if name == http::header::HOST {
                 return Err(EgressError::Denied(
-                    "the Host header is set by the host from the URL".into(),
+                    "denied: the Host header is set by the host from the URL".into(),
                 ));
             }
             let value = HeaderValue::from_str(value).map_err(|_| {
@@ -205,19 +207,24 @@ impl Egress {
             headers.append(name, value);
         }
         let mut body = request.body;
-        let timeout = remaining(request.timeout, deadline);
+        // Messages name the limit that applies: the guest's own timeout if
+        // it is the shorter, else the whole call's.
+        let (timeout, limit) = match request.timeout {
+            Some(asked) if asked < budget.left() => (asked, asked),
+            _ => (budget.left(), budget.limit),
+        };
         let started = Instant::now();
 
         for _hop in 0..=MAX_REDIRECTS {
             if !self.policy.permits(&url) {
                 return Err(EgressError::Denied(format!(
-                    "{url} is outside this connector's allowlist ({})",
+                    "denied: {url} is outside this connector's allowlist ({})",
                     self.policy.describe()
                 )));
             }
             let left = timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
-                return Err(timed_out(timeout));
+                return Err(timed_out(limit));
             }
             let mut builder = self
                 .client
@@ -233,7 +240,7 @@ impl Egress {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
-            let response = builder.send().await.map_err(|e| classify(e, timeout))?;
+            let response = builder.send().await.map_err(|e| classify(e, limit))?;
             let status = response.status();
             if status.is_redirection() {
                 if let Some(location) = response.headers().get(http::header::LOCATION) {
@@ -245,7 +252,7 @@ impl Egress {
                     })?;
                     if !self.policy.permits(&next) {
                         return Err(EgressError::Denied(format!(
-                            "{url} redirected to {next}, which is outside this connector's allowlist ({})",
+                            "denied: {url} redirected to {next}, which is outside this connector's allowlist ({})",
                             self.policy.describe()
                         )));
                     }
@@ -259,7 +266,7 @@ impl Egress {
                     continue;
                 }
             }
-            return self.read(response, timeout).await;
+            return self.read(response, limit).await;
         }
         Err(EgressError::Other(format!(
             "more than {MAX_REDIRECTS} redirects, last to {url}"
@@ -307,11 +314,6 @@ impl Egress {
             body,
         })
     }
-}
-
-fn remaining(asked: Option<Duration>, deadline: Instant) -> Duration {
-    let left = deadline.saturating_duration_since(Instant::now());
-    asked.map_or(left, |asked| asked.min(left))
 }
 
 fn timed_out(timeout: Duration) -> EgressError {

@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
@@ -17,9 +16,10 @@ use super::bindings::Connector;
 use super::bindings::sandport::connector::types as wit;
 use super::state::GuestState;
 use super::{Prepared, Sandbox};
+use crate::budget::Budget;
 use crate::config::{ConnectorConfig, ConnectorType};
 use crate::egress::Egress;
-use crate::health::{FailureKind, format_latency};
+use crate::health::FailureKind;
 
 /// A call that failed for a reason of the sandbox (not the guest's answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,30 +66,31 @@ pub struct Guest {
 }
 
 impl Guest {
-    /// Creates an instance of `prepared` for `config` within `timeout`.
+    /// Creates an instance of `prepared` for `config` within `budget`.
     pub async fn instantiate(
         sandbox: &Sandbox,
         prepared: &Prepared,
         config: &ConnectorConfig,
         egress: Egress,
-        timeout: Duration,
+        budget: Budget,
     ) -> Result<Guest, GuestError> {
         let id: Arc<str> = Arc::from(config.id.as_str());
         let state = GuestState::new(id, config.sandbox.memory_limit, egress);
         let mut store = Store::new(sandbox.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|ctx| {
-            if Instant::now() >= ctx.data().deadline {
+            if Instant::now() >= ctx.data().budget.deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
             } else {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let deadline = arm(&mut store, timeout);
+        arm(&mut store, budget);
         let memory_limit = config.sandbox.memory_limit;
         let result =
-            tokio::time::timeout_at(deadline, prepared.pre.instantiate_async(&mut store)).await;
-        let bindings = classify(&store, result, timeout, memory_limit).map_err(|mut e| {
+            tokio::time::timeout_at(budget.deadline, prepared.pre.instantiate_async(&mut store))
+                .await;
+        let bindings = classify(&store, result, budget, memory_limit).map_err(|mut e| {
             if e.kind == FailureKind::Trap {
                 e.kind = FailureKind::Instantiate;
             }
@@ -111,7 +112,7 @@ impl Guest {
 
     async fn guarded<R>(
         &mut self,
-        timeout: Duration,
+        budget: Budget,
         call: impl AsyncFnOnce(&Connector, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, GuestError> {
         if !self.usable {
@@ -120,12 +121,13 @@ impl Guest {
                 message: "the instance failed earlier and cannot be entered again".into(),
             });
         }
-        let deadline = arm(&mut self.store, timeout);
+        arm(&mut self.store, budget);
         // Cleared only if the call completes: a future dropped midway leaves
         // the instance unusable.
         self.usable = false;
-        let result = tokio::time::timeout_at(deadline, call(&self.bindings, &mut self.store)).await;
-        let result = classify(&self.store, result, timeout, self.memory_limit);
+        let result =
+            tokio::time::timeout_at(budget.deadline, call(&self.bindings, &mut self.store)).await;
+        let result = classify(&self.store, result, budget, self.memory_limit);
         self.usable = result.is_ok();
         result
     }
@@ -134,10 +136,10 @@ impl Guest {
     pub async fn initialize(
         &mut self,
         config: &ConnectorConfig,
-        timeout: Duration,
+        budget: Budget,
     ) -> Result<Result<(), String>, GuestError> {
         let record = super::convert::to_wit(config);
-        self.guarded(timeout, async move |b, s| {
+        self.guarded(budget, async move |b, s| {
             b.sandport_connector_connector_api()
                 .call_initialize(s, &record)
                 .await
@@ -146,8 +148,8 @@ impl Guest {
     }
 
     /// Reads name, description, type and endpoint.
-    pub async fn info(&mut self, timeout: Duration) -> Result<GuestInfo, GuestError> {
-        self.guarded(timeout, async |b, s| {
+    pub async fn info(&mut self, budget: Budget) -> Result<GuestInfo, GuestError> {
+        self.guarded(budget, async |b, s| {
             let api = b.sandport_connector_connector_api();
             Ok(GuestInfo {
                 name: api.call_name(&mut *s).await?,
@@ -164,9 +166,9 @@ impl Guest {
     /// Runs one health check; the inner `Err` is the guest's own error.
     pub async fn health_check(
         &mut self,
-        timeout: Duration,
+        budget: Budget,
     ) -> Result<Result<wit::HealthReport, String>, GuestError> {
-        self.guarded(timeout, async |b, s| {
+        self.guarded(budget, async |b, s| {
             b.sandport_connector_connector_api()
                 .call_health_check(s)
                 .await
@@ -175,35 +177,33 @@ impl Guest {
     }
 
     /// Calls `close`. The instance is dropped afterwards either way.
-    pub async fn close(mut self, timeout: Duration) -> Result<(), GuestError> {
+    pub async fn close(mut self, budget: Budget) -> Result<(), GuestError> {
         if !self.usable {
             return Ok(());
         }
-        self.guarded(timeout, async |b, s| {
+        self.guarded(budget, async |b, s| {
             b.sandport_connector_connector_api().call_close(s).await
         })
         .await
     }
 }
 
-fn arm(store: &mut Store<GuestState>, timeout: Duration) -> Instant {
-    let deadline = Instant::now() + timeout;
+fn arm(store: &mut Store<GuestState>, budget: Budget) {
     let data = store.data_mut();
-    data.deadline = deadline;
+    data.budget = budget;
     data.limits.memory_refused = false;
     store.set_epoch_deadline(1);
-    deadline
 }
 
 fn classify<R>(
     store: &Store<GuestState>,
     result: Result<wasmtime::Result<R>, tokio::time::error::Elapsed>,
-    timeout: Duration,
+    budget: Budget,
     memory_limit: u64,
 ) -> Result<R, GuestError> {
     let timed_out = || GuestError {
         kind: FailureKind::Deadline,
-        message: format!("timed out after {}", format_latency(timeout)),
+        message: budget.timed_out_message(),
     };
     match result {
         Err(_elapsed) => Err(timed_out()),
@@ -213,7 +213,7 @@ fn classify<R>(
             kind: FailureKind::OutOfMemory,
             message: format!(
                 "the guest ran out of memory (limit {})",
-                bytesize::ByteSize::b(memory_limit).display().iec()
+                crate::config::format_size(memory_limit)
             ),
         }),
         Ok(Err(error)) => Err(GuestError {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio::time::Instant;
+use crate::budget::Budget;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -21,8 +21,8 @@ pub struct GuestState {
     table: ResourceTable,
     pub(super) limits: Limits,
     egress: Egress,
-    /// End of the current export call; host calls never run past it.
-    pub(super) deadline: Instant,
+    /// The current export call's time; host calls never run past it.
+    pub(super) budget: Budget,
 }
 
 impl GuestState {
@@ -42,7 +42,7 @@ impl GuestState {
             table: ResourceTable::new(),
             limits: Limits::new(memory_limit),
             egress,
-            deadline: Instant::now(),
+            budget: Budget::new(std::time::Duration::ZERO),
         }
     }
 }
@@ -126,7 +126,7 @@ impl http_client::Host for GuestState {
                 .timeout_ms
                 .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
         };
-        let result = self.egress.send(request, self.deadline).await;
+        let result = self.egress.send(request, self.budget).await;
         if let Err(error) = &result {
             tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
         }

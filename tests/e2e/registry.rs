@@ -1,0 +1,160 @@
+//! The registry: scheduling, disabled connectors, removal, duplicates.
+
+use std::time::Duration;
+
+use sandport::{ConnectorType, HealthStatus};
+use sandport_tests::{FakeServer, entry};
+
+#[tokio::test]
+async fn the_scheduler_checks_on_the_interval_and_caches_the_result() {
+    let server = FakeServer::prometheus().await;
+    let runtime = sandport::Runtime::new(sandport::RuntimeOptions::default()).expect("runtime");
+    runtime
+        .register(entry(&format!(
+            "{{id: prometheus, host: 127.0.0.1, port: {}, health_check: {{interval: 1s, timeout: 1s}}}}",
+            server.port()
+        )))
+        .await
+        .expect("registers");
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let hits = server.hits("/-/healthy");
+    assert!(
+        (2..=5).contains(&hits),
+        "expected about 3 checks in 3.5s, saw {hits}"
+    );
+    let (info, _) = runtime.get("prometheus").expect("registered");
+    assert_eq!(info.health.status, HealthStatus::Healthy);
+    assert!(info.health.checked_at.is_some());
+
+    runtime.remove("prometheus").await.expect("removed");
+    let after_removal = server.hits("/-/healthy");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        server.hits("/-/healthy"),
+        after_removal,
+        "no checks after removal"
+    );
+    assert!(
+        runtime.remove("prometheus").await.is_err(),
+        "second removal is NotFound"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_connector_is_unavailable_and_never_called() {
+    let server = FakeServer::prometheus().await;
+    let runtime = sandport::Runtime::new(sandport::RuntimeOptions::default()).expect("runtime");
+    runtime
+        .register(entry(&format!(
+            "{{id: prometheus, enabled: false, host: 127.0.0.1, port: {}, health_check: {{interval: 1s, timeout: 1s}}}}",
+            server.port()
+        )))
+        .await
+        .expect("registers");
+    let snap = runtime.check("prometheus").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Unavailable);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        server.seen().is_empty(),
+        "a disabled connector is never called"
+    );
+}
+
+#[tokio::test]
+async fn info_comes_from_the_guest_and_the_config() {
+    let runtime = sandport_tests::runtime();
+    let info = runtime
+        .register(entry(
+            "{id: prom-eu, component: prometheus, name: Prometheus EU, host: 10.1.2.3, port: 9090, tags: [eu], metadata: {region: eu-west}}",
+        ))
+        .await
+        .expect("registers");
+    assert_eq!(info.name, "Prometheus EU");
+    assert_eq!(info.connector_type, ConnectorType::Observability);
+    assert_eq!(info.endpoint, "http://10.1.2.3:9090");
+    assert_eq!(info.tags, vec!["eu".to_string()]);
+    assert_eq!(
+        info.metadata.get("region").map(String::as_str),
+        Some("eu-west")
+    );
+    assert_eq!(info.component_digest.len(), 64);
+    assert_eq!(info.health.status, HealthStatus::Unknown);
+}
+
+#[tokio::test]
+async fn duplicate_ids_are_refused_and_the_first_stays() {
+    let runtime = sandport_tests::runtime();
+    let config = entry("{id: jaeger, host: 127.0.0.1}");
+    let (a, b) = tokio::join!(runtime.register(config.clone()), runtime.register(config));
+    assert!(a.is_ok() != b.is_ok(), "exactly one registration wins");
+    assert_eq!(runtime.list(None).len(), 1);
+    assert!(
+        runtime
+            .register(entry("{id: jaeger, host: 127.0.0.1}"))
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn list_filters_by_type() {
+    let runtime = sandport_tests::runtime();
+    runtime
+        .register(entry("{id: jaeger, host: 127.0.0.1}"))
+        .await
+        .expect("registers");
+    runtime
+        .register(entry(
+            "{id: web, component: http, host: 127.0.0.1, port: 8080}",
+        ))
+        .await
+        .expect("registers");
+    let ids = |t| {
+        runtime
+            .list(Some(t))
+            .into_iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(ConnectorType::Observability), vec!["jaeger"]);
+    assert_eq!(ids(ConnectorType::Custom), vec!["web"]);
+    assert!(ids(ConnectorType::Database).is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_component_file_is_refused_with_its_path() {
+    let runtime = sandport_tests::runtime();
+    let err = runtime
+        .register(entry(
+            "{id: ghost, component: ./nowhere/ghost.wasm, host: 127.0.0.1, port: 80}",
+        ))
+        .await
+        .expect_err("missing file");
+    let text = err.to_string();
+    assert!(
+        text.contains("ghost.wasm") && text.contains("cannot read"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_component_is_refused() {
+    let dir = std::env::temp_dir().join(format!("sandport-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("junk.wasm");
+    std::fs::write(&path, b"\0asm but not really").expect("write");
+    let runtime = sandport_tests::runtime();
+    let err = runtime
+        .register(entry(&format!(
+            "{{id: junk, component: '{}', host: 127.0.0.1, port: 80}}",
+            path.display()
+        )))
+        .await
+        .expect_err("junk");
+    assert!(
+        err.to_string()
+            .contains("not a valid WebAssembly component"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

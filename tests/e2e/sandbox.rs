@@ -1,0 +1,276 @@
+//! A misbehaving guest is contained: denied egress, deadlines, memory caps,
+//! traps, and output that lands in the host's log.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sandport::{FailureKind, HealthStatus};
+use sandport_tests::{FakeServer, HOSTILE_WASM, Reply, entry, runtime};
+
+fn hostile(id: &str, port: u16, settings: &str, extra: &str) -> sandport::ConnectorConfig {
+    entry(&format!(
+        "{{id: {id}, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: {port}, settings: {{{settings}}}{extra}}}"
+    ))
+}
+
+#[tokio::test]
+async fn a_request_outside_the_allowlist_is_denied_naming_the_url() {
+    let own = FakeServer::prometheus().await;
+    let other = FakeServer::prometheus().await;
+    let runtime = runtime();
+    let url = other.url("/-/healthy");
+    runtime
+        .register(hostile(
+            "nosy",
+            own.port(),
+            &format!("mode: fetch, url: '{url}'"),
+            "",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("nosy").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Unhealthy);
+    assert!(snap.message.contains("denied"), "{}", snap.message);
+    assert!(snap.message.contains(&url), "{}", snap.message);
+    assert_eq!(other.seen().len(), 0, "the request never left the host");
+}
+
+#[tokio::test]
+async fn cloud_metadata_and_redirects_off_the_allowlist_are_denied() {
+    let own = FakeServer::start(&[(
+        "/hop",
+        Reply::status(302, "").header("location", "http://169.254.169.254/latest/meta-data/"),
+    )])
+    .await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "meta",
+            own.port(),
+            "mode: fetch, url: 'http://169.254.169.254/latest/meta-data/'",
+            "",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("meta").await.expect("known");
+    assert!(snap.message.contains("denied"), "{}", snap.message);
+
+    runtime
+        .register(hostile(
+            "hop",
+            own.port(),
+            &format!("mode: fetch, url: '{}'", own.url("/hop")),
+            "",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("hop").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Unhealthy);
+    assert!(
+        snap.message
+            .contains("redirected to http://169.254.169.254/"),
+        "{}",
+        snap.message
+    );
+    assert!(snap.message.contains("denied"), "{}", snap.message);
+}
+
+#[tokio::test]
+async fn allowed_hosts_open_exactly_the_listed_origin() {
+    let own = FakeServer::prometheus().await;
+    let other = FakeServer::prometheus().await;
+    let runtime = runtime();
+    let url = other.url("/-/healthy");
+    runtime
+        .register(hostile(
+            "friendly",
+            own.port(),
+            &format!("mode: fetch, url: '{url}'"),
+            &format!(
+                ", sandbox: {{allowed_hosts: ['http://127.0.0.1:{}']}}",
+                other.port()
+            ),
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("friendly").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    assert_eq!(other.hits("/-/healthy"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_loops_forever_is_cut_off_and_does_not_delay_others() {
+    let server = FakeServer::prometheus().await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "spinner",
+            server.port(),
+            "mode: loop",
+            ", health_check: {timeout: 1s}",
+        ))
+        .await
+        .expect("registers");
+    runtime
+        .register(entry(&format!(
+            "{{id: prometheus, host: 127.0.0.1, port: {}, health_check: {{timeout: 5s}}}}",
+            server.port()
+        )))
+        .await
+        .expect("registers");
+    let started = std::time::Instant::now();
+    let results = runtime.check_all(None).await;
+    let elapsed = started.elapsed();
+    let spinner = &results
+        .iter()
+        .find(|(id, _)| id == "spinner")
+        .expect("spinner")
+        .1;
+    let good = &results
+        .iter()
+        .find(|(id, _)| id == "prometheus")
+        .expect("prometheus")
+        .1;
+    assert_eq!(spinner.status, HealthStatus::Unhealthy);
+    assert_eq!(spinner.failure, Some(FailureKind::Deadline));
+    assert_eq!(spinner.message, "timed out after 1s");
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "check_all took {elapsed:?}"
+    );
+    assert_eq!(good.status, HealthStatus::Healthy, "{good:?}");
+    let good_latency = good.latency.expect("latency");
+    assert!(
+        good_latency < Duration::from_millis(900),
+        "the good check took {good_latency:?}"
+    );
+
+    // The trapped instance is replaced: the next check runs (and is cut off) again.
+    let again = runtime.check("spinner").await.expect("known");
+    assert_eq!(again.failure, Some(FailureKind::Deadline));
+    assert_eq!(again.consecutive_failures, 2);
+}
+
+#[tokio::test]
+async fn a_guest_that_allocates_past_its_limit_fails_cleanly() {
+    let server = FakeServer::prometheus().await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "hog",
+            server.port(),
+            "mode: alloc",
+            ", sandbox: {memory_limit: 16MiB}",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("hog").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Unhealthy);
+    assert_eq!(snap.failure, Some(FailureKind::OutOfMemory), "{snap:?}");
+    assert!(snap.message.contains("16 MiB"), "{}", snap.message);
+}
+
+#[tokio::test]
+async fn a_panicking_guest_is_a_trap_and_is_recreated_for_the_next_check() {
+    let server = FakeServer::prometheus().await;
+    let runtime = runtime();
+    runtime
+        .register(hostile("crashy", server.port(), "mode: panic", ""))
+        .await
+        .expect("registers");
+    for round in 1..=2 {
+        let snap = runtime.check("crashy").await.expect("known");
+        assert_eq!(
+            snap.failure,
+            Some(FailureKind::Trap),
+            "round {round}: {snap:?}"
+        );
+        assert!(snap.message.contains("trapped"), "{}", snap.message);
+        assert_eq!(snap.consecutive_failures, round);
+    }
+}
+
+#[tokio::test]
+async fn a_guest_that_refuses_its_config_is_not_registered() {
+    let runtime = runtime();
+    let err = runtime
+        .register(hostile("grumpy", 8080, "mode: fail-init", ""))
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("fail-init"), "{err}");
+    assert!(runtime.get("grumpy").is_err());
+}
+
+#[tokio::test]
+async fn instance_state_survives_between_checks() {
+    let server = FakeServer::prometheus().await;
+    let runtime = runtime();
+    runtime
+        .register(hostile("counter", server.port(), "mode: count", ""))
+        .await
+        .expect("registers");
+    runtime.check("counter").await.expect("known");
+    let snap = runtime.check("counter").await.expect("known");
+    assert!(
+        snap.details
+            .contains(&("checks".to_string(), "2".to_string())),
+        "{snap:?}"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn guest_logs_and_stdio_reach_the_host_log_tagged_with_the_connector() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // One thread, so the thread-local subscriber sees the guest's calls.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let server = FakeServer::prometheus().await;
+        let runtime = runtime();
+        runtime
+            .register(hostile("chatty", server.port(), "mode: log-and-print", ""))
+            .await
+            .expect("registers");
+        let snap = runtime.check("chatty").await.expect("known");
+        assert_eq!(snap.status, HealthStatus::Healthy);
+        runtime.shutdown().await;
+    });
+    let log = String::from_utf8_lossy(&captured.0.lock().expect("log buffer")).into_owned();
+    for needle in [
+        "hello from the guest log",
+        "hello from guest stdout",
+        "hello from guest stderr",
+    ] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in the log:\n{log}"));
+        assert!(
+            line.contains("connector=\"chatty\"") || line.contains("connector=chatty"),
+            "{line}"
+        );
+    }
+}

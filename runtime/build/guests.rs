@@ -28,8 +28,36 @@ fn target_dir(root: &Path) -> PathBuf {
         .join("guests")
 }
 
+/// Makes sure the standard library for the guest target is installed, so
+/// that a plain `cargo build` works on a fresh machine.
+fn ensure_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    if libdir.is_some_and(|dir| dir.is_dir()) {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the {TARGET} target with rustup to build the guest components"
+    );
+    let added = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !added {
+        panic!(
+            "the {TARGET} target is missing and `rustup target add {TARGET}` failed; install it and build again"
+        );
+    }
+}
+
 /// Builds `packages` and returns the path of each one's `.wasm`, in order.
 pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
+    ensure_target();
     let root = workspace_root();
     for path in watch
         .iter()

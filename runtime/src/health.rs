@@ -126,6 +126,34 @@ impl HealthSnapshot {
     }
 }
 
+/// The longest message kept from a guest.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// Makes a guest-supplied string fit for one log line or API field: control
+/// characters and line breaks become spaces, runs of spaces collapse, and
+/// the length is capped.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
+    let mut last_space = false;
+    for c in text.trim().chars() {
+        let c = if c.is_control() || c.is_whitespace() {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' && last_space {
+            continue;
+        }
+        last_space = c == ' ';
+        if out.len() + c.len_utf8() > MAX_MESSAGE {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Latency as people read it: `850µs`, `12ms`, `1.5s`, `5s`.
 pub fn format_latency(d: Duration) -> String {
     if d < Duration::from_millis(1) {
@@ -163,6 +191,13 @@ mod tests {
         snap.record(outcome(HealthStatus::Degraded));
         assert_eq!(snap.consecutive_failures, 0);
         assert_eq!(snap.status, HealthStatus::Degraded);
+    }
+
+    #[test]
+    fn guest_text_becomes_one_capped_line() {
+        assert_eq!(one_line("  a\n\n  b\tc\u{7}d "), "a b c d");
+        let long = "x".repeat(5000);
+        assert!(one_line(&long).chars().count() <= MAX_MESSAGE + 1);
     }
 
     #[test]

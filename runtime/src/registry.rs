@@ -19,11 +19,14 @@ use crate::config::{
     ComponentRef, ConnectionMode, ConnectorConfig, ConnectorType, Loaded, Problem,
 };
 use crate::egress::{Egress, HttpClient};
-use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus};
+use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus, one_line};
 use crate::sandbox::{Guest, GuestError, GuestInfo, Prepared, Sandbox, SandboxError};
 
 /// How long `close` may take when a connector is removed or on shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The most details kept from one health report.
+const MAX_DETAILS: usize = 64;
 
 #[derive(Debug, Clone)]
 pub struct RuntimeOptions {
@@ -186,20 +189,22 @@ impl Runtime {
                 .map_err(|e| match e {
                     StartError::Refused(message) => RegisterError::Initialize {
                         id: id.clone(),
-                        message,
+                        message: one_line(&message),
                     },
                     StartError::Sandbox(e) => RegisterError::Sandbox {
                         id: id.clone(),
                         message: e.message,
                     },
                 })?;
-            let info = guest
+            let mut info = guest
                 .info(budget)
                 .await
                 .map_err(|e| RegisterError::Sandbox {
                     id: id.clone(),
                     message: e.message,
                 })?;
+            // The operator's `type` is what lists and filters go by.
+            info.connector_type = config.connector_type;
             let health = if config.health_check.enabled {
                 HealthSnapshot::unknown()
             } else {
@@ -443,10 +448,10 @@ async fn close(entry: &Entry) {
         handle.abort();
     }
     let guest = entry.instance.lock().await.take();
-    if let Some(guest) = guest {
-        if let Err(e) = guest.close(Budget::new(CLOSE_TIMEOUT)).await {
-            tracing::warn!(connector = %entry.config.id, "close failed: {e}");
-        }
+    if let Some(guest) = guest
+        && let Err(e) = guest.close(Budget::new(CLOSE_TIMEOUT)).await
+    {
+        tracing::warn!(connector = %entry.config.id, "close failed: {e}");
     }
 }
 
@@ -502,7 +507,7 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
             Err(StartError::Refused(message)) => {
                 return fail(
                     FailureKind::GuestError,
-                    format!("initialize failed: {message}"),
+                    format!("initialize failed: {}", one_line(&message)),
                 );
             }
             Err(StartError::Sandbox(e)) => return fail(e.kind, e.message),
@@ -514,13 +519,18 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
     match guest.health_check(budget).await {
         Ok(Ok(report)) => CheckOutcome {
             status: crate::sandbox::status_from_wit(report.status),
-            message: report.message,
-            details: report.details,
+            message: one_line(&report.message),
+            details: report
+                .details
+                .iter()
+                .take(MAX_DETAILS)
+                .map(|(k, v)| (one_line(k), one_line(v)))
+                .collect(),
             failure: None,
             latency: started.elapsed(),
             checked_at: SystemTime::now(),
         },
-        Ok(Err(message)) => fail(FailureKind::GuestError, message),
+        Ok(Err(message)) => fail(FailureKind::GuestError, one_line(&message)),
         Err(e) => {
             *slot = None;
             fail(e.kind, e.message)

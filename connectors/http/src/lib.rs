@@ -99,25 +99,25 @@ impl Connector for HttpCheck {
         }
         let body = response.text();
         let fail = |why: String| Err(Error::new(format!("{what} but the body {why}")));
-        if let Some(needle) = &self.contains {
-            if !body.contains(needle.as_str()) {
-                return fail(format!("does not contain {needle:?}"));
-            }
+        if let Some(needle) = &self.contains
+            && !body.contains(needle.as_str())
+        {
+            return fail(format!("does not contain {needle:?}"));
         }
-        if let Some(needle) = &self.not_contains {
-            if body.contains(needle.as_str()) {
-                return fail(format!("contains {needle:?}"));
-            }
+        if let Some(needle) = &self.not_contains
+            && body.contains(needle.as_str())
+        {
+            return fail(format!("contains {needle:?}"));
         }
-        if let Some(re) = &self.matches {
-            if !re.is_match(&body) {
-                return fail(format!("does not match /{re}/"));
-            }
+        if let Some(re) = &self.matches
+            && !re.is_match(&body)
+        {
+            return fail(format!("does not match /{re}/"));
         }
-        if let Some(re) = &self.not_matches {
-            if re.is_match(&body) {
-                return fail(format!("matches /{re}/"));
-            }
+        if let Some(re) = &self.not_matches
+            && re.is_match(&body)
+        {
+            return fail(format!("matches /{re}/"));
         }
         Ok(HealthReport::healthy()
             .message(what)

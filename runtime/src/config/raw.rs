@@ -559,7 +559,6 @@ fn parse_entry(
     let auth_map = f.sub_map("auth");
     let health_map = f.sub_map("health_check");
     let sandbox_map = f.sub_map("sandbox");
-    drop(f);
     problems.extend(settings_problems);
 
     let auth = auth_map

@@ -242,29 +242,29 @@ impl Egress {
             }
             let response = builder.send().await.map_err(|e| classify(e, limit))?;
             let status = response.status();
-            if status.is_redirection() {
-                if let Some(location) = response.headers().get(http::header::LOCATION) {
-                    let location = location.to_str().map_err(|_| {
-                        EgressError::Other(format!("{url} redirected to an unreadable location"))
-                    })?;
-                    let next = url.join(location).map_err(|e| {
-                        EgressError::Other(format!("{url} redirected to `{location}`: {e}"))
-                    })?;
-                    if !self.policy.permits(&next) {
-                        return Err(EgressError::Denied(format!(
-                            "denied: {url} redirected to {next}, which is outside this connector's allowlist ({})",
-                            self.policy.describe()
-                        )));
-                    }
-                    if status == http::StatusCode::SEE_OTHER
-                        || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
-                    {
-                        method = Method::GET;
-                        body = None;
-                    }
-                    url = next;
-                    continue;
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(http::header::LOCATION)
+            {
+                let location = location.to_str().map_err(|_| {
+                    EgressError::Other(format!("{url} redirected to an unreadable location"))
+                })?;
+                let next = url.join(location).map_err(|e| {
+                    EgressError::Other(format!("{url} redirected to `{location}`: {e}"))
+                })?;
+                if !self.policy.permits(&next) {
+                    return Err(EgressError::Denied(format!(
+                        "denied: {url} redirected to {next}, which is outside this connector's allowlist ({})",
+                        self.policy.describe()
+                    )));
                 }
+                if status == http::StatusCode::SEE_OTHER
+                    || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+                {
+                    method = Method::GET;
+                    body = None;
+                }
+                url = next;
+                continue;
             }
             return self.read(response, limit).await;
         }

@@ -19,7 +19,7 @@ use super::{Prepared, Sandbox};
 use crate::budget::Budget;
 use crate::config::{ConnectorConfig, ConnectorType};
 use crate::egress::Egress;
-use crate::health::FailureKind;
+use crate::health::{FailureKind, one_line};
 
 /// A call that failed for a reason of the sandbox (not the guest's answer).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,12 +152,12 @@ impl Guest {
         self.guarded(budget, async |b, s| {
             let api = b.sandport_connector_connector_api();
             Ok(GuestInfo {
-                name: api.call_name(&mut *s).await?,
-                description: api.call_description(&mut *s).await?,
+                name: one_line(&api.call_name(&mut *s).await?),
+                description: one_line(&api.call_description(&mut *s).await?),
                 connector_type: super::convert::from_wit_type(
                     api.call_connector_type(&mut *s).await?,
                 ),
-                endpoint: api.call_get_endpoint(&mut *s).await?,
+                endpoint: one_line(&api.call_get_endpoint(&mut *s).await?),
             })
         })
         .await

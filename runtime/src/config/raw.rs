@@ -150,9 +150,10 @@ pub fn parse_single(
             message: format!("not valid YAML or JSON: {e}"),
         }]
     })?;
-    let label = entry_label(0, &value)
-        .trim_start_matches("connectors[0] ")
-        .to_string();
+    let label = match value.get("id").and_then(scalar).filter(|id| !id.is_empty()) {
+        Some(id) => format!("connector \"{id}\""),
+        None => "connector".to_string(),
+    };
     parse_entry(&value, base_dir, builtins, env).map_err(|problems| {
         problems
             .into_iter()
@@ -166,7 +167,7 @@ pub fn parse_single(
 }
 
 fn entry_label(index: usize, value: &Value) -> String {
-    match value.get("id").and_then(Value::as_str) {
+    match value.get("id").and_then(scalar).filter(|id| !id.is_empty()) {
         Some(id) => format!("connectors[{index}] (id \"{id}\")"),
         None => format!("connectors[{index}]"),
     }
@@ -202,7 +203,7 @@ impl<'a, 'p> Fields<'a, 'p> {
                     .iter()
                     .map(|k| (strsim::levenshtein(k, &name), k))
                     .min()
-                    .filter(|(distance, _)| *distance <= 2)
+                    .filter(|(distance, k)| *distance <= 2 && *distance < k.len().min(name.len()))
                     .map(|(_, k)| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default();
                 problems.push((
@@ -322,6 +323,18 @@ impl<'a, 'p> Fields<'a, 'p> {
     }
 }
 
+/// A DNS name, an IPv4 address or an IPv6 address (brackets already removed).
+fn valid_host(host: &str) -> bool {
+    if host.contains(':') {
+        return host.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+}
+
 fn scalar(value: &Value) -> Option<String> {
     match value {
         Value::Null => Some(String::new()),
@@ -372,20 +385,28 @@ fn flatten_settings(
     }
 }
 
-/// Replaces `${NAME}` with the environment variable NAME.
+/// Replaces `${NAME}` with the environment variable NAME; `$${` is a
+/// literal `${`. Errors never quote the text: it may be a secret.
 fn expand_env(text: &str, env: Env<'_>) -> Result<String, String> {
+    const HINT: &str = "(write `$${` for a literal `${`)";
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err("`${` without a closing `}`".into());
+            return Err(format!("has `${{` without a closing `}}` {HINT}"));
         };
         let name = &after[..end];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!(
-                "`${{{name}}}` is not an environment variable reference"
+                "has a `${{...}}` that is not an environment variable name (letters, digits, `_`) {HINT}"
             ));
         }
         match env(name) {
@@ -491,13 +512,17 @@ fn parse_entry(
         )
         .unwrap_or(Scheme::Http);
     let host = f.string("host").unwrap_or_else(|| "localhost".into());
+    let host = host.trim();
     let host = host
-        .trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
         .to_string();
-    if host.is_empty() || host.contains(['/', ' ', '@', '?', '#']) {
-        f.problem("host", format!("`{host}` is not a host name or IP address"));
+    if !valid_host(&host) {
+        f.problem(
+            "host",
+            format!("`{host}` is not a host name or IP address (put the port in `port`)"),
+        );
     }
     let port = match f.get("port") {
         None => match builtin_port {
@@ -509,6 +534,13 @@ fn parse_entry(
         },
         Some(Value::Number(n)) => match n.as_u64().and_then(|p| u16::try_from(p).ok()) {
             Some(p) if p > 0 => p,
+            _ if n.as_u64().is_none() && !n.is_i64() => {
+                f.problem(
+                    "port",
+                    format!("{n} is not a whole number; a port is 1 to 65535"),
+                );
+                0
+            }
             _ => {
                 f.problem("port", format!("{n} is out of range; a port is 1 to 65535"));
                 0
@@ -633,13 +665,40 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
     let password = secret(&mut f, "password");
     let token = secret(&mut f, "token");
     let api_key = secret(&mut f, "api_key");
+    // A field that was given but failed to expand has its problem already.
     let need = |f: &mut Fields<'_, '_>, key: &str, value: Option<Secret>, kind: &str| match value {
         Some(v) if !v.is_empty() => v,
         _ => {
-            f.problem(key, format!("required when auth.type is {kind}"));
+            if f.get(key).is_none() {
+                f.problem(key, format!("required when auth.type is {kind}"));
+            } else if value.is_some() {
+                f.problem(key, format!("is empty; required when auth.type is {kind}"));
+            }
             Secret::default()
         }
     };
+    // Credentials that the chosen type would not use are a mistake, not
+    // something to drop silently.
+    let used: &[&str] = match kind {
+        Kind::None => &[],
+        Kind::Basic => &["username", "password"],
+        Kind::Bearer => &["token"],
+        Kind::ApiKey => &["api_key"],
+    };
+    let type_name = match kind {
+        Kind::None => "none",
+        Kind::Basic => "basic",
+        Kind::Bearer => "bearer",
+        Kind::ApiKey => "api_key",
+    };
+    for key in ["username", "password", "token", "api_key"] {
+        if !used.contains(&key) && f.get(key).is_some() {
+            f.problem(
+                key,
+                format!("is set, but auth.type is {type_name}, which does not use it; set auth.type or remove the key"),
+            );
+        }
+    }
     let auth = match kind {
         Kind::None => Auth::None,
         Kind::Basic => Auth::Basic {

@@ -7,12 +7,10 @@ use serde_norway::Value;
 
 pub fn duration(value: &Value) -> Result<Duration, String> {
     match value {
-        Value::Number(n) => match n.as_f64() {
-            Some(secs) if secs.is_finite() && secs >= 0.0 => Ok(Duration::from_secs_f64(secs)),
-            _ => Err(format!(
-                "`{n}` is not a duration; write it like 30s, 500ms or 1m"
-            )),
-        },
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+            .ok_or_else(|| format!("`{n}` is not a duration; write it like 30s, 500ms or 1m")),
         Value::String(s) => humantime::parse_duration(s.trim())
             .map_err(|e| format!("`{s}` is not a duration ({e}); write it like 30s, 500ms or 1m")),
         other => Err(format!(

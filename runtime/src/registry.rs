@@ -320,6 +320,11 @@ impl Runtime {
         results
     }
 
+    /// How many distinct components the runtime has compiled.
+    pub fn compiled_components(&self) -> usize {
+        self.inner.sandbox.compiled_count()
+    }
+
     /// Closes every connector. The runtime is empty afterwards.
     pub async fn shutdown(&self) {
         let entries: Vec<Arc<Entry>> = std::mem::take(&mut *self.write()).into_values().collect();
@@ -357,7 +362,6 @@ impl Runtime {
             component: config.component.to_string(),
             message,
         };
-        let what = format!("component {}", config.component);
         match &config.component {
             ComponentRef::Builtin(name) => {
                 let builtin = builtin::find(name).ok_or_else(|| {
@@ -370,12 +374,16 @@ impl Runtime {
                             .join(", ")
                     ))
                 })?;
-                self.inner.sandbox.prepare(&what, builtin.component).await
+                self.inner
+                    .sandbox
+                    .prepare_builtin(builtin.name, builtin.component)
+                    .await
             }
             ComponentRef::Path(path) => {
                 let bytes = tokio::fs::read(path)
                     .await
                     .map_err(|e| fail(format!("cannot read the file: {e}")))?;
+                let what = format!("component {}", path.display());
                 self.inner.sandbox.prepare(&what, &bytes).await
             }
         }

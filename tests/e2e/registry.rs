@@ -158,3 +158,48 @@ async fn a_file_that_is_not_a_component_is_refused() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_connectors_of_one_component_compile_once_and_check_concurrently() {
+    let server = FakeServer::prometheus().await;
+    let mut yaml = String::from("connectors:\n");
+    for i in 0..300 {
+        yaml.push_str(&format!(
+            "  - {{id: p{i}, component: prometheus, host: 127.0.0.1, port: {}}}\n  - {{id: h{i}, component: '{}', host: 127.0.0.1, port: {}}}\n",
+            server.port(),
+            sandport_tests::HOSTILE_WASM,
+            server.port()
+        ));
+    }
+    let loaded = sandport::config::parse(
+        &yaml,
+        "test",
+        std::path::Path::new("."),
+        sandport::builtins(),
+    )
+    .expect("parses");
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let runtime = sandport_tests::runtime();
+    let problems = runtime.load(loaded).await;
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(runtime.list(None).len(), 600);
+    assert_eq!(
+        runtime.compiled_components(),
+        2,
+        "one compilation per distinct component"
+    );
+    let results = runtime.check_all(None).await;
+    assert_eq!(results.len(), 600);
+    let unhealthy: Vec<_> = results
+        .iter()
+        .filter(|(_, h)| h.status != HealthStatus::Healthy)
+        .collect();
+    assert!(
+        unhealthy.is_empty(),
+        "{:?}",
+        &unhealthy[..unhealthy.len().min(3)]
+    );
+    assert_eq!(server.hits("/-/healthy"), 300);
+    runtime.shutdown().await;
+    assert!(runtime.list(None).is_empty());
+}

@@ -63,10 +63,17 @@ impl Prepared {
     }
 }
 
+/// One compilation, shared by everyone who asks for the same bytes while it
+/// runs: registering 10,000 connectors of one component compiles it once.
+type Slot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
+
 pub struct Sandbox {
     engine: Engine,
     linker: Linker<GuestState>,
-    compiled: Mutex<HashMap<String, Arc<Prepared>>>,
+    /// By SHA-256 of the component's bytes.
+    compiled: Mutex<HashMap<String, Slot>>,
+    /// Built-ins by name, so their bytes are hashed once per process.
+    builtins: Mutex<HashMap<&'static str, Slot>>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -103,17 +110,43 @@ impl Sandbox {
             engine,
             linker,
             compiled: Mutex::new(HashMap::new()),
+            builtins: Mutex::new(HashMap::new()),
             ticker_stop,
         })
     }
 
-    /// Compiles `bytes` (or returns the compilation of identical bytes done
-    /// before). `what` names the component in errors.
+    /// Compiles a built-in component once per process.
+    pub async fn prepare_builtin(
+        &self,
+        name: &'static str,
+        bytes: &'static [u8],
+    ) -> Result<Arc<Prepared>, SandboxError> {
+        let slot = lock(&self.builtins).entry(name).or_default().clone();
+        let what = format!("built-in `{name}`");
+        slot.get_or_try_init(|| self.prepare(&what, bytes))
+            .await
+            .cloned()
+    }
+
+    /// Compiles `bytes` (or returns the compilation of identical bytes, done
+    /// before or under way). `what` names the component in errors.
     pub async fn prepare(&self, what: &str, bytes: &[u8]) -> Result<Arc<Prepared>, SandboxError> {
         let digest = hex(&Sha256::digest(bytes));
-        if let Some(found) = self.lock_compiled().get(&digest) {
-            return Ok(found.clone());
-        }
+        let slot = lock(&self.compiled)
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        slot.get_or_try_init(|| self.compile(what, bytes, digest))
+            .await
+            .cloned()
+    }
+
+    async fn compile(
+        &self,
+        what: &str,
+        bytes: &[u8],
+        digest: String,
+    ) -> Result<Arc<Prepared>, SandboxError> {
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
         // Compilation is CPU-bound and can take a while for big guests.
@@ -136,28 +169,28 @@ impl Sandbox {
             .instantiate_pre(&component)
             .map_err(link_error)?;
         let pre = ConnectorPre::new(instance_pre).map_err(link_error)?;
-        let prepared = Arc::new(Prepared {
-            pre,
-            digest: digest.clone(),
-        });
-        Ok(self
-            .lock_compiled()
-            .entry(digest)
-            .or_insert(prepared)
-            .clone())
+        Ok(Arc::new(Prepared { pre, digest }))
     }
 
-    fn lock_compiled(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Prepared>>> {
-        // The map is only ever inserted into, so a poisoned lock still
-        // holds consistent data.
-        self.compiled
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// How many distinct components have been compiled.
+    pub fn compiled_count(&self) -> usize {
+        lock(&self.compiled)
+            .values()
+            .filter(|slot| slot.initialized())
+            .count()
     }
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps are only ever inserted into, so a poisoned lock still holds
+    // consistent data.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for Sandbox {

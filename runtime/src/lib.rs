@@ -13,6 +13,7 @@
 //! - [`registry`]: the [`Runtime`] — registered connectors, their cached
 //!   health and their schedule; the surface the API layers call.
 //! - [`health`]: check results and the cache entry per connector.
+//! - [`state`]: API-made changes to the registry, kept across restarts.
 #![forbid(unsafe_code)]
 
 mod budget;
@@ -22,10 +23,14 @@ pub mod egress;
 pub mod health;
 pub mod registry;
 mod sandbox;
+pub mod state;
 
 pub use config::{ConnectorConfig, ConnectorType};
 pub use health::{FailureKind, HealthSnapshot, HealthStatus};
-pub use registry::{ConnectorInfo, NotFound, RegisterError, Runtime, RuntimeError, RuntimeOptions};
+pub use registry::{
+    CheckAll, ConnectorInfo, HealthEvent, NotFound, RegisterError, Runtime, RuntimeError,
+    RuntimeOptions,
+};
 
 /// The built-ins, for config parsing.
 pub fn builtins() -> &'static dyn config::BuiltinCatalog {

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, broadcast};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -69,6 +69,10 @@ pub enum RegisterError {
     Sandbox { id: String, message: String },
     #[error("connector `{id}` refused its config: {message}")]
     Initialize { id: String, message: String },
+    #[error("no connector with id `{0}`")]
+    NotFound(String),
+    #[error("connector `{0}` was changed or removed while it was being updated; try again")]
+    Conflict(String),
 }
 
 impl RegisterError {
@@ -79,6 +83,7 @@ impl RegisterError {
             RegisterError::Component { .. } => "component",
             RegisterError::Sandbox { .. } => "sandbox",
             RegisterError::Initialize { .. } => "settings",
+            RegisterError::NotFound(_) | RegisterError::Conflict(_) => "id",
         }
     }
 }
@@ -86,6 +91,28 @@ impl RegisterError {
 #[derive(Debug, thiserror::Error)]
 #[error("no connector with id `{0}`")]
 pub struct NotFound(pub String);
+
+/// A connector's status changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthEvent {
+    pub id: String,
+    pub connector_type: ConnectorType,
+    pub status: HealthStatus,
+    pub previous: HealthStatus,
+    pub message: String,
+    pub failure: Option<FailureKind>,
+    pub checked_at: SystemTime,
+}
+
+/// What [`Runtime::check_all_until`] found by its deadline.
+#[derive(Debug, Clone, Default)]
+pub struct CheckAll {
+    /// Every connector, sorted by id: fresh results, or the cached status of
+    /// those still running at the deadline.
+    pub results: Vec<(String, HealthSnapshot)>,
+    /// Ids whose checks had not finished by the deadline.
+    pub unfinished: Vec<String>,
+}
 
 /// What the API shows of a connector.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +138,7 @@ pub struct Runtime {
 }
 
 struct Inner {
+    events: broadcast::Sender<HealthEvent>,
     sandbox: Sandbox,
     http: HttpClient,
     options: RuntimeOptions,
@@ -140,6 +168,7 @@ impl Runtime {
         let http = HttpClient::new().map_err(|e| RuntimeError::Http(e.to_string()))?;
         Ok(Runtime {
             inner: Arc::new(Inner {
+                events: broadcast::channel(1024).0,
                 sandbox,
                 http,
                 permits: Semaphore::new(options.max_concurrent_checks.max(1)),
@@ -176,10 +205,60 @@ impl Runtime {
     /// Loads, compiles, instantiates and initialises a connector, then
     /// schedules its health checks.
     pub async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, RegisterError> {
-        let id = config.id.clone();
-        if self.read().contains_key(&id) {
+        if self.read().contains_key(&config.id) {
+            return Err(RegisterError::AlreadyExists(config.id));
+        }
+        let entry = self.build_entry(config).await?;
+        let id = entry.config.id.clone();
+        let inserted = {
+            let mut connectors = self.write();
+            let free = !connectors.contains_key(&id);
+            if free {
+                connectors.insert(id.clone(), entry.clone());
+            }
+            free
+        };
+        if !inserted {
+            // Lost a race with another registration of the same id.
+            close(&entry).await;
             return Err(RegisterError::AlreadyExists(id));
         }
+        self.start_schedule(&entry);
+        tracing::info!(connector = %id, component = %entry.config.component, "registered");
+        Ok(entry.info())
+    }
+
+    /// Replaces a registered connector. The old instance keeps serving until
+    /// the new one has initialised; if that fails, the old one stays.
+    pub async fn update(&self, config: ConnectorConfig) -> Result<ConnectorInfo, RegisterError> {
+        let old = self
+            .entry(&config.id)
+            .map_err(|e| RegisterError::NotFound(e.0))?;
+        let entry = self.build_entry(config).await?;
+        let id = entry.config.id.clone();
+        let swapped = {
+            let mut connectors = self.write();
+            match connectors.get(&id) {
+                Some(current) if Arc::ptr_eq(current, &old) => {
+                    connectors.insert(id.clone(), entry.clone());
+                    true
+                }
+                _ => false,
+            }
+        };
+        if !swapped {
+            close(&entry).await;
+            return Err(RegisterError::Conflict(id));
+        }
+        close(&old).await;
+        self.start_schedule(&entry);
+        tracing::info!(connector = %id, component = %entry.config.component, "updated");
+        Ok(entry.info())
+    }
+
+    /// Compiles, instantiates and initialises a connector, not yet visible.
+    async fn build_entry(&self, config: ConnectorConfig) -> Result<Arc<Entry>, RegisterError> {
+        let id = config.id.clone();
         let prepared = self.prepare(&config).await?;
         let budget = Budget::new(config.health_check.timeout);
         let (instance, info, health) = if config.enabled {
@@ -227,34 +306,28 @@ impl Runtime {
                 HealthSnapshot::unavailable("disabled in config"),
             )
         };
-        let entry = Arc::new(Entry {
+        Ok(Arc::new(Entry {
             config,
             prepared,
             info,
             instance: tokio::sync::Mutex::new(instance),
             health: Mutex::new(health),
             schedule: Mutex::new(None),
-        });
-        let inserted = {
-            let mut connectors = self.write();
-            let free = !connectors.contains_key(&id);
-            if free {
-                connectors.insert(id.clone(), entry.clone());
-            }
-            free
-        };
-        if !inserted {
-            // Lost a race with another registration of the same id.
-            close(&entry).await;
-            return Err(RegisterError::AlreadyExists(id));
-        }
+        }))
+    }
+
+    fn start_schedule(&self, entry: &Arc<Entry>) {
         if self.inner.options.schedule && entry.config.enabled && entry.config.health_check.enabled
         {
-            let handle = spawn_schedule(Arc::downgrade(&self.inner), Arc::downgrade(&entry));
+            let handle = spawn_schedule(Arc::downgrade(&self.inner), Arc::downgrade(entry));
             *lock(&entry.schedule) = Some(handle);
         }
-        tracing::info!(connector = %id, component = %entry.config.component, "registered");
-        Ok(entry.info())
+    }
+
+    /// Status changes of every connector, as they happen. A receiver that
+    /// falls more than 1,024 events behind loses the oldest ones.
+    pub fn subscribe(&self) -> broadcast::Receiver<HealthEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Stops checking a connector, calls its `close` and forgets it.
@@ -295,6 +368,16 @@ impl Runtime {
         &self,
         connector_type: Option<ConnectorType>,
     ) -> Vec<(String, HealthSnapshot)> {
+        self.check_all_until(connector_type, None).await.results
+    }
+
+    /// Like [`Runtime::check_all`], but returns at `deadline` with what has
+    /// finished; the checks still running go on and update the cache.
+    pub async fn check_all_until(
+        &self,
+        connector_type: Option<ConnectorType>,
+        deadline: Option<Instant>,
+    ) -> CheckAll {
         let entries: Vec<Arc<Entry>> = self
             .read()
             .values()
@@ -302,22 +385,47 @@ impl Runtime {
             .cloned()
             .collect();
         let mut tasks = JoinSet::new();
-        for entry in entries {
+        for entry in &entries {
             let inner = self.inner.clone();
+            let entry = entry.clone();
             tasks.spawn(async move {
                 let snapshot = run_check(&inner, &entry).await;
                 (entry.config.id.clone(), snapshot)
             });
         }
-        let mut results = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(result) => results.push(result),
-                Err(e) => tracing::error!("a health check task failed: {e}"),
+        let mut done: BTreeMap<String, HealthSnapshot> = BTreeMap::new();
+        let collect = async {
+            while let Some(joined) = tasks.join_next().await {
+                match joined {
+                    Ok((id, snapshot)) => {
+                        done.insert(id, snapshot);
+                    }
+                    Err(e) => tracing::error!("a health check task failed: {e}"),
+                }
+            }
+        };
+        match deadline {
+            Some(deadline) => {
+                let _ = tokio::time::timeout_at(deadline, collect).await;
+            }
+            None => collect.await,
+        }
+        // Checks past the deadline finish in the background.
+        tasks.detach_all();
+        let mut result = CheckAll::default();
+        for entry in entries {
+            let id = entry.config.id.clone();
+            match done.remove(&id) {
+                Some(snapshot) => result.results.push((id, snapshot)),
+                None => {
+                    result
+                        .results
+                        .push((id.clone(), lock(&entry.health).clone()));
+                    result.unfinished.push(id);
+                }
             }
         }
-        results.sort_by(|a, b| a.0.cmp(&b.0));
-        results
+        result
     }
 
     /// How many distinct components the runtime has compiled.
@@ -473,7 +581,8 @@ async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
         Err(_) => return lock(&entry.health).clone(),
     };
     let mut health = lock(&entry.health);
-    // Log changes, not every check: thousands of connectors check often.
+    // Log and announce changes, not every check: thousands of connectors
+    // check often.
     if health.status != outcome.status || health.failure != outcome.failure {
         tracing::info!(
             connector = %entry.config.id,
@@ -482,6 +591,16 @@ async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
             "{}",
             outcome.message
         );
+        // No receivers is fine.
+        let _ = inner.events.send(HealthEvent {
+            id: entry.config.id.clone(),
+            connector_type: entry.info.connector_type,
+            status: outcome.status,
+            previous: health.status,
+            message: outcome.message.clone(),
+            failure: outcome.failure.clone(),
+            checked_at: outcome.checked_at,
+        });
     }
     health.record(outcome);
     health.clone()

@@ -6,6 +6,7 @@
 //! load (see [`Loaded`]). Secrets may come from the environment (`${VAR}` in
 //! auth fields) and are held as [`Secret`]s that never print.
 
+mod entry;
 mod raw;
 mod secret;
 mod units;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use entry::{REDACTED, Secrets, restore_redacted, to_value};
 pub use secret::Secret;
 
 use crate::egress::HostRule;
@@ -334,6 +336,16 @@ pub fn parse_entry(
     builtins: &dyn BuiltinCatalog,
 ) -> Result<ConnectorConfig, Vec<Problem>> {
     raw::parse_single(text, base_dir, builtins, &|name| std::env::var(name).ok())
+}
+
+/// Parses one entry already read into a YAML value (e.g. from JSON or a
+/// gRPC message).
+pub fn parse_entry_value(
+    value: &serde_norway::Value,
+    base_dir: &Path,
+    builtins: &dyn BuiltinCatalog,
+) -> Result<ConnectorConfig, Vec<Problem>> {
+    raw::parse_value(value, base_dir, builtins, &|name| std::env::var(name).ok())
 }
 
 #[cfg(test)]

@@ -150,11 +150,20 @@ pub fn parse_single(
             message: format!("not valid YAML or JSON: {e}"),
         }]
     })?;
+    parse_value(&value, base_dir, builtins, env)
+}
+
+pub fn parse_value(
+    value: &Value,
+    base_dir: &Path,
+    builtins: &dyn BuiltinCatalog,
+    env: Env<'_>,
+) -> Result<ConnectorConfig, Vec<Problem>> {
     let label = match value.get("id").and_then(scalar).filter(|id| !id.is_empty()) {
         Some(id) => format!("connector \"{id}\""),
         None => "connector".to_string(),
     };
-    parse_entry(&value, base_dir, builtins, env).map_err(|problems| {
+    parse_entry(value, base_dir, builtins, env).map_err(|problems| {
         problems
             .into_iter()
             .map(|(key, message)| Problem {

@@ -1613,3 +1613,53 @@ fn a_fractional_port_is_not_called_out_of_range() {
     );
     assert_contains(&message, "not a whole number");
 }
+
+// ---------------------------------------------------------------------------
+// The entry shape written back (state file, APIs)
+// ---------------------------------------------------------------------------
+
+const ROUND_TRIP_ENTRY: &str = "connectors:
+  - id: web
+    name: Web
+    type: messaging
+    mode: local
+    enabled: false
+    description: d
+    host: '::1'
+    port: 8443
+    scheme: https
+    base_path: /api
+    auth: {type: basic, username: admin, password: 'pa$${ss', headers: {X-Key: k}}
+    metadata: {team: sre}
+    tags: [a, b]
+    health_check: {enabled: false, interval: 1m30s, timeout: 2s, path: /h}
+    component: http
+    settings: {path: /x, headers: {Accept: text/plain}}
+    sandbox: {memory_limit: 32MiB, allowed_hosts: ['*.example.com:443', 'http://10.0.0.5:9090/v1']}
+";
+
+#[test]
+fn an_entry_written_back_parses_to_the_same_config() {
+    let original = single(ROUND_TRIP_ENTRY);
+    let value = to_value(&original, Secrets::Keep);
+    let again = raw::parse_value(&value, base_dir(), &TestBuiltins, &no_env).expect("parses");
+    assert_eq!(again, original);
+    match &again.auth.auth {
+        Auth::Basic { password, .. } => assert_eq!(password.expose(), "pa${ss"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_redacted_entry_holds_no_secret_and_restores_from_the_current_one() {
+    let original = single(ROUND_TRIP_ENTRY);
+    let value = to_value(&original, Secrets::Redact);
+    let text = serde_norway::to_string(&value).expect("serialises");
+    assert!(!text.contains("pa$"), "{text}");
+    assert!(!text.contains(": k"), "{text}");
+    let mut sent_back =
+        raw::parse_value(&value, base_dir(), &TestBuiltins, &no_env).expect("parses");
+    assert_ne!(sent_back, original);
+    restore_redacted(&mut sent_back, &original);
+    assert_eq!(sent_back, original);
+}

@@ -1,5 +1,6 @@
 //! Compiles the built-in connectors (`connectors/*`) to components and puts
-//! them in OUT_DIR, from where `src/builtin.rs` embeds them.
+//! them in OUT_DIR, from where `src/builtin.rs` embeds them; generates the
+//! gRPC code from `proto/connectors.proto` with a vendored `protoc`.
 
 #[path = "build/guests.rs"]
 mod guests;
@@ -7,6 +8,7 @@ mod guests;
 const BUILTINS: &[&str] = &["prometheus", "grafana", "jaeger", "http"];
 
 fn main() {
+    compile_proto();
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let packages: Vec<String> = BUILTINS
         .iter()
@@ -20,4 +22,18 @@ fn main() {
             panic!("cannot copy {} to {}: {e}", wasm.display(), dest.display())
         });
     }
+}
+
+fn compile_proto() {
+    let root = guests::workspace_root();
+    let proto = root.join("proto/connectors.proto");
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
+    let protoc = protoc_bin_vendored::protoc_bin_path().expect("the vendored protoc");
+    let includes = protoc_bin_vendored::include_path().expect("the vendored protobuf includes");
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("connectors_descriptor.bin"))
+        .compile_with_config(config, &[proto.clone()], &[root.join("proto"), includes])
+        .unwrap_or_else(|e| panic!("cannot compile {}: {e}", proto.display()));
 }

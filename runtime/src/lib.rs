@@ -14,15 +14,23 @@
 //!   health and their schedule; the surface the API layers call.
 //! - [`health`]: check results and the cache entry per connector.
 //! - [`state`]: API-made changes to the registry, kept across restarts.
+//! - [`service`]: runtime + state: what every API calls.
+//! - [`grpc`], [`rest`], [`server`]: the APIs over the service; [`client`]:
+//!   the control plane's `ConnectorService` (in-process or remote).
 #![forbid(unsafe_code)]
 
 mod budget;
 mod builtin;
+pub mod client;
 pub mod config;
 pub mod egress;
+pub mod grpc;
 pub mod health;
 pub mod registry;
+pub mod rest;
 mod sandbox;
+pub mod server;
+pub mod service;
 pub mod state;
 
 pub use config::{ConnectorConfig, ConnectorType};

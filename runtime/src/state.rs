@@ -63,13 +63,9 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    /// Opens (creating if needed) the state in `dir`. A damaged file is an
-    /// error, never silently replaced.
+    /// Opens the state in `dir` (created at the first change). A damaged
+    /// file is an error, never silently replaced.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        create_private_dir(dir).map_err(|source| StateError::Dir {
-            path: dir.to_path_buf(),
-            source,
-        })?;
         let path = dir.join(FILE_NAME);
         let doc = match std::fs::read(&path) {
             Ok(bytes) => {
@@ -158,6 +154,10 @@ impl StateFile {
         })?;
         let dir = self.dir.clone();
         let path = self.path.clone();
+        create_private_dir(&dir).map_err(|source| StateError::Dir {
+            path: dir.clone(),
+            source,
+        })?;
         tokio::task::spawn_blocking(move || write_atomically(&dir, &path, &bytes))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))

@@ -34,6 +34,10 @@ fn compile_proto() {
     config.protoc_executable(protoc);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("connectors_descriptor.bin"))
-        .compile_with_config(config, &[proto.clone()], &[root.join("proto"), includes])
+        .compile_with_config(
+            config,
+            std::slice::from_ref(&proto),
+            &[root.join("proto"), includes],
+        )
         .unwrap_or_else(|e| panic!("cannot compile {}: {e}", proto.display()));
 }

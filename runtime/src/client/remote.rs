@@ -124,7 +124,6 @@ impl ConnectorService for RemoteService {
         };
         let response = retrying(|| {
             let mut client = self.client();
-            let message = message.clone();
             async move {
                 client
                     .list_connectors(with_deadline(message, CALL_TIMEOUT))
@@ -227,7 +226,6 @@ impl ConnectorService for RemoteService {
         };
         let response = retrying(|| {
             let mut client = self.client();
-            let message = message.clone();
             async move {
                 client
                     .health_check_all(with_deadline(message, CHECK_ALL_TIMEOUT))

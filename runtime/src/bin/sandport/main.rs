@@ -1,15 +1,21 @@
-//! The `sandport` command: `check`, `serve` and `validate` over a connectors
-//! config (the embedded default when no `--config` is given).
+//! The `sandport` command. `serve` runs the Connectors Service; the other
+//! commands talk to it through `ConnectorService`: to the service named by
+//! `CONNECTORS_SERVICE_ADDR` when set, else to an in-process one started on
+//! the config (and data directory) given.
 
 mod output;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use sandport::config::{self, Loaded};
-use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use futures::StreamExt;
+use sandport::client::{self, Backend, ClientError};
+use sandport::config::{self, ConnectorType};
+use sandport::service::{Service, ServiceOptions};
+use sandport::{HealthStatus, RuntimeOptions};
 
 #[derive(Parser)]
 #[command(
@@ -18,15 +24,20 @@ use sandport::{HealthStatus, Runtime, RuntimeOptions};
     about = "A WebAssembly-sandboxed connector runtime"
 )]
 struct Cli {
+    /// Connectors config file [default: the config built into the binary]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SANDPORT_CONFIG",
+        value_name = "PATH"
+    )]
+    config: Option<PathBuf>,
+    /// Where changes made through the API are kept [default: data/ beside the config]
+    #[arg(long, global = true, env = "SANDPORT_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(clap::Args)]
-struct ConfigArg {
-    /// Connectors config file [default: the config built into the binary]
-    #[arg(long, short, env = "SANDPORT_CONFIG", value_name = "PATH")]
-    config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -34,25 +45,60 @@ enum Command {
     /// Check each connector (or the named ones) once and print the results.
     ///
     /// Exits 0 when all are healthy, 1 when any is not, 2 when the config
-    /// has problems.
+    /// has problems or an id is unknown.
     Check {
-        #[command(flatten)]
-        config: ConfigArg,
         /// Connector ids to check [default: all]
         ids: Vec<String>,
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Run the health scheduler until SIGINT or SIGTERM.
+    /// Run the Connectors Service (gRPC and REST) until SIGINT or SIGTERM.
     Serve {
-        #[command(flatten)]
-        config: ConfigArg,
+        /// gRPC listen address [default: 127.0.0.1:50051, or 127.0.0.1:$GRPC_PORT]
+        #[arg(long, value_name = "ADDR")]
+        grpc_addr: Option<String>,
+        /// REST listen address
+        #[arg(
+            long,
+            value_name = "ADDR",
+            env = "SANDPORT_HTTP_ADDR",
+            default_value = "127.0.0.1:8080"
+        )]
+        http_addr: String,
     },
     /// Check a config (including starting each connector once) and print
     /// every problem. Exits 0 when there is none, 2 otherwise.
-    Validate {
-        #[command(flatten)]
-        config: ConfigArg,
+    Validate,
+    /// List connectors with their cached status.
+    List {
+        /// Only connectors of this type
+        #[arg(long = "type", short = 't', value_name = "TYPE")]
+        connector_type: Option<String>,
+        #[arg(long)]
+        enabled_only: bool,
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Show one connector's info and config (secrets redacted).
+    Get { id: String },
+    /// Register a connector from a file holding one entry (YAML or JSON).
+    Register {
+        #[arg(long, short, value_name = "PATH")]
+        file: PathBuf,
+    },
+    /// Replace a connector with the entry in a file (YAML or JSON).
+    Update {
+        #[arg(long, short, value_name = "PATH")]
+        file: PathBuf,
+    },
+    /// Close and remove a connector.
+    Remove { id: String },
+    /// Print every status change until interrupted.
+    Watch {
+        /// Only these connectors [default: all]
+        ids: Vec<String>,
+        #[arg(long = "type", short = 't', value_name = "TYPE")]
+        connector_type: Option<String>,
     },
 }
 
@@ -63,12 +109,12 @@ enum Output {
 }
 
 const EXIT_UNHEALTHY: u8 = 1;
-const EXIT_BAD_CONFIG: u8 = 2;
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
-        Command::Serve { .. } => "info",
+        Command::Serve { .. } | Command::Watch { .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -77,45 +123,52 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_BAD_CONFIG);
+            return ExitCode::from(EXIT_USAGE);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_BAD_CONFIG)
+            ExitCode::from(EXIT_USAGE)
         }
     }
 }
 
-async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
-        Command::Check {
-            config,
-            ids,
-            output,
-        } => check(config.config.as_deref(), &ids, output).await,
-        Command::Serve { config } => serve(config.config.as_deref()).await,
-        Command::Validate { config } => validate(config.config.as_deref()).await,
+/// The config path: `--config`, `SANDPORT_CONFIG`, or `CONFIG_PATH` (the
+/// original service's variable).
+fn config_path(cli: &Cli) -> Option<PathBuf> {
+    cli.config
+        .clone()
+        .or_else(|| std::env::var_os("CONFIG_PATH").map(PathBuf::from))
+}
+
+fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
+    ServiceOptions {
+        config: config_path(cli),
+        data_dir: cli.data_dir.clone(),
+        ephemeral: false,
+        runtime: RuntimeOptions {
+            schedule,
+            ..RuntimeOptions::default()
+        },
     }
 }
 
-fn load_config(path: Option<&Path>) -> anyhow::Result<Loaded> {
-    Ok(match path {
-        Some(path) => config::load_file(path, sandport::builtins())?,
-        None => config::parse(
-            config::DEFAULT_CONFIG,
-            "the built-in config",
-            Path::new("."),
-            sandport::builtins(),
-        )?,
+fn parse_type(text: Option<&str>) -> anyhow::Result<Option<ConnectorType>> {
+    text.map(|t| {
+        ConnectorType::parse(t).with_context(|| {
+            let names: Vec<&str> = ConnectorType::ALL.iter().map(|t| t.as_str()).collect();
+            format!("type `{t}` is not one of: {}", names.join(", "))
+        })
     })
+    .transpose()
 }
 
 fn print_problems(problems: &[config::Problem]) {
@@ -124,33 +177,141 @@ fn print_problems(problems: &[config::Problem]) {
     }
 }
 
-async fn check(path: Option<&Path>, ids: &[String], output: Output) -> anyhow::Result<ExitCode> {
-    let mut loaded = load_config(path)?;
-    if !ids.is_empty() {
-        let unknown: Vec<&str> = ids
-            .iter()
-            .filter(|id| !loaded.connectors.iter().any(|c| &c.id == *id))
-            .map(String::as_str)
-            .collect();
-        if !unknown.is_empty() {
-            anyhow::bail!("no connector with id {} in the config", unknown.join(", "));
-        }
-        loaded.connectors.retain(|c| ids.contains(&c.id));
-    }
-    let runtime = Runtime::new(RuntimeOptions {
-        schedule: false,
-        ..RuntimeOptions::default()
-    })
-    .context("cannot start the runtime")?;
-    let problems = runtime.load(loaded).await;
+/// The service the command talks to, and the config problems of a local one.
+async fn connect(cli: &Cli, schedule: bool) -> anyhow::Result<(Backend, Vec<config::Problem>)> {
+    let (backend, problems) = client::from_env(service_options(cli, schedule)).await?;
     print_problems(&problems);
-    let results: Vec<_> = runtime
-        .check_all(None)
-        .await
-        .into_iter()
-        .filter_map(|(id, health)| runtime.get(&id).ok().map(|(info, _)| (info, health)))
-        .collect();
-    runtime.shutdown().await;
+    Ok((backend, problems))
+}
+
+async fn close(backend: Backend) {
+    if let Backend::Local(local) = backend {
+        local.shutdown().await;
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Serve {
+            grpc_addr,
+            http_addr,
+        } => serve(&cli, grpc_addr.clone(), http_addr).await,
+        Command::Validate => validate(&cli).await,
+        Command::Check { ids, output } => check(&cli, ids, *output).await,
+        Command::List {
+            connector_type,
+            enabled_only,
+            output,
+        } => {
+            let filter = parse_type(connector_type.as_deref())?;
+            let (backend, _) = connect(&cli, false).await?;
+            let list = backend.service().list(filter, *enabled_only).await;
+            close(backend).await;
+            let list = list?;
+            match output {
+                Output::Table => print!("{}", output::list_table(&list)),
+                Output::Json => println!("{}", output::list_json(&list)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Get { id } => {
+            let (backend, _) = connect(&cli, false).await?;
+            let found = backend.service().get(id).await;
+            close(backend).await;
+            let (info, config) = found?;
+            print!("{}", output::describe(&info, &config));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Register { file } | Command::Update { file } => {
+            let entry = read_entry(file)?;
+            let (backend, _) = connect(&cli, false).await?;
+            let result = if matches!(cli.command, Command::Register { .. }) {
+                backend.service().register(entry).await
+            } else {
+                backend.service().update(entry).await
+            };
+            close(backend).await;
+            let info = result?;
+            println!(
+                "{} {}: {}",
+                if matches!(cli.command, Command::Register { .. }) {
+                    "registered"
+                } else {
+                    "updated"
+                },
+                info.id,
+                info.endpoint
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Remove { id } => {
+            let (backend, _) = connect(&cli, false).await?;
+            let result = backend.service().remove(id).await;
+            close(backend).await;
+            result?;
+            println!("removed {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Watch {
+            ids,
+            connector_type,
+        } => {
+            let filter = parse_type(connector_type.as_deref())?;
+            let (backend, _) = connect(&cli, true).await?;
+            let mut events = backend.service().watch(ids.clone(), filter).await?;
+            let stopped = loop {
+                tokio::select! {
+                    event = events.next() => match event {
+                        Some(Ok(e)) => println!("{}", output::event_line(&e)),
+                        Some(Err(e)) => break Err(e),
+                        None => break Ok(()),
+                    },
+                    () = shutdown_signal() => break Ok(()),
+                }
+            };
+            drop(events);
+            close(backend).await;
+            stopped?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn read_entry(path: &Path) -> anyhow::Result<config::ConnectorConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    config::parse_entry(&text, base, sandport::builtins()).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}: {}", path.display(), lines.join("; "))
+    })
+}
+
+async fn check(cli: &Cli, ids: &[String], output: Output) -> anyhow::Result<ExitCode> {
+    let (backend, problems) = connect(cli, false).await?;
+    let service = backend.service();
+    let outcome: Result<Vec<_>, ClientError> = async {
+        let infos = service.list(None, false).await?;
+        let results = if ids.is_empty() {
+            service.health_check_all(None).await?.results
+        } else {
+            let mut results = Vec::new();
+            for id in ids {
+                results.push((id.clone(), service.health_check(id).await?));
+            }
+            results
+        };
+        Ok(results
+            .into_iter()
+            .filter_map(|(id, health)| {
+                let info = infos.iter().find(|i| i.id == id)?.clone();
+                Some((info, health))
+            })
+            .collect())
+    }
+    .await;
+    close(backend).await;
+    let results = outcome?;
     match output {
         Output::Table => print!("{}", output::table(&results)),
         Output::Json => println!("{}", output::json(&results)),
@@ -159,7 +320,7 @@ async fn check(path: Option<&Path>, ids: &[String], output: Output) -> anyhow::R
         .iter()
         .all(|(_, h)| h.status == HealthStatus::Healthy);
     Ok(if !problems.is_empty() {
-        ExitCode::from(EXIT_BAD_CONFIG)
+        ExitCode::from(EXIT_USAGE)
     } else if all_healthy {
         ExitCode::SUCCESS
     } else {
@@ -167,31 +328,42 @@ async fn check(path: Option<&Path>, ids: &[String], output: Output) -> anyhow::R
     })
 }
 
-async fn serve(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(path)?;
-    let runtime = Runtime::new(RuntimeOptions::default()).context("cannot start the runtime")?;
-    let problems = runtime.load(loaded).await;
+async fn serve(cli: &Cli, grpc_addr: Option<String>, http_addr: &str) -> anyhow::Result<ExitCode> {
+    let grpc_addr = match grpc_addr {
+        Some(addr) => addr,
+        None => match std::env::var("GRPC_PORT") {
+            Ok(port) => format!("127.0.0.1:{}", port.trim()),
+            Err(_) => "127.0.0.1:50051".to_string(),
+        },
+    };
+    let grpc = tokio::net::TcpListener::bind(&grpc_addr)
+        .await
+        .with_context(|| format!("cannot listen for gRPC on {grpc_addr}"))?;
+    let http = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+    let (service, problems) = Service::start(service_options(cli, true)).await?;
     print_problems(&problems);
     tracing::info!(
-        connectors = runtime.list(None).len(),
-        "sandport is running; stop it with Ctrl-C or SIGTERM"
+        grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or(grpc_addr),
+        http = %http.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| http_addr.to_string()),
+        connectors = service.runtime().list(None).len(),
+        state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
+        "sandport is listening; stop it with Ctrl-C or SIGTERM"
     );
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    runtime.shutdown().await;
+    sandport::server::serve(Arc::new(service), grpc, http, shutdown_signal()).await?;
+    tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-async fn validate(path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let loaded = load_config(path)?;
-    let count = loaded.connectors.len() + loaded.problems.len();
-    let runtime = Runtime::new(RuntimeOptions {
-        schedule: false,
-        ..RuntimeOptions::default()
-    })
-    .context("cannot start the runtime")?;
-    let problems = runtime.load(loaded).await;
-    runtime.shutdown().await;
+async fn validate(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let options = ServiceOptions {
+        ephemeral: true,
+        ..service_options(cli, false)
+    };
+    let (service, problems) = Service::start(options).await?;
+    let count = service.runtime().list(None).len() + problems.len();
+    service.shutdown().await;
     if problems.is_empty() {
         println!("config is valid: {count} connector(s)");
         Ok(ExitCode::SUCCESS)
@@ -200,7 +372,7 @@ async fn validate(path: Option<&Path>) -> anyhow::Result<ExitCode> {
             println!("{problem}");
         }
         println!("{} problem(s) found", problems.len());
-        Ok(ExitCode::from(EXIT_BAD_CONFIG))
+        Ok(ExitCode::from(EXIT_USAGE))
     }
 }
 

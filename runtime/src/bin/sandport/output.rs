@@ -21,26 +21,7 @@ pub fn table(results: &[(ConnectorInfo, HealthSnapshot)]) -> String {
         })
         .collect();
     let header = ["ID", "TYPE", "STATUS", "LATENCY", "MESSAGE"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    render(&header, &rows)
 }
 
 pub fn json(results: &[(ConnectorInfo, HealthSnapshot)]) -> String {
@@ -69,4 +50,76 @@ pub fn json(results: &[(ConnectorInfo, HealthSnapshot)]) -> String {
         })
         .collect();
     serde_json::to_string_pretty(&Value::Array(items)).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn list_table(list: &[ConnectorInfo]) -> String {
+    let header = ["ID", "TYPE", "ENABLED", "STATUS", "ENDPOINT"].map(String::from);
+    let rows: Vec<[String; 5]> = list
+        .iter()
+        .map(|i| {
+            [
+                i.id.clone(),
+                i.connector_type.to_string(),
+                i.enabled.to_string(),
+                i.health.status.to_string(),
+                i.endpoint.clone(),
+            ]
+        })
+        .collect();
+    render(&header, &rows)
+}
+
+pub fn list_json(list: &[ConnectorInfo]) -> String {
+    let items: Vec<Value> = list.iter().map(sandport::rest::info_json).collect();
+    serde_json::to_string_pretty(&Value::Array(items)).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn describe(info: &ConnectorInfo, config: &sandport::ConnectorConfig) -> String {
+    let mut out = String::new();
+    let h = &info.health;
+    let _ = writeln!(out, "id:          {}", info.id);
+    let _ = writeln!(out, "name:        {}", info.name);
+    let _ = writeln!(out, "type:        {}", info.connector_type);
+    let _ = writeln!(out, "endpoint:    {}", info.endpoint);
+    let _ = writeln!(out, "enabled:     {}", info.enabled);
+    let _ = writeln!(out, "status:      {} {}", h.status, h.message);
+    let _ = writeln!(out, "component:   {}", info.component_digest);
+    let entry = sandport::config::to_value(config, sandport::config::Secrets::Redact);
+    let yaml = serde_norway::to_string(&entry).unwrap_or_default();
+    let _ = writeln!(out, "config:");
+    for line in yaml.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
+
+pub fn event_line(e: &sandport::HealthEvent) -> String {
+    let at = humantime::format_rfc3339_seconds(e.checked_at);
+    format!(
+        "{at} {} {} -> {}: {}",
+        e.id, e.previous, e.status, e.message
+    )
+}
+
+fn render<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }

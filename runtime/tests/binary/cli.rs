@@ -1,37 +1,15 @@
 //! The `sandport` binary as scripts and operators use it: exit codes, the
 //! JSON shape, config errors, and a clean stop on SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SANDPORT: &str = env!("CARGO_BIN_EXE_sandport");
+use super::support::{SANDPORT, Target, closed_port};
 
-/// A loopback HTTP server that answers every request with `status`.
 fn serve_status(status: u16) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = "ok";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
-}
-
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    Target::start(status).port
 }
 
 fn write_config(name: &str, yaml: &str) -> PathBuf {
@@ -46,6 +24,7 @@ fn sandport(args: &[&str]) -> Output {
     Command::new(SANDPORT)
         .args(args)
         .env_remove("SANDPORT_CONFIG")
+        .env_remove("CONNECTORS_SERVICE_ADDR")
         .env("RUST_LOG", "warn")
         .output()
         .expect("run sandport")
@@ -217,7 +196,14 @@ fn serve_runs_until_sigterm_and_exits_cleanly() {
         ),
     );
     let mut child = Command::new(SANDPORT)
-        .args(["serve", "--config", config.to_str().expect("utf-8")])
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--config", config.to_str().expect("utf-8")])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

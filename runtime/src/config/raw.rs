@@ -608,9 +608,8 @@ fn parse_entry(
             auth: Auth::None,
             headers: BTreeMap::new(),
         });
-    let health_check = health_map
-        .map(|m| parse_health(m, &mut problems))
-        .unwrap_or_default();
+    let empty = Mapping::new();
+    let health_check = parse_health(health_map.unwrap_or(&empty), env, &mut problems);
     let sandbox = sandbox_map
         .map(|m| parse_sandbox(m, &mut problems))
         .unwrap_or_default();
@@ -742,9 +741,30 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
     AuthConfig { auth, headers }
 }
 
-fn parse_health(map: &Mapping, problems: &mut Vec<(String, String)>) -> HealthCheckConfig {
+/// The variable the original service read for the default check interval.
+pub const DEFAULT_INTERVAL_VAR: &str = "HEALTH_INTERVAL";
+
+fn parse_health(
+    map: &Mapping,
+    env: Env<'_>,
+    problems: &mut Vec<(String, String)>,
+) -> HealthCheckConfig {
     let mut f = Fields::new(map, "health_check.", HEALTH_KEYS, problems);
-    let defaults = HealthCheckConfig::default();
+    let mut defaults = HealthCheckConfig::default();
+    if f.get("interval").is_none()
+        && let Some(text) = env(DEFAULT_INTERVAL_VAR)
+    {
+        match units::duration(&Value::String(text.clone())) {
+            Ok(interval) => {
+                defaults.interval = interval;
+                defaults.timeout = defaults.timeout.min(interval);
+            }
+            Err(message) => f.problem(
+                "interval",
+                format!("from {DEFAULT_INTERVAL_VAR}: {message}"),
+            ),
+        }
+    }
     let enabled = f.boolean("enabled").unwrap_or(defaults.enabled);
     let interval = f
         .with("interval", units::duration)

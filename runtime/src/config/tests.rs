@@ -933,6 +933,7 @@ fn environment_variables_are_expanded_in_auth_fields_and_headers() {
     }
     assert_eq!(auth.headers["X-Org"].expose(), "org-42/42");
     let mut asked = asked.into_inner();
+    asked.retain(|name| name != "HEALTH_INTERVAL");
     asked.sort();
     assert_eq!(asked, ["ORG_ID", "ORG_ID", "PROM_PASS", "PROM_USER"]);
 }
@@ -1662,4 +1663,32 @@ fn a_redacted_entry_holds_no_secret_and_restores_from_the_current_one() {
     assert_ne!(sent_back, original);
     restore_redacted(&mut sent_back, &original);
     assert_eq!(sent_back, original);
+}
+
+#[test]
+fn health_interval_from_the_environment_is_the_default_interval() {
+    let env = |name: &str| (name == "HEALTH_INTERVAL").then(|| "10s".to_string());
+    let loaded = load_with_env(
+        "connectors:\n  - {id: grafana}\n  - {id: jaeger, health_check: {interval: 1m}}\n  - {id: prometheus}\n",
+        &env,
+    );
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    assert_eq!(
+        connector(&loaded, "grafana").health_check.interval,
+        Duration::from_secs(10)
+    );
+    assert_eq!(
+        connector(&loaded, "jaeger").health_check.interval,
+        Duration::from_secs(60)
+    );
+    let short = |name: &str| (name == "HEALTH_INTERVAL").then(|| "2s".to_string());
+    let loaded = load_with_env("connectors:\n  - {id: grafana}\n", &short);
+    assert_eq!(
+        connector(&loaded, "grafana").health_check.timeout,
+        Duration::from_secs(2)
+    );
+    let bad = |name: &str| (name == "HEALTH_INTERVAL").then(|| "often".to_string());
+    let loaded = load_with_env("connectors:\n  - {id: grafana}\n", &bad);
+    assert_eq!(loaded.problems.len(), 1);
+    assert!(loaded.problems[0].message.contains("HEALTH_INTERVAL"));
 }

@@ -246,6 +246,45 @@ async fn every_rpc_works_and_errors_carry_the_right_codes() {
         serving.status(),
         tonic_health::pb::health_check_response::ServingStatus::Serving
     );
+
+    // Reflection, as grpcurl uses it.
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(
+        Channel::from_shared(server.grpc.clone())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers
+        .message()
+        .await
+        .expect("answer")
+        .expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected reflection answer");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"sandport.connectors.v1.ConnectorsService".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
@@ -647,4 +686,39 @@ async fn the_cli_talks_to_a_remote_service_when_connectors_service_addr_is_set()
     let out = cli(&["remove", "remote-only"], true);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("remote-only"));
+}
+
+#[tokio::test]
+async fn grpc_health_turns_not_serving_when_shutdown_begins() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let dir = temp_dir("not-serving");
+    let config = write(&dir, "connectors.yaml", "connectors: []\n");
+    let server = Server::start(&config, &dir.join("data"));
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        Channel::from_shared(server.grpc.clone())
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "sandport.connectors.v1.ConnectorsService".into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = watch.message().await.expect("status").expect("one");
+    assert_eq!(first.status(), ServingStatus::Serving);
+    let stopping = std::thread::spawn(move || server.terminate(Duration::from_secs(20)));
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("a status change")
+        .expect("status")
+        .expect("one");
+    assert_eq!(next.status(), ServingStatus::NotServing);
+    drop(watch);
+    drop(health);
+    let status = stopping.join().expect("thread");
+    assert!(status.success(), "{status}");
 }

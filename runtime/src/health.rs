@@ -46,6 +46,8 @@ pub enum FailureKind {
     GuestError,
     /// The instance could not be created or initialised.
     Instantiate,
+    /// The check failed after the egress policy denied one of its requests.
+    EgressDenied,
 }
 
 impl FailureKind {
@@ -56,6 +58,7 @@ impl FailureKind {
             FailureKind::Trap => "trap",
             FailureKind::GuestError => "guest-error",
             FailureKind::Instantiate => "instantiate",
+            FailureKind::EgressDenied => "egress-denied",
         }
     }
 }

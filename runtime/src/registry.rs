@@ -165,7 +165,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let sandbox = Sandbox::new()?;
-        let http = HttpClient::new().map_err(|e| RuntimeError::Http(e.to_string()))?;
+        let http = HttpClient::new().map_err(RuntimeError::Http)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
                 events: broadcast::channel(1024).0,
@@ -525,7 +525,7 @@ async fn start_guest(
     config: &ConnectorConfig,
     budget: Budget,
 ) -> Result<Guest, StartError> {
-    let egress = Egress::new(inner.http.clone(), config).map_err(|e| {
+    let egress = Egress::new(&inner.http, config).map_err(|e| {
         StartError::Sandbox(GuestError {
             kind: FailureKind::Instantiate,
             message: e.to_string(),
@@ -645,6 +645,10 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
     };
     match guest.health_check(budget).await {
         Ok(Ok(report)) => CheckOutcome {
+            failure: (report.status != crate::sandbox::WitHealthStatus::Healthy
+                && report.status != crate::sandbox::WitHealthStatus::Degraded
+                && guest.was_denied())
+            .then_some(FailureKind::EgressDenied),
             status: crate::sandbox::status_from_wit(report.status),
             message: one_line(&report.message),
             details: report
@@ -653,7 +657,6 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
                 .take(MAX_DETAILS)
                 .map(|(k, v)| (one_line(k), one_line(v)))
                 .collect(),
-            failure: None,
             latency: started.elapsed(),
             checked_at: SystemTime::now(),
         },

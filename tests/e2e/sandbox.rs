@@ -33,6 +33,7 @@ async fn a_request_outside_the_allowlist_is_denied_naming_the_url() {
     assert_eq!(snap.status, HealthStatus::Unhealthy);
     assert!(snap.message.contains("denied"), "{}", snap.message);
     assert!(snap.message.contains(&url), "{}", snap.message);
+    assert_eq!(snap.failure, Some(FailureKind::EgressDenied));
     assert_eq!(other.seen().len(), 0, "the request never left the host");
 }
 

@@ -3,14 +3,20 @@
 //! Every request a guest sends goes through [`Egress::send`], which
 //! - checks the URL against the connector's [`EgressPolicy`] (and every
 //!   redirect hop again; at most [`MAX_REDIRECTS`]),
+//! - resolves names itself and connects only to addresses that pass
+//!   [`ip::vet`] for the rule that admitted the host (no DNS rebinding
+//!   window: reqwest is handed the vetted addresses and nothing else),
 //! - attaches the connector's credentials, and only to its own endpoint,
 //! - bounds the request by the earlier of the guest's timeout and the
 //!   current call's deadline,
 //! - caps the response body.
 //!
-//! One [`reqwest::Client`] is shared by all connectors so connections to the
-//! same endpoint are reused.
+//! Each connector gets its own [`reqwest::Client`] (its resolver carries the
+//! connector's policy), so connections to its endpoint are reused from check
+//! to check; all clients share one TLS configuration.
 
+pub mod ip;
+mod resolve;
 mod rule;
 
 use std::sync::Arc;
@@ -24,7 +30,10 @@ use tokio::time::Instant;
 use crate::budget::Budget;
 use url::Url;
 
+pub use resolve::{Lookup, SystemLookup};
 pub use rule::{HostRule, RuleError};
+
+use ip::Grant;
 
 use crate::config::{Auth, ConnectorConfig};
 
@@ -46,6 +55,15 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+/// Why a connector's egress could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum EgressSetupError {
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    #[error("cannot create the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 /// Why a request failed; mirrors the WIT `http-error` variant.
@@ -85,7 +103,28 @@ impl EgressPolicy {
     }
 
     pub fn permits(&self, url: &Url) -> bool {
-        self.own.permits(url) || self.extra.iter().any(|rule| rule.permits(url))
+        self.grant_for_url(url).is_some()
+    }
+
+    fn rules(&self) -> impl Iterator<Item = &HostRule> {
+        std::iter::once(&self.own).chain(&self.extra)
+    }
+
+    /// The widest grant of the rules admitting `url`, if any admits it.
+    pub fn grant_for_url(&self, url: &Url) -> Option<Grant> {
+        self.rules()
+            .filter(|r| r.permits(url))
+            .map(HostRule::grant)
+            .max()
+    }
+
+    /// The widest grant of the rules naming `host`, whatever scheme or port.
+    pub fn grant_for_host(&self, host: &str) -> Option<Grant> {
+        let host = host.to_ascii_lowercase();
+        self.rules()
+            .filter(|r| r.matches_host(&host))
+            .map(HostRule::grant)
+            .max()
     }
 
     fn is_own(&self, url: &Url) -> bool {
@@ -99,30 +138,54 @@ impl EgressPolicy {
     }
 }
 
-/// The shared HTTP client. Cheap to clone.
+/// What every connector's HTTP client shares: the TLS configuration and
+/// the name lookup. Cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
-    client: reqwest::Client,
+    tls: Arc<rustls::ClientConfig>,
+    lookup: Arc<dyn Lookup>,
 }
 
 impl HttpClient {
-    pub fn new() -> Result<Self, reqwest::Error> {
+    pub fn new() -> Result<Self, String> {
+        Self::with_lookup(Arc::new(SystemLookup))
+    }
+
+    /// With another name lookup (tests use this to make names resolve to
+    /// addresses of their choosing).
+    pub fn with_lookup(lookup: Arc<dyn Lookup>) -> Result<Self, String> {
+        use rustls_platform_verifier::ConfigVerifierExt;
         // A process may only install one default crypto provider; losing the
         // race to another caller is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let tls = rustls::ClientConfig::with_platform_verifier()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        Ok(HttpClient {
+            tls: Arc::new(tls),
+            lookup,
+        })
+    }
+
+    fn client_for(&self, policy: Arc<EgressPolicy>) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
             .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
-        Ok(HttpClient { client })
+            .pool_max_idle_per_host(4)
+            .dns_resolver(Arc::new(resolve::VettingResolver::new(
+                policy,
+                self.lookup.clone(),
+            )))
+            .tls_backend_preconfigured((*self.tls).clone())
+            .build()
     }
 }
 
 /// One connector's view of the outside world.
 #[derive(Clone)]
 pub struct Egress {
-    client: HttpClient,
+    client: reqwest::Client,
     policy: Arc<EgressPolicy>,
     credentials: Arc<Credentials>,
     max_body: usize,
@@ -175,10 +238,11 @@ impl Credentials {
 }
 
 impl Egress {
-    pub fn new(client: HttpClient, config: &ConnectorConfig) -> Result<Self, RuleError> {
+    pub fn new(client: &HttpClient, config: &ConnectorConfig) -> Result<Self, EgressSetupError> {
+        let policy = Arc::new(EgressPolicy::for_connector(config)?);
         Ok(Egress {
-            client,
-            policy: Arc::new(EgressPolicy::for_connector(config)?),
+            client: client.client_for(policy.clone())?,
+            policy,
             credentials: Arc::new(Credentials::from_config(config)),
             max_body: DEFAULT_MAX_BODY,
         })
@@ -216,18 +280,28 @@ impl Egress {
         let started = Instant::now();
 
         for _hop in 0..=MAX_REDIRECTS {
-            if !self.policy.permits(&url) {
+            let Some(grant) = self.policy.grant_for_url(&url) else {
                 return Err(EgressError::Denied(format!(
                     "denied: {url} is outside this connector's allowlist ({})",
                     self.policy.describe()
                 )));
+            };
+            // Names are vetted by the resolver; IP literals never reach it.
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+                _ => None,
+            };
+            if let Some(address) = literal
+                && let Err(why) = ip::vet(address, grant)
+            {
+                return Err(EgressError::Denied(format!("denied: {url}: {why}")));
             }
             let left = timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(timed_out(limit));
             }
             let mut builder = self
-                .client
                 .client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
@@ -332,6 +406,9 @@ fn classify(error: reqwest::Error, timeout: Duration) -> EgressError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
     let mut root = error.to_string();
     while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<resolve::AddressRefused>() {
+            return EgressError::Denied(format!("denied: {refused}"));
+        }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => {
@@ -358,3 +435,6 @@ fn classify(error: reqwest::Error, timeout: Duration) -> EgressError {
     }
     EgressError::Other(root)
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,8 @@ use std::fmt;
 
 use url::{Host, Url};
 
+use super::ip::Grant;
+
 /// One entry of `sandbox.allowed_hosts`:
 /// `[scheme://]host[:port][/path-prefix]`, where host may start with `*.`.
 ///
@@ -73,7 +75,7 @@ impl HostRule {
         let host = match probe.host() {
             Some(Host::Domain(d)) => d.trim_end_matches('.').to_string(),
             Some(Host::Ipv4(ip)) if !wildcard => ip.to_string(),
-            Some(Host::Ipv6(ip)) if !wildcard => format!("[{ip}]"),
+            Some(Host::Ipv6(ip)) if !wildcard => ip_text(std::net::IpAddr::V6(ip)),
             Some(_) => return Err(fail("`*.` needs a domain name after it")),
             None => return Err(fail("no host")),
         };
@@ -112,6 +114,33 @@ impl HostRule {
         Self::parse(&format!("{scheme}://{host}:{port}"))
     }
 
+    /// How far this rule vouches for the addresses its host resolves to.
+    pub fn grant(&self) -> Grant {
+        match &self.host {
+            HostPattern::Suffix(_) => Grant::Wildcard,
+            HostPattern::Exact(h) => {
+                match h.trim_start_matches('[').trim_end_matches(']').parse() {
+                    Ok(ip) => Grant::ExactIp(ip),
+                    Err(_) => Grant::Named,
+                }
+            }
+        }
+    }
+
+    /// Whether the rule's host pattern matches `host` (a name in canonical
+    /// lower case), whatever the scheme and port.
+    pub fn matches_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        match &self.host {
+            HostPattern::Exact(h) => h == host,
+            HostPattern::Suffix(s) => {
+                host.len() > s.len() + 1
+                    && host.ends_with(s.as_str())
+                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
+            }
+        }
+    }
+
     pub fn permits(&self, url: &Url) -> bool {
         let scheme = url.scheme();
         if let Some(rule_scheme) = &self.scheme {
@@ -134,24 +163,24 @@ impl HostRule {
         let host = match url.host() {
             Some(Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
             Some(Host::Ipv4(ip)) => ip.to_string(),
-            Some(Host::Ipv6(ip)) => format!("[{ip}]"),
+            Some(Host::Ipv6(ip)) => ip_text(std::net::IpAddr::V6(ip)),
             None => return false,
         };
-        let host_ok = match &self.host {
-            HostPattern::Exact(h) => *h == host,
-            HostPattern::Suffix(s) => {
-                host.len() > s.len() + 1
-                    && host.ends_with(s.as_str())
-                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
-            }
-        };
-        host_ok
+        self.matches_host(&host)
             && (self.path_prefix.is_empty()
                 || url.path() == self.path_prefix
                 || url
                     .path()
                     .strip_prefix(self.path_prefix.as_str())
                     .is_some_and(|rest| rest.starts_with('/')))
+    }
+}
+
+/// An IP as rules compare it: IPv4-mapped IPv6 as the IPv4 address.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    match super::ip::canonical(ip) {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
     }
 }
 

@@ -72,6 +72,7 @@ fn failure_from_str(text: &str) -> Option<FailureKind> {
         "trap" => FailureKind::Trap,
         "guest-error" => FailureKind::GuestError,
         "instantiate" => FailureKind::Instantiate,
+        "egress-denied" => FailureKind::EgressDenied,
         _ => return None,
     })
 }

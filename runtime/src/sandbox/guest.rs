@@ -105,6 +105,11 @@ impl Guest {
         })
     }
 
+    /// Whether the last call had a request denied by the egress policy.
+    pub fn was_denied(&self) -> bool {
+        self.store.data().denied
+    }
+
     /// Whether the instance may be entered again.
     pub fn is_usable(&self) -> bool {
         self.usable
@@ -191,6 +196,7 @@ impl Guest {
 fn arm(store: &mut Store<GuestState>, budget: Budget) {
     let data = store.data_mut();
     data.budget = budget;
+    data.denied = false;
     data.limits.memory_refused = false;
     store.set_epoch_deadline(1);
 }

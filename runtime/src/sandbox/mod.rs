@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
+pub use bindings::sandport::connector::types::HealthStatus as WitHealthStatus;
 pub use convert::status_from_wit;
 pub use guest::{Guest, GuestError, GuestInfo};
 

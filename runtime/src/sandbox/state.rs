@@ -23,6 +23,8 @@ pub struct GuestState {
     egress: Egress,
     /// The current export call's time; host calls never run past it.
     pub(super) budget: Budget,
+    /// Whether the current call had a request denied by the egress policy.
+    pub(super) denied: bool,
 }
 
 impl GuestState {
@@ -43,6 +45,7 @@ impl GuestState {
             limits: Limits::new(memory_limit),
             egress,
             budget: Budget::new(std::time::Duration::ZERO),
+            denied: false,
         }
     }
 }
@@ -129,6 +132,9 @@ impl http_client::Host for GuestState {
         let result = self.egress.send(request, self.budget).await;
         if let Err(error) = &result {
             tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
+            if matches!(error, EgressError::Denied(_)) {
+                self.denied = true;
+            }
         }
         Ok(result
             .map(|r| http_client::Response {

@@ -1,0 +1,195 @@
+//! The egress path against a real loopback server, with names resolved by a
+//! stub so that they can point anywhere (as a hostile DNS server would).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::*;
+use crate::config;
+
+struct StubLookup(HashMap<String, Vec<IpAddr>>);
+
+impl Lookup for StubLookup {
+    fn lookup(
+        &self,
+        host: String,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<IpAddr>>> + Send>> {
+        let found = self.0.get(&host).cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such host"))
+        })
+    }
+}
+
+/// A loopback server answering every request with `reply` (raw HTTP).
+async fn server(reply: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+fn egress(entry: &str, names: &[(&str, &str)]) -> Egress {
+    let lookup = StubLookup(
+        names
+            .iter()
+            .map(|(n, ip)| (n.to_string(), vec![ip.parse().expect("ip")]))
+            .collect(),
+    );
+    let client = HttpClient::with_lookup(Arc::new(lookup)).expect("client");
+    let config =
+        config::parse_entry(entry, std::path::Path::new("."), crate::builtins()).expect("entry");
+    Egress::new(&client, &config).expect("egress")
+}
+
+async fn get(egress: &Egress, url: &str) -> Result<Response, EgressError> {
+    egress
+        .send(
+            Request {
+                method: "GET".into(),
+                url: url.into(),
+                headers: Vec::new(),
+                body: None,
+                timeout: None,
+            },
+            Budget::new(Duration::from_secs(5)),
+        )
+        .await
+}
+
+const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+
+#[tokio::test]
+async fn a_wildcard_name_that_resolves_to_loopback_is_denied() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!(
+            "{{id: x, component: http, host: 127.0.0.1, port: 1, sandbox: {{allowed_hosts: ['http://*.corp.example:{port}']}}}}"
+        ),
+        &[("evil.corp.example", "127.0.0.1")],
+    );
+    let err = get(&e, &format!("http://evil.corp.example:{port}/"))
+        .await
+        .expect_err("denied");
+    let EgressError::Denied(message) = err else {
+        panic!("{err:?}")
+    };
+    assert!(
+        message.contains("127.0.0.1") && message.contains("wildcard"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_exactly_named_internal_host_is_reached_at_the_vetted_address() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: db.corp.example, port: {port}}}"),
+        &[("db.corp.example", "127.0.0.1")],
+    );
+    let response = get(&e, &format!("http://db.corp.example:{port}/"))
+        .await
+        .expect("allowed");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"ok");
+}
+
+#[tokio::test]
+async fn a_name_resolving_to_cloud_metadata_is_denied_even_when_named_exactly() {
+    let e = egress(
+        "{id: x, component: http, host: meta.corp.example, port: 80}",
+        &[("meta.corp.example", "169.254.169.254")],
+    );
+    let err = get(&e, "http://meta.corp.example/latest/meta-data/")
+        .await
+        .expect_err("denied");
+    let EgressError::Denied(message) = err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("169.254.169.254"), "{message}");
+}
+
+#[tokio::test]
+async fn ip_spellings_of_forbidden_addresses_are_all_denied() {
+    // The connector's own endpoint is a public name; every spelling below
+    // is either outside the allowlist or a forbidden address.
+    let e = egress(
+        "{id: x, component: http, host: public.example, port: 80, sandbox: {allowed_hosts: ['*.example']}}",
+        &[],
+    );
+    for url in [
+        "http://169.254.169.254/",
+        "http://2852039166/",
+        "http://0xa9fea9fe/",
+        "http://0251.0376.0251.0376/",
+        "http://[::ffff:169.254.169.254]/",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://0.0.0.0/",
+        "http://0/",
+        "http://127.1/",
+        "http://public.example@169.254.169.254/",
+        "http://[fd00:ec2::254]/",
+    ] {
+        let err = get(&e, url).await.expect_err(url);
+        assert!(matches!(err, EgressError::Denied(_)), "{url}: {err:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_exact_ip_rule_opens_that_address_only() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    assert_eq!(
+        get(&e, &format!("http://127.0.0.1:{port}/"))
+            .await
+            .expect("own")
+            .status,
+        200
+    );
+    assert_eq!(
+        get(&e, &format!("http://[::ffff:127.0.0.1]:{port}/"))
+            .await
+            .expect("same address")
+            .status,
+        200
+    );
+    assert!(matches!(
+        get(&e, &format!("http://127.0.0.2:{port}/")).await,
+        Err(EgressError::Denied(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_trailing_dot_does_not_escape_the_rule() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: db.corp.example, port: {port}}}"),
+        &[
+            ("db.corp.example", "127.0.0.1"),
+            ("db.corp.example.", "127.0.0.1"),
+        ],
+    );
+    let response = get(&e, &format!("http://db.corp.example.:{port}/")).await;
+    assert!(response.is_ok(), "{response:?}");
+    let other = get(&e, &format!("http://db.corp.example.evil:{port}/")).await;
+    assert!(matches!(other, Err(EgressError::Denied(_))), "{other:?}");
+}

@@ -27,6 +27,9 @@ fn main() {
 fn compile_proto() {
     let root = guests::workspace_root();
     let proto = root.join("proto/connectors.proto");
+    println!("cargo:rerun-if-changed={}", root.join("proto").display());
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build");
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let protoc = protoc_bin_vendored::protoc_bin_path().expect("the vendored protoc");
     let includes = protoc_bin_vendored::include_path().expect("the vendored protobuf includes");

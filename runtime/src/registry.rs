@@ -470,17 +470,30 @@ impl Runtime {
             component: config.component.to_string(),
             message,
         };
+        let prepared = self.compile(config).await.map_err(fail)?;
+        if let Some(pinned) = &config.component_sha256
+            && pinned != prepared.digest()
+        {
+            return Err(fail(format!(
+                "its SHA-256 is {}, but component_sha256 pins {pinned}; refusing to load it",
+                prepared.digest()
+            )));
+        }
+        Ok(prepared)
+    }
+
+    async fn compile(&self, config: &ConnectorConfig) -> Result<Arc<Prepared>, String> {
         match &config.component {
             ComponentRef::Builtin(name) => {
                 let builtin = builtin::find(name).ok_or_else(|| {
-                    fail(format!(
+                    format!(
                         "no such built-in; built-ins: {}",
                         builtin::BUILTINS
                             .iter()
                             .map(|b| b.name)
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ))
+                    )
                 })?;
                 self.inner
                     .sandbox
@@ -490,12 +503,12 @@ impl Runtime {
             ComponentRef::Path(path) => {
                 let bytes = tokio::fs::read(path)
                     .await
-                    .map_err(|e| fail(format!("cannot read the file: {e}")))?;
+                    .map_err(|e| format!("cannot read the file: {e}"))?;
                 let what = format!("component {}", path.display());
                 self.inner.sandbox.prepare(&what, &bytes).await
             }
         }
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| e.to_string())
     }
 
     async fn start_guest(

@@ -203,3 +203,66 @@ async fn many_connectors_of_one_component_compile_once_and_check_concurrently() 
     runtime.shutdown().await;
     assert!(runtime.list(None).is_empty());
 }
+
+#[tokio::test]
+async fn a_component_importing_what_the_sandbox_does_not_offer_is_refused_with_the_list() {
+    let component = wat::parse_str(
+        r#"(component
+            (import "evil:net/raw-socket@1.0.0" (instance))
+            (import "wasi:cli/environment@0.2.0" (instance))
+            (import "acme:spy/keylogger" (instance))
+        )"#,
+    )
+    .expect("valid component text");
+    let dir = std::env::temp_dir().join(format!("sandport-imports-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("spy.wasm");
+    std::fs::write(&path, component).expect("write");
+    let runtime = sandport_tests::runtime();
+    let err = runtime
+        .register(entry(&format!(
+            "{{id: spy, component: '{}', host: 127.0.0.1, port: 80}}",
+            path.display()
+        )))
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("evil:net/raw-socket@1.0.0") && text.contains("acme:spy/keylogger"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("wasi:cli/environment"),
+        "allowed imports are not listed: {text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_component_sha256_pin_is_enforced() {
+    use sha2::Digest;
+    let bytes = std::fs::read(sandport_tests::HOSTILE_WASM).expect("guest built");
+    let digest: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let runtime = sandport_tests::runtime();
+    let yaml = |id: &str, sha: &str| {
+        format!(
+            "{{id: {id}, component: '{}', component_sha256: '{sha}', host: 127.0.0.1, port: 80}}",
+            sandport_tests::HOSTILE_WASM
+        )
+    };
+    runtime
+        .register(entry(&yaml("pinned", &digest)))
+        .await
+        .expect("the right digest loads");
+    let wrong = "0".repeat(64);
+    let err = runtime
+        .register(entry(&yaml("tampered", &wrong)))
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains(&digest) && text.contains(&wrong), "{text}");
+    assert!(runtime.get("tampered").is_err());
+}

@@ -109,6 +109,9 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
         ComponentRef::Path(path) => path.display().to_string(),
     };
     put(&mut m, "component", component);
+    if let Some(digest) = &config.component_sha256 {
+        put(&mut m, "component_sha256", digest.clone());
+    }
     put(
         &mut m,
         "settings",

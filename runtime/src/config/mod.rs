@@ -233,6 +233,8 @@ pub struct ConnectorConfig {
     pub tags: Vec<String>,
     pub health_check: HealthCheckConfig,
     pub component: ComponentRef,
+    /// If set, the component's bytes must have this SHA-256 (hex).
+    pub component_sha256: Option<String>,
     /// Connector-specific options, nested maps flattened to `a.b` keys.
     pub settings: BTreeMap<String, String>,
     pub sandbox: SandboxConfig,

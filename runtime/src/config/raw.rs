@@ -33,6 +33,7 @@ const ENTRY_KEYS: &[&str] = &[
     "tags",
     "health_check",
     "component",
+    "component_sha256",
     "settings",
     "sandbox",
 ];
@@ -497,6 +498,17 @@ fn parse_entry(
         ComponentRef::Path(_) => (ConnectorType::Custom, None),
     };
 
+    let component_sha256 = f
+        .string("component_sha256")
+        .map(|s| s.trim().to_ascii_lowercase());
+    if let Some(digest) = &component_sha256
+        && (digest.len() != 64 || !digest.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        f.problem(
+            "component_sha256",
+            "must be 64 hexadecimal digits (the SHA-256 of the .wasm file)",
+        );
+    }
     let type_options: Vec<(&str, ConnectorType)> = ConnectorType::ALL
         .iter()
         .map(|t| (t.as_str(), *t))
@@ -631,6 +643,7 @@ fn parse_entry(
             tags,
             health_check,
             component,
+            component_sha256,
             settings,
             sandbox,
         })

@@ -259,6 +259,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
             ComponentRef::Path(path) => path.display().to_string(),
         },
         settings: c.settings.clone().into_iter().collect(),
+        component_sha256: c.component_sha256.clone().unwrap_or_default(),
         sandbox: Some(pb::SandboxConfig {
             memory_limit_bytes: c.sandbox.memory_limit,
             allowed_hosts: c
@@ -353,6 +354,7 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
         put(&mut m, "health_check", Value::Mapping(health));
     }
     put_text(&mut m, "component", &c.component);
+    put_text(&mut m, "component_sha256", &c.component_sha256);
     if !c.settings.is_empty() {
         put(&mut m, "settings", string_map(c.settings));
     }

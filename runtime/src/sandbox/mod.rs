@@ -49,6 +49,11 @@ pub enum SandboxError {
     Compile { what: String, message: String },
     #[error("{what} cannot be linked: {message}")]
     Link { what: String, message: String },
+    #[error(
+        "{what} imports what the sandbox does not offer: {}; a connector may import only `sandport:connector` and WASI's cli, clocks, filesystem, io, random and sockets interfaces",
+        .imports.join(", ")
+    )]
+    ForbiddenImports { what: String, imports: Vec<String> },
 }
 
 /// A compiled component, ready to be instantiated many times.
@@ -161,6 +166,19 @@ impl Sandbox {
                 what: what.to_string(),
                 message: format!("{e:#}"),
             })?;
+        let forbidden: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !import_allowed(name))
+            .map(str::to_string)
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(SandboxError::ForbiddenImports {
+                what: what.to_string(),
+                imports: forbidden,
+            });
+        }
         let link_error = |e: wasmtime::Error| SandboxError::Link {
             what: what.to_string(),
             message: format!("{e:#}"),
@@ -198,6 +216,21 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// The interfaces a component may import: the contract's own, and the WASI
+/// packages the linker provides (inert under the deny-all context).
+fn import_allowed(name: &str) -> bool {
+    const PACKAGES: &[&str] = &[
+        "sandport:connector/",
+        "wasi:cli/",
+        "wasi:clocks/",
+        "wasi:filesystem/",
+        "wasi:io/",
+        "wasi:random/",
+        "wasi:sockets/",
+    ];
+    PACKAGES.iter().any(|p| name.starts_with(p))
 }
 
 fn hex(bytes: &[u8]) -> String {

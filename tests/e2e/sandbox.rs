@@ -275,3 +275,109 @@ fn guest_logs_and_stdio_reach_the_host_log_tagged_with_the_connector() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_guest_gets_its_exact_outcome_while_good_connectors_stay_healthy_and_on_time()
+{
+    let server = FakeServer::prometheus().await;
+    server.set("/huge", Reply::ok("z".repeat(3 << 20)));
+    let runtime = runtime();
+    let port = server.port();
+    let short = ", health_check: {interval: 10s, timeout: 1s}";
+    let hostile_modes: &[(&str, String)] = &[
+        ("spin", "mode: loop".into()),
+        ("deep", "mode: recurse".into()),
+        ("hog", "mode: alloc".into()),
+        ("crash", "mode: panic".into()),
+        ("loud", "mode: big-string".into()),
+        ("flood", "mode: log-flood".into()),
+        (
+            "busy",
+            format!("mode: host-loop, url: '{}'", server.url("/-/healthy")),
+        ),
+        (
+            "meta",
+            "mode: fetch, url: 'http://169.254.169.254/latest/meta-data/'".into(),
+        ),
+        (
+            "side",
+            format!(
+                "mode: fetch, url: 'http://127.0.0.1:{}/'",
+                sandport_tests::closed_port()
+            ),
+        ),
+        (
+            "stream",
+            format!("mode: fetch, url: '{}'", server.url("/huge")),
+        ),
+    ];
+    for (id, settings) in hostile_modes {
+        runtime
+            .register(hostile(id, port, settings, short))
+            .await
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+    }
+    for i in 0..5 {
+        runtime
+            .register(entry(&format!(
+                "{{id: good{i}, component: prometheus, host: 127.0.0.1, port: {port}, health_check: {{interval: 10s, timeout: 5s}}}}"
+            )))
+            .await
+            .expect("registers");
+    }
+    let started = std::time::Instant::now();
+    let results = runtime.check_all(None).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "check_all took {took:?}");
+    let get = |id: &str| {
+        results
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, s)| s.clone())
+            .expect(id)
+    };
+
+    for i in 0..5 {
+        let good = get(&format!("good{i}"));
+        assert_eq!(good.status, HealthStatus::Healthy, "good{i}: {good:?}");
+        // Well inside their 5s timeout: no hostile guest holds the executor.
+        assert!(
+            good.latency.expect("latency") < Duration::from_secs(2),
+            "good{i} late: {good:?}"
+        );
+    }
+    let expect = |id: &str, failure: Option<FailureKind>, needle: &str| {
+        let s = get(id);
+        assert_eq!(s.failure, failure, "{id}: {s:?}");
+        assert!(
+            s.message.contains(needle),
+            "{id}: `{}` lacks `{needle}`",
+            s.message
+        );
+    };
+    expect("spin", Some(FailureKind::Deadline), "timed out after 1s");
+    expect("deep", Some(FailureKind::Trap), "trapped");
+    expect("hog", Some(FailureKind::OutOfMemory), "out of memory");
+    expect("crash", Some(FailureKind::Trap), "trapped");
+    expect("busy", Some(FailureKind::Deadline), "timed out after 1s");
+    expect("meta", Some(FailureKind::EgressDenied), "denied");
+    expect("side", Some(FailureKind::EgressDenied), "allowlist");
+    expect("stream", None, "max_response_size");
+    let loud = get("loud");
+    assert_eq!(loud.status, HealthStatus::Unhealthy);
+    assert!(
+        loud.message.chars().count() <= 1025,
+        "message kept at {} chars",
+        loud.message.len()
+    );
+    assert!(loud.details.iter().all(|(_, v)| v.chars().count() <= 1025));
+    let flood = get("flood");
+    assert_eq!(flood.status, HealthStatus::Healthy, "{flood:?}");
+
+    // The runtime still answers, and a second round behaves the same.
+    assert_eq!(runtime.list(None).len(), hostile_modes.len() + 5);
+    let again = runtime.check("good0").await.expect("known");
+    assert_eq!(again.status, HealthStatus::Healthy);
+    let again = runtime.check("deep").await.expect("known");
+    assert_eq!(again.failure, Some(FailureKind::Trap));
+}

@@ -141,6 +141,21 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
                 .collect(),
         ),
     );
+    put(
+        &mut sandbox,
+        "max_response_size",
+        format_size(config.sandbox.max_response_size).replace(' ', ""),
+    );
+    put(
+        &mut sandbox,
+        "max_requests_per_call",
+        u64::from(config.sandbox.max_requests_per_call),
+    );
+    put(
+        &mut sandbox,
+        "max_bytes_per_call",
+        format_size(config.sandbox.max_bytes_per_call).replace(' ', ""),
+    );
     put(&mut m, "sandbox", Value::Mapping(sandbox));
     Value::Mapping(m)
 }

@@ -199,10 +199,19 @@ pub struct SandboxConfig {
     pub memory_limit: u64,
     /// Where the guest may send HTTP requests, besides its own endpoint.
     pub allowed_hosts: Vec<HostRule>,
+    /// Cap on one response body, in bytes.
+    pub max_response_size: u64,
+    /// Cap on HTTP requests (redirect hops included) in one guest call.
+    pub max_requests_per_call: u32,
+    /// Cap on response bytes received in one guest call.
+    pub max_bytes_per_call: u64,
 }
 
 impl SandboxConfig {
     pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
+    pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 1 << 20;
+    pub const DEFAULT_MAX_REQUESTS_PER_CALL: u32 = 16;
+    pub const DEFAULT_MAX_BYTES_PER_CALL: u64 = 8 << 20;
 }
 
 impl Default for SandboxConfig {
@@ -210,6 +219,9 @@ impl Default for SandboxConfig {
         SandboxConfig {
             memory_limit: Self::DEFAULT_MEMORY_LIMIT,
             allowed_hosts: Vec::new(),
+            max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
+            max_requests_per_call: Self::DEFAULT_MAX_REQUESTS_PER_CALL,
+            max_bytes_per_call: Self::DEFAULT_MAX_BYTES_PER_CALL,
         }
     }
 }

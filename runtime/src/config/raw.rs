@@ -41,7 +41,13 @@ const AUTH_KEYS: &[&str] = &[
     "type", "username", "password", "token", "api_key", "headers",
 ];
 const HEALTH_KEYS: &[&str] = &["enabled", "interval", "timeout", "path"];
-const SANDBOX_KEYS: &[&str] = &["memory_limit", "allowed_hosts"];
+const SANDBOX_KEYS: &[&str] = &[
+    "memory_limit",
+    "allowed_hosts",
+    "max_response_size",
+    "max_requests_per_call",
+    "max_bytes_per_call",
+];
 
 /// Human description of a YAML value's kind, for "expected X, found Y".
 pub fn describe(value: &Value) -> String {
@@ -838,8 +844,33 @@ fn parse_sandbox(map: &Mapping, problems: &mut Vec<(String, String)>) -> Sandbox
             )),
         })
         .unwrap_or_default();
+    let max_response_size = f
+        .with("max_response_size", units::size)
+        .unwrap_or(SandboxConfig::DEFAULT_MAX_RESPONSE_SIZE);
+    let max_bytes_per_call = f
+        .with("max_bytes_per_call", units::size)
+        .unwrap_or(SandboxConfig::DEFAULT_MAX_BYTES_PER_CALL);
+    let max_requests_per_call = f
+        .with("max_requests_per_call", |v| match v {
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| format!("{n} is not a count from 1 up")),
+            other => Err(format!("expected a count, found {}", describe(other))),
+        })
+        .unwrap_or(SandboxConfig::DEFAULT_MAX_REQUESTS_PER_CALL);
+    if max_response_size > max_bytes_per_call {
+        f.problem(
+            "max_response_size",
+            "must not be larger than max_bytes_per_call",
+        );
+    }
     SandboxConfig {
         memory_limit,
         allowed_hosts,
+        max_response_size,
+        max_requests_per_call,
+        max_bytes_per_call,
     }
 }

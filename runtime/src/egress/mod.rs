@@ -38,7 +38,13 @@ use ip::Grant;
 use crate::config::{Auth, ConnectorConfig};
 
 pub const MAX_REDIRECTS: usize = 5;
-pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// What one guest call has used of its egress allowance so far.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallUsage {
+    pub requests: u32,
+    pub bytes: u64,
+}
 
 /// A request as the guest asked for it.
 #[derive(Debug)]
@@ -188,7 +194,9 @@ pub struct Egress {
     client: reqwest::Client,
     policy: Arc<EgressPolicy>,
     credentials: Arc<Credentials>,
-    max_body: usize,
+    max_response: u64,
+    max_requests: u32,
+    max_bytes: u64,
 }
 
 /// The headers the host adds to requests for the connector's own endpoint.
@@ -244,12 +252,19 @@ impl Egress {
             client: client.client_for(policy.clone())?,
             policy,
             credentials: Arc::new(Credentials::from_config(config)),
-            max_body: DEFAULT_MAX_BODY,
+            max_response: config.sandbox.max_response_size,
+            max_requests: config.sandbox.max_requests_per_call,
+            max_bytes: config.sandbox.max_bytes_per_call,
         })
     }
 
     /// Sends `request`, giving up when `budget` runs out at the latest.
-    pub async fn send(&self, request: Request, budget: Budget) -> Result<Response, EgressError> {
+    pub async fn send(
+        &self,
+        request: Request,
+        budget: Budget,
+        usage: &mut CallUsage,
+    ) -> Result<Response, EgressError> {
         let mut method = Method::from_bytes(request.method.trim().to_ascii_uppercase().as_bytes())
             .map_err(|_| {
                 EgressError::InvalidUrl(format!("`{}` is not an HTTP method", request.method))
@@ -297,6 +312,13 @@ impl Egress {
             {
                 return Err(EgressError::Denied(format!("denied: {url}: {why}")));
             }
+            if usage.requests >= self.max_requests {
+                return Err(EgressError::Other(format!(
+                    "request limit reached: at most {} requests per call (sandbox.max_requests_per_call)",
+                    self.max_requests
+                )));
+            }
+            usage.requests += 1;
             let left = timeout.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(timed_out(limit));
@@ -340,7 +362,7 @@ impl Egress {
                 url = next;
                 continue;
             }
-            return self.read(response, limit).await;
+            return self.read(response, limit, usage).await;
         }
         Err(EgressError::Other(format!(
             "more than {MAX_REDIRECTS} redirects, last to {url}"
@@ -351,6 +373,7 @@ impl Egress {
         &self,
         mut response: reqwest::Response,
         timeout: Duration,
+        usage: &mut CallUsage,
     ) -> Result<Response, EgressError> {
         let status = response.status().as_u16();
         let headers = response
@@ -363,25 +386,33 @@ impl Egress {
                 )
             })
             .collect();
+        let call_left = self.max_bytes.saturating_sub(usage.bytes);
+        let cap = self.max_response.min(call_left);
         let too_large = || {
-            EgressError::TooLarge(format!(
-                "the response body is larger than the {} KiB the host allows",
-                self.max_body / 1024
-            ))
+            EgressError::TooLarge(if cap < self.max_response {
+                format!(
+                    "the responses of this call passed the {} the host allows per call (sandbox.max_bytes_per_call)",
+                    crate::config::format_size(self.max_bytes)
+                )
+            } else {
+                format!(
+                    "the response body is larger than the {} the host allows (sandbox.max_response_size)",
+                    crate::config::format_size(self.max_response)
+                )
+            })
         };
-        if response
-            .content_length()
-            .is_some_and(|len| len > self.max_body as u64)
-        {
+        if response.content_length().is_some_and(|len| len > cap) {
             return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, timeout))? {
-            if body.len() + chunk.len() > self.max_body {
+            if (body.len() + chunk.len()) as u64 > cap {
+                usage.bytes += body.len() as u64;
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
+        usage.bytes += body.len() as u64;
         Ok(Response {
             status,
             headers,

@@ -69,6 +69,7 @@ async fn get(egress: &Egress, url: &str) -> Result<Response, EgressError> {
                 timeout: None,
             },
             Budget::new(Duration::from_secs(5)),
+            &mut CallUsage::default(),
         )
         .await
 }
@@ -192,4 +193,100 @@ async fn a_trailing_dot_does_not_escape_the_rule() {
     assert!(response.is_ok(), "{response:?}");
     let other = get(&e, &format!("http://db.corp.example.evil:{port}/")).await;
     assert!(matches!(other, Err(EgressError::Denied(_))), "{other:?}");
+}
+
+fn big_reply(size: usize) -> &'static str {
+    let body = "x".repeat(size);
+    Box::leak(
+        format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\nconnection: close\r\n\r\n{body}")
+            .into_boxed_str(),
+    )
+}
+
+fn streamed_reply(size: usize) -> &'static str {
+    // No content-length: the cap must hold while streaming.
+    let body = "y".repeat(size);
+    Box::leak(format!("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{body}").into_boxed_str())
+}
+
+#[tokio::test]
+async fn bodies_past_the_cap_are_refused_whether_announced_or_streamed() {
+    for reply in [big_reply(300 * 1024), streamed_reply(300 * 1024)] {
+        let port = server(reply).await;
+        let e = egress(
+            &format!(
+                "{{id: x, component: http, host: 127.0.0.1, port: {port}, sandbox: {{max_response_size: 256KiB}}}}"
+            ),
+            &[],
+        );
+        let err = get(&e, &format!("http://127.0.0.1:{port}/"))
+            .await
+            .expect_err("too large");
+        let EgressError::TooLarge(message) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.contains("256 KiB") && message.contains("max_response_size"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn requests_and_bytes_per_call_are_capped() {
+    let port = server(big_reply(100 * 1024)).await;
+    let e = egress(
+        &format!(
+            "{{id: x, component: http, host: 127.0.0.1, port: {port}, sandbox: {{max_requests_per_call: 5, max_response_size: 128KiB, max_bytes_per_call: 250KiB}}}}"
+        ),
+        &[],
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut usage = CallUsage::default();
+    // Two fit in 250 KiB; the third passes the per-call byte cap.
+    for _ in 0..2 {
+        e.send(
+            get_request(&url),
+            Budget::new(Duration::from_secs(5)),
+            &mut usage,
+        )
+        .await
+        .expect("fits");
+    }
+    let err = e
+        .send(
+            get_request(&url),
+            Budget::new(Duration::from_secs(5)),
+            &mut usage,
+        )
+        .await
+        .expect_err("over");
+    let EgressError::TooLarge(message) = err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("max_bytes_per_call"), "{message}");
+
+    let mut usage = CallUsage {
+        requests: 5,
+        bytes: 0,
+    };
+    let err = e
+        .send(
+            get_request(&url),
+            Budget::new(Duration::from_secs(5)),
+            &mut usage,
+        )
+        .await
+        .expect_err("over");
+    assert!(err.to_string().contains("max_requests_per_call"), "{err}");
+}
+
+fn get_request(url: &str) -> Request {
+    Request {
+        method: "GET".into(),
+        url: url.into(),
+        headers: Vec::new(),
+        body: None,
+        timeout: None,
+    }
 }

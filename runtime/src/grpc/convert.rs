@@ -262,6 +262,9 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
         component_sha256: c.component_sha256.clone().unwrap_or_default(),
         sandbox: Some(pb::SandboxConfig {
             memory_limit_bytes: c.sandbox.memory_limit,
+            max_response_size_bytes: c.sandbox.max_response_size,
+            max_requests_per_call: c.sandbox.max_requests_per_call,
+            max_bytes_per_call: c.sandbox.max_bytes_per_call,
             allowed_hosts: c
                 .sandbox
                 .allowed_hosts
@@ -362,6 +365,19 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
         let mut sandbox = Mapping::new();
         if s.memory_limit_bytes != 0 {
             put(&mut sandbox, "memory_limit", s.memory_limit_bytes);
+        }
+        if s.max_response_size_bytes != 0 {
+            put(&mut sandbox, "max_response_size", s.max_response_size_bytes);
+        }
+        if s.max_requests_per_call != 0 {
+            put(
+                &mut sandbox,
+                "max_requests_per_call",
+                u64::from(s.max_requests_per_call),
+            );
+        }
+        if s.max_bytes_per_call != 0 {
+            put(&mut sandbox, "max_bytes_per_call", s.max_bytes_per_call);
         }
         if !s.allowed_hosts.is_empty() {
             put(

@@ -197,6 +197,7 @@ fn arm(store: &mut Store<GuestState>, budget: Budget) {
     let data = store.data_mut();
     data.budget = budget;
     data.denied = false;
+    data.usage = Default::default();
     data.limits.memory_refused = false;
     store.set_epoch_deadline(1);
 }

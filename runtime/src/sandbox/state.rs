@@ -9,8 +9,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::sandport::connector::{http_client, logging, types};
-use super::stdio::GuestOutput;
-use crate::egress::{self, Egress, EgressError};
+use super::stdio::{GuestOutput, LogLimiter, log_line};
+use crate::egress::{self, CallUsage, Egress, EgressError};
 
 /// The longest log line a guest may write; the rest is cut.
 pub const MAX_LOG_LINE: usize = 4096;
@@ -25,15 +25,27 @@ pub struct GuestState {
     pub(super) budget: Budget,
     /// Whether the current call had a request denied by the egress policy.
     pub(super) denied: bool,
+    /// The current call's egress so far.
+    pub(super) usage: CallUsage,
+    log_limiter: Arc<LogLimiter>,
 }
 
 impl GuestState {
     pub fn new(connector_id: Arc<str>, memory_limit: u64, egress: Egress) -> Self {
         // Deny-all WASI: no preopened directories, no environment, no
         // arguments, no sockets, no name lookups. Output goes to the log.
+        let log_limiter = Arc::new(LogLimiter::new());
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(connector_id.clone(), "stdout"))
-            .stderr(GuestOutput::new(connector_id.clone(), "stderr"))
+            .stdout(GuestOutput::new(
+                connector_id.clone(),
+                "stdout",
+                log_limiter.clone(),
+            ))
+            .stderr(GuestOutput::new(
+                connector_id.clone(),
+                "stderr",
+                log_limiter.clone(),
+            ))
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -46,6 +58,8 @@ impl GuestState {
             egress,
             budget: Budget::new(std::time::Duration::ZERO),
             denied: false,
+            usage: CallUsage::default(),
+            log_limiter,
         }
     }
 }
@@ -129,7 +143,10 @@ impl http_client::Host for GuestState {
                 .timeout_ms
                 .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
         };
-        let result = self.egress.send(request, self.budget).await;
+        let result = self
+            .egress
+            .send(request, self.budget, &mut self.usage)
+            .await;
         if let Err(error) = &result {
             tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
             if matches!(error, EgressError::Denied(_)) {
@@ -156,15 +173,20 @@ impl http_client::Host for GuestState {
 
 impl logging::Host for GuestState {
     async fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
-        let message = super::stdio::truncate(&message, MAX_LOG_LINE);
-        let id = &*self.connector_id;
-        match level {
-            logging::Level::Trace => tracing::trace!(connector = id, "{message}"),
-            logging::Level::Debug => tracing::debug!(connector = id, "{message}"),
-            logging::Level::Info => tracing::info!(connector = id, "{message}"),
-            logging::Level::Warn => tracing::warn!(connector = id, "{message}"),
-            logging::Level::Error => tracing::error!(connector = id, "{message}"),
-        }
+        let level = match level {
+            logging::Level::Trace => tracing::Level::TRACE,
+            logging::Level::Debug => tracing::Level::DEBUG,
+            logging::Level::Info => tracing::Level::INFO,
+            logging::Level::Warn => tracing::Level::WARN,
+            logging::Level::Error => tracing::Level::ERROR,
+        };
+        log_line(
+            &self.log_limiter,
+            &self.connector_id,
+            level,
+            "log",
+            &message,
+        );
         Ok(())
     }
 }

@@ -1,5 +1,7 @@
 //! Guest stdout/stderr, line by line into the host's log, tagged with the
-//! connector id. Lines longer than [`MAX_LOG_LINE`] are cut.
+//! connector id. Lines longer than [`MAX_LOG_LINE`] are cut, and all of a
+//! guest's output (stdio and `logging`) shares one [`LogLimiter`], so a guest
+//! logging in a tight loop cannot flood the host's log.
 
 use std::io;
 use std::pin::Pin;
@@ -12,6 +14,81 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 use super::state::MAX_LOG_LINE;
+
+/// A token bucket over the lines one guest may log.
+pub struct LogLimiter {
+    state: std::sync::Mutex<Bucket>,
+}
+
+struct Bucket {
+    tokens: f64,
+    refilled: std::time::Instant,
+    dropped: u64,
+}
+
+impl LogLimiter {
+    /// Lines a guest may log at once.
+    const BURST: f64 = 100.0;
+    /// Lines per second it may log after that.
+    const PER_SECOND: f64 = 20.0;
+
+    pub fn new() -> Self {
+        LogLimiter {
+            state: std::sync::Mutex::new(Bucket {
+                tokens: Self::BURST,
+                refilled: std::time::Instant::now(),
+                dropped: 0,
+            }),
+        }
+    }
+
+    /// Whether one more line may be logged; `Some(n)` also says that `n`
+    /// lines were dropped since the last one that was.
+    pub fn admit(&self) -> Option<u64> {
+        let mut b = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        let earned = now.duration_since(b.refilled).as_secs_f64() * Self::PER_SECOND;
+        b.tokens = (b.tokens + earned).min(Self::BURST);
+        b.refilled = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            Some(std::mem::take(&mut b.dropped))
+        } else {
+            b.dropped += 1;
+            None
+        }
+    }
+}
+
+/// Logs `message` for `connector` if the limiter admits it.
+pub fn log_line(
+    limiter: &LogLimiter,
+    connector: &str,
+    level: tracing::Level,
+    stream: &str,
+    message: &str,
+) {
+    let Some(dropped) = limiter.admit() else {
+        return;
+    };
+    if dropped > 0 {
+        tracing::warn!(
+            connector,
+            "dropped {dropped} log lines of this guest (rate limit)"
+        );
+    }
+    let message = truncate(message, MAX_LOG_LINE);
+    match level {
+        tracing::Level::TRACE => tracing::trace!(connector, stream, "{message}"),
+        tracing::Level::DEBUG => tracing::debug!(connector, stream, "{message}"),
+        tracing::Level::INFO => tracing::info!(connector, stream, "{message}"),
+        tracing::Level::WARN => tracing::warn!(connector, stream, "{message}"),
+        _ => tracing::error!(connector, stream, "{message}"),
+    }
+}
 
 /// Cuts `text` to at most `max` bytes on a character boundary.
 pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
@@ -30,13 +107,15 @@ pub fn truncate(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 pub struct GuestOutput {
     connector_id: Arc<str>,
     stream: &'static str,
+    limiter: Arc<LogLimiter>,
 }
 
 impl GuestOutput {
-    pub fn new(connector_id: Arc<str>, stream: &'static str) -> Self {
+    pub fn new(connector_id: Arc<str>, stream: &'static str, limiter: Arc<LogLimiter>) -> Self {
         GuestOutput {
             connector_id,
             stream,
+            limiter,
         }
     }
 }
@@ -83,11 +162,12 @@ impl LineLogger {
 
     fn emit(&mut self) {
         let line = String::from_utf8_lossy(&self.pending);
-        let line = truncate(&line, MAX_LOG_LINE);
-        tracing::info!(
-            connector = &*self.target.connector_id,
-            stream = self.target.stream,
-            "{line}"
+        log_line(
+            &self.target.limiter,
+            &self.target.connector_id,
+            tracing::Level::INFO,
+            self.target.stream,
+            &line,
         );
         self.pending.clear();
     }
@@ -119,6 +199,32 @@ impl OutputStream for LineLogger {
 #[wasmtime_wasi::async_trait]
 impl Pollable for LineLogger {
     async fn ready(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_cut_to_the_burst_and_the_drops_are_counted() {
+        let limiter = LogLimiter::new();
+        let admitted = (0..10_000).filter(|_| limiter.admit().is_some()).count();
+        assert!((100..=110).contains(&admitted), "admitted {admitted}");
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        let dropped = limiter.admit().expect("a token came back");
+        assert!(dropped >= 9_890, "dropped {dropped}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_on_a_character_boundary() {
+        let line = "é".repeat(5000);
+        let cut = truncate(&line, 4096);
+        assert!(
+            cut.len() < 4200 && cut.contains("bytes cut"),
+            "{}",
+            cut.len()
+        );
+    }
 }
 
 impl AsyncWrite for LineLogger {

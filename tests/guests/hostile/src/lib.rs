@@ -8,6 +8,10 @@
 //! - `fail-init`: refuses to initialise.
 //! - `log-and-print`: logs, prints to stdout/stderr, then reports healthy.
 //! - `count`: healthy, with the number of checks this instance has run.
+//! - `recurse`: recurses without end (stack overflow).
+//! - `big-string`: answers with a 4 MB message and a huge detail.
+//! - `log-flood`: logs and prints in a tight loop, then reports healthy.
+//! - `host-loop`: calls the host's HTTP client in a tight loop.
 
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
@@ -50,6 +54,20 @@ impl Connector for Hostile {
                 }
             }
             "panic" => panic!("hostile guest panicked on purpose"),
+            "recurse" => Ok(HealthReport::healthy().detail("depth", recurse(0).to_string())),
+            "big-string" => Ok(
+                HealthReport::unhealthy("m".repeat(4 << 20)).detail("huge", "d".repeat(1 << 20))
+            ),
+            "log-flood" => {
+                for i in 0..20_000 {
+                    sandport_sdk::log::info!("flood line {i}");
+                    println!("flood print {i}");
+                }
+                Ok(HealthReport::healthy())
+            }
+            "host-loop" => loop {
+                let _ = http::get(&self.url);
+            },
             "fetch" => {
                 let response = http::get(&self.url)?;
                 Ok(HealthReport::from(response))
@@ -63,6 +81,13 @@ impl Connector for Hostile {
             _ => Ok(HealthReport::healthy().detail("checks", self.checks.to_string())),
         }
     }
+}
+
+#[inline(never)]
+#[allow(unconditional_recursion)] // the point of this mode
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[7]
 }
 
 export_connector!(Hostile);

@@ -109,7 +109,7 @@ async fn a_guest_that_loops_forever_is_cut_off_and_does_not_delay_others() {
             "spinner",
             server.port(),
             "mode: loop",
-            ", health_check: {timeout: 1s}",
+            ", health_check: {timeout: 3s}",
         ))
         .await
         .expect("registers");
@@ -135,15 +135,15 @@ async fn a_guest_that_loops_forever_is_cut_off_and_does_not_delay_others() {
         .1;
     assert_eq!(spinner.status, HealthStatus::Unhealthy);
     assert_eq!(spinner.failure, Some(FailureKind::Deadline));
-    assert_eq!(spinner.message, "timed out after 1s");
+    assert_eq!(spinner.message, "timed out after 3s");
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(5),
         "check_all took {elapsed:?}"
     );
     assert_eq!(good.status, HealthStatus::Healthy, "{good:?}");
     let good_latency = good.latency.expect("latency");
     assert!(
-        good_latency < Duration::from_millis(900),
+        good_latency < Duration::from_millis(1500),
         "the good check took {good_latency:?}"
     );
 

@@ -48,6 +48,9 @@ pub enum FailureKind {
     Instantiate,
     /// The check failed after the egress policy denied one of its requests.
     EgressDenied,
+    /// The guest overran its deadline repeatedly; checks are skipped for a
+    /// while (see the message).
+    Quarantined,
 }
 
 impl FailureKind {
@@ -59,6 +62,7 @@ impl FailureKind {
             FailureKind::GuestError => "guest-error",
             FailureKind::Instantiate => "instantiate",
             FailureKind::EgressDenied => "egress-denied",
+            FailureKind::Quarantined => "quarantined",
         }
     }
 }

@@ -26,6 +26,7 @@ pub mod config;
 pub mod egress;
 pub mod grpc;
 pub mod health;
+mod quarantine;
 pub mod registry;
 pub mod rest;
 mod sandbox;

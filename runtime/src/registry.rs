@@ -20,6 +20,7 @@ use crate::config::{
 };
 use crate::egress::{Egress, HttpClient};
 use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus, one_line};
+use crate::quarantine::Quarantine;
 use crate::sandbox::{Guest, GuestError, GuestInfo, Prepared, Sandbox, SandboxError};
 
 /// How long `close` may take when a connector is removed or on shutdown.
@@ -34,6 +35,11 @@ pub struct RuntimeOptions {
     pub schedule: bool,
     /// Checks allowed to run at the same time (scheduled and live).
     pub max_concurrent_checks: usize,
+    /// Enabled connectors (live instances) the node accepts.
+    pub max_instances: usize,
+    /// Sum of the enabled connectors' `sandbox.memory_limit` the node
+    /// accepts; `None` for no limit.
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for RuntimeOptions {
@@ -41,6 +47,8 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             schedule: true,
             max_concurrent_checks: 1024,
+            max_instances: 20_000,
+            memory_budget: None,
         }
     }
 }
@@ -73,6 +81,8 @@ pub enum RegisterError {
     NotFound(String),
     #[error("connector `{0}` was changed or removed while it was being updated; try again")]
     Conflict(String),
+    #[error("connector `{id}` refused: {message}")]
+    ResourceExhausted { id: String, message: String },
 }
 
 impl RegisterError {
@@ -84,6 +94,7 @@ impl RegisterError {
             RegisterError::Sandbox { .. } => "sandbox",
             RegisterError::Initialize { .. } => "settings",
             RegisterError::NotFound(_) | RegisterError::Conflict(_) => "id",
+            RegisterError::ResourceExhausted { .. } => "sandbox.memory_limit",
         }
     }
 }
@@ -153,6 +164,7 @@ struct Entry {
     instance: tokio::sync::Mutex<Option<Guest>>,
     health: Mutex<HealthSnapshot>,
     schedule: Mutex<Option<AbortHandle>>,
+    quarantine: Mutex<Quarantine>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -205,23 +217,29 @@ impl Runtime {
     /// Loads, compiles, instantiates and initialises a connector, then
     /// schedules its health checks.
     pub async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, RegisterError> {
-        if self.read().contains_key(&config.id) {
-            return Err(RegisterError::AlreadyExists(config.id));
+        {
+            let connectors = self.read();
+            if connectors.contains_key(&config.id) {
+                return Err(RegisterError::AlreadyExists(config.id));
+            }
+            self.admit(&connectors, &config, None)?;
         }
         let entry = self.build_entry(config).await?;
         let id = entry.config.id.clone();
         let inserted = {
             let mut connectors = self.write();
-            let free = !connectors.contains_key(&id);
-            if free {
-                connectors.insert(id.clone(), entry.clone());
+            if connectors.contains_key(&id) {
+                Err(RegisterError::AlreadyExists(id.clone()))
+            } else {
+                self.admit(&connectors, &entry.config, None).map(|()| {
+                    connectors.insert(id.clone(), entry.clone());
+                })
             }
-            free
         };
-        if !inserted {
-            // Lost a race with another registration of the same id.
+        if let Err(e) = inserted {
+            // Lost a race with another registration.
             close(&entry).await;
-            return Err(RegisterError::AlreadyExists(id));
+            return Err(e);
         }
         self.start_schedule(&entry);
         tracing::info!(connector = %id, component = %entry.config.component, "registered");
@@ -234,6 +252,7 @@ impl Runtime {
         let old = self
             .entry(&config.id)
             .map_err(|e| RegisterError::NotFound(e.0))?;
+        self.admit(&self.read(), &config, Some(&old.config))?;
         let entry = self.build_entry(config).await?;
         let id = entry.config.id.clone();
         let swapped = {
@@ -254,6 +273,51 @@ impl Runtime {
         self.start_schedule(&entry);
         tracing::info!(connector = %id, component = %entry.config.component, "updated");
         Ok(entry.info())
+    }
+
+    /// Refuses `config` if running it (in place of `replacing`) would pass
+    /// the node's instance or memory budget.
+    fn admit(
+        &self,
+        connectors: &BTreeMap<String, Arc<Entry>>,
+        config: &ConnectorConfig,
+        replacing: Option<&ConnectorConfig>,
+    ) -> Result<(), RegisterError> {
+        if !config.enabled {
+            return Ok(());
+        }
+        let enabled = || connectors.values().filter(|e| e.config.enabled);
+        let freed = replacing.filter(|c| c.enabled);
+        let instances = enabled().count() - usize::from(freed.is_some());
+        let options = &self.inner.options;
+        let refuse = |message: String| {
+            Err(RegisterError::ResourceExhausted {
+                id: config.id.clone(),
+                message,
+            })
+        };
+        if instances + 1 > options.max_instances {
+            return refuse(format!(
+                "the node runs {instances} of at most {} connector instances",
+                options.max_instances
+            ));
+        }
+        if let Some(budget) = options.memory_budget {
+            let used: u64 = enabled()
+                .map(|e| e.config.sandbox.memory_limit)
+                .sum::<u64>()
+                - freed.map_or(0, |c| c.sandbox.memory_limit);
+            let wanted = config.sandbox.memory_limit;
+            if used.saturating_add(wanted) > budget {
+                return refuse(format!(
+                    "its memory limit of {} does not fit: {} of the node's {} memory budget is taken",
+                    crate::config::format_size(wanted),
+                    crate::config::format_size(used),
+                    crate::config::format_size(budget)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Compiles, instantiates and initialises a connector, not yet visible.
@@ -313,6 +377,7 @@ impl Runtime {
             instance: tokio::sync::Mutex::new(instance),
             health: Mutex::new(health),
             schedule: Mutex::new(None),
+            quarantine: Mutex::new(Quarantine::default()),
         }))
     }
 
@@ -589,10 +654,22 @@ async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
     if !entry.config.enabled {
         return lock(&entry.health).clone();
     }
-    let outcome = match inner.permits.acquire().await {
+    if lock(&entry.quarantine).blocks(Instant::now()) {
+        return lock(&entry.health).clone();
+    }
+    let mut outcome = match inner.permits.acquire().await {
         Ok(_permit) => check_once(inner, entry).await,
         Err(_) => return lock(&entry.health).clone(),
     };
+    let quarantined = lock(&entry.quarantine).observe(outcome.failure.as_ref(), Instant::now());
+    if let Some((backoff, overruns)) = quarantined {
+        outcome.failure = Some(FailureKind::Quarantined);
+        outcome.message = format!(
+            "{}; quarantined: not called for {} after {overruns} deadline overruns in a row",
+            outcome.message,
+            crate::health::format_latency(backoff)
+        );
+    }
     let mut health = lock(&entry.health);
     // Log and announce changes, not every check: thousands of connectors
     // check often.

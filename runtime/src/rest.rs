@@ -69,6 +69,11 @@ impl From<ServiceError> for ApiError {
                 tracing::error!("{message}");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "state", message)
             }
+            ServiceError::ResourceExhausted(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "resource_exhausted",
+                message,
+            ),
             ServiceError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }

@@ -64,6 +64,8 @@ pub enum ServiceError {
     State(#[from] StateError),
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("{0}")]
+    ResourceExhausted(String),
 }
 
 fn join(problems: &[Problem]) -> String {
@@ -80,6 +82,9 @@ impl From<RegisterError> for ServiceError {
             RegisterError::AlreadyExists(id) => ServiceError::AlreadyExists(id),
             RegisterError::NotFound(id) => ServiceError::NotFound(id),
             RegisterError::Conflict(_) => ServiceError::Conflict(error.to_string()),
+            RegisterError::ResourceExhausted { .. } => {
+                ServiceError::ResourceExhausted(error.to_string())
+            }
             other => ServiceError::Rejected(other),
         }
     }

@@ -266,3 +266,54 @@ async fn a_component_sha256_pin_is_enforced() {
     assert!(text.contains(&digest) && text.contains(&wrong), "{text}");
     assert!(runtime.get("tampered").is_err());
 }
+
+#[tokio::test]
+async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
+    let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
+        schedule: false,
+        max_instances: 3,
+        memory_budget: Some(100 << 20),
+        ..Default::default()
+    })
+    .expect("runtime");
+    let yaml = |id: &str, memory: &str, enabled: bool| {
+        format!(
+            "{{id: {id}, component: http, port: 80, enabled: {enabled}, sandbox: {{memory_limit: {memory}}}}}"
+        )
+    };
+    runtime
+        .register(entry(&yaml("a", "32MiB", true)))
+        .await
+        .expect("fits");
+    runtime
+        .register(entry(&yaml("b", "32MiB", true)))
+        .await
+        .expect("fits");
+    let err = runtime
+        .register(entry(&yaml("c", "64MiB", true)))
+        .await
+        .expect_err("too big");
+    let text = err.to_string();
+    assert!(
+        matches!(err, sandport::RegisterError::ResourceExhausted { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("64 MiB") && text.contains("100 MiB"),
+        "{text}"
+    );
+    runtime
+        .register(entry(&yaml("d", "16MiB", true)))
+        .await
+        .expect("fits");
+    let err = runtime
+        .register(entry(&yaml("e", "1MiB", true)))
+        .await
+        .expect_err("no instances left");
+    assert!(err.to_string().contains("3 of at most 3"), "{err}");
+    runtime
+        .register(entry(&yaml("off", "64MiB", false)))
+        .await
+        .expect("a disabled connector runs no instance");
+    assert_eq!(runtime.list(None).len(), 4);
+}

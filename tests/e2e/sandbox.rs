@@ -381,3 +381,45 @@ async fn every_hostile_guest_gets_its_exact_outcome_while_good_connectors_stay_h
     let again = runtime.check("deep").await.expect("known");
     assert_eq!(again.failure, Some(FailureKind::Trap));
 }
+
+#[tokio::test]
+async fn a_guest_that_keeps_overrunning_is_quarantined_with_a_growing_backoff() {
+    let server = FakeServer::prometheus().await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "stubborn",
+            server.port(),
+            "mode: loop",
+            ", health_check: {interval: 5s, timeout: 300ms}",
+        ))
+        .await
+        .expect("registers");
+    for _ in 0..2 {
+        let snap = runtime.check("stubborn").await.expect("known");
+        assert_eq!(snap.failure, Some(FailureKind::Deadline));
+    }
+    let snap = runtime.check("stubborn").await.expect("known");
+    assert_eq!(snap.failure, Some(FailureKind::Quarantined), "{snap:?}");
+    assert!(
+        snap.message
+            .contains("not called for 1s after 3 deadline overruns"),
+        "{}",
+        snap.message
+    );
+
+    // While quarantined the guest is not called: the answer is immediate.
+    let started = std::time::Instant::now();
+    let skipped = runtime.check("stubborn").await.expect("known");
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(skipped.checked_at, snap.checked_at, "no new check ran");
+
+    // After the backoff a probe runs; overrunning again doubles it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let probe = runtime.check("stubborn").await.expect("known");
+    assert!(
+        probe.message.contains("not called for 2s after 4"),
+        "{}",
+        probe.message
+    );
+}

@@ -35,6 +35,8 @@ pub enum ClientError {
     #[error("the deadline passed: {0}")]
     DeadlineExceeded(String),
     #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -49,6 +51,7 @@ impl From<ServiceError> for ClientError {
             }
             ServiceError::Conflict(_) => ClientError::Conflict(message),
             ServiceError::ShuttingDown => ClientError::Unavailable(message),
+            ServiceError::ResourceExhausted(_) => ClientError::ResourceExhausted(message),
             _ => ClientError::Internal(message),
         }
     }

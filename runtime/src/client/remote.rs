@@ -38,6 +38,7 @@ impl From<Status> for ClientError {
             Code::Aborted => ClientError::Conflict(message),
             Code::Unavailable => ClientError::Unavailable(message),
             Code::DeadlineExceeded => ClientError::DeadlineExceeded(message),
+            Code::ResourceExhausted => ClientError::ResourceExhausted(message),
             _ => ClientError::Internal(format!("{:?}: {message}", status.code())),
         }
     }

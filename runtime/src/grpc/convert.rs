@@ -73,6 +73,7 @@ fn failure_from_str(text: &str) -> Option<FailureKind> {
         "guest-error" => FailureKind::GuestError,
         "instantiate" => FailureKind::Instantiate,
         "egress-denied" => FailureKind::EgressDenied,
+        "quarantined" => FailureKind::Quarantined,
         _ => return None,
     })
 }

@@ -45,6 +45,7 @@ impl From<ServiceError> for Status {
                 Status::internal(message)
             }
             ServiceError::ShuttingDown => Status::unavailable(message),
+            ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
         }
     }
 }

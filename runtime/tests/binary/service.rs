@@ -331,6 +331,32 @@ async fn registrations_and_removals_survive_kill_9() {
 }
 
 #[tokio::test]
+async fn a_registration_past_the_node_budget_is_resource_exhausted() {
+    let target = Target::start(200);
+    let dir = temp_dir("budget");
+    let config = write(&dir, "connectors.yaml", "connectors: []\n");
+    let server = Server::start_with(&config, &dir.join("data"), &["--max-connectors", "1"]);
+    let mut c = client(&server).await;
+    c.register_connector(pb::RegisterConnectorRequest {
+        config: Some(http_entry("one", target.port)),
+    })
+    .await
+    .expect("fits");
+    let err = c
+        .register_connector(pb::RegisterConnectorRequest {
+            config: Some(http_entry("two", target.port)),
+        })
+        .await
+        .expect_err("over budget");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("1 of at most 1"),
+        "{}",
+        err.message()
+    );
+}
+
+#[tokio::test]
 async fn concurrent_registrations_of_one_id_have_exactly_one_winner() {
     let target = Target::start(200);
     let dir = temp_dir("race");

@@ -91,6 +91,10 @@ pub struct Server {
 
 impl Server {
     pub fn start(config: &Path, data_dir: &Path) -> Server {
+        Self::start_with(config, data_dir, &[])
+    }
+
+    pub fn start_with(config: &Path, data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(SANDPORT)
             .args([
                 "serve",
@@ -103,6 +107,7 @@ impl Server {
             .arg(config)
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("CONNECTORS_SERVICE_ADDR")
             .stdout(Stdio::null())

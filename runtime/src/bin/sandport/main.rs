@@ -65,6 +65,12 @@ enum Command {
             default_value = "127.0.0.1:8080"
         )]
         http_addr: String,
+        /// Enabled connectors this node accepts
+        #[arg(long, value_name = "N", default_value_t = 20_000)]
+        max_connectors: usize,
+        /// Sum of the connectors' memory limits this node accepts, e.g. 16GiB [default: no limit]
+        #[arg(long, value_name = "SIZE")]
+        memory_budget: Option<bytesize::ByteSize>,
     },
     /// Check a config (including starting each connector once) and print
     /// every problem. Exits 0 when there is none, 2 otherwise.
@@ -195,7 +201,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve {
             grpc_addr,
             http_addr,
-        } => serve(&cli, grpc_addr.clone(), http_addr).await,
+            max_connectors,
+            memory_budget,
+        } => {
+            let limits = (*max_connectors, memory_budget.map(|b| b.as_u64()));
+            serve(&cli, grpc_addr.clone(), http_addr, limits).await
+        }
         Command::Validate => validate(&cli).await,
         Command::Check { ids, output } => check(&cli, ids, *output).await,
         Command::List {
@@ -328,7 +339,12 @@ async fn check(cli: &Cli, ids: &[String], output: Output) -> anyhow::Result<Exit
     })
 }
 
-async fn serve(cli: &Cli, grpc_addr: Option<String>, http_addr: &str) -> anyhow::Result<ExitCode> {
+async fn serve(
+    cli: &Cli,
+    grpc_addr: Option<String>,
+    http_addr: &str,
+    (max_instances, memory_budget): (usize, Option<u64>),
+) -> anyhow::Result<ExitCode> {
     let grpc_addr = match grpc_addr {
         Some(addr) => addr,
         None => match std::env::var("GRPC_PORT") {
@@ -342,7 +358,10 @@ async fn serve(cli: &Cli, grpc_addr: Option<String>, http_addr: &str) -> anyhow:
     let http = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
-    let (service, problems) = Service::start(service_options(cli, true)).await?;
+    let mut options = service_options(cli, true);
+    options.runtime.max_instances = max_instances;
+    options.runtime.memory_budget = memory_budget;
+    let (service, problems) = Service::start(options).await?;
     print_problems(&problems);
     tracing::info!(
         grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or(grpc_addr),

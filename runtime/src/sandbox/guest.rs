@@ -82,7 +82,12 @@ impl Guest {
             if Instant::now() >= ctx.data().budget.deadline {
                 Err(wasmtime::Error::new(DeadlineReached))
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                // tokio's yield runs the I/O driver before this task again,
+                // so busy guests cannot starve the network of the others.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         arm(&mut store, budget);

@@ -31,6 +31,11 @@ pub struct GuestState {
 }
 
 impl GuestState {
+    /// Bytes of randomness one call may ask for.
+    const MAX_RANDOM_BYTES: u64 = 64 * 1024;
+    /// Handles (streams, pollables, ...) a guest may hold at once.
+    const MAX_RESOURCES: usize = 1024;
+
     pub fn new(connector_id: Arc<str>, memory_limit: u64, egress: Egress) -> Self {
         // Deny-all WASI: no preopened directories, no environment, no
         // arguments, no sockets, no name lookups. Output goes to the log.
@@ -49,11 +54,16 @@ impl GuestState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            // Host-side allocation limits: what a guest can make the host
+            // allocate on its behalf.
+            .max_random_size(Self::MAX_RANDOM_BYTES)
             .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(Self::MAX_RESOURCES);
         GuestState {
             connector_id,
             wasi,
-            table: ResourceTable::new(),
+            table,
             limits: Limits::new(memory_limit),
             egress,
             budget: Budget::new(std::time::Duration::ZERO),

@@ -29,6 +29,7 @@
 //! - [`Connector`]: the trait an author implements.
 //! - [`http`]: outbound HTTP through the host (the only way out of the sandbox).
 //! - [`log`]: `info!`-style logging into the host's log.
+//! - [`net`]: raw TCP to allowlisted `host:port` pairs (databases, brokers).
 //! - [`Config`], [`HealthReport`]: the records of the WIT contract, with helpers.
 #![deny(missing_docs)]
 
@@ -36,6 +37,7 @@ mod config;
 mod error;
 pub mod http;
 pub mod log;
+pub mod net;
 mod report;
 mod shim;
 

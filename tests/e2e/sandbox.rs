@@ -423,3 +423,92 @@ async fn a_guest_that_keeps_overrunning_is_quarantined_with_a_growing_backoff() 
         probe.message
     );
 }
+
+/// A TCP server on loopback answering every line with `+PONG`.
+async fn pong_server() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(_)) = lines.next_line().await {
+                    if write.write_all(b"+PONG\r\n").await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn tcp_reaches_the_own_endpoint_and_tcp_rules_but_nothing_else() {
+    let own = pong_server().await;
+    let other = pong_server().await;
+    let runtime = runtime();
+    let tcp = |id: &str, mode: &str, host: &str, port: u16, extra: &str| {
+        entry(&format!(
+            "{{id: {id}, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: {own}, settings: {{mode: {mode}, tcp_host: '{host}', tcp_port: {port}}}{extra}}}"
+        ))
+    };
+    // The connector's own host:port, by IP and by name.
+    for (id, host) in [("own-ip", "127.0.0.1"), ("own-name", "localhost")] {
+        let config = if host == "localhost" {
+            entry(&format!(
+                "{{id: {id}, component: '{HOSTILE_WASM}', host: localhost, port: {own}, settings: {{mode: tcp, tcp_host: localhost, tcp_port: {own}}}}}"
+            ))
+        } else {
+            tcp(id, "tcp", host, own, "")
+        };
+        runtime.register(config).await.expect("registers");
+        let snap = runtime.check(id).await.expect("known");
+        assert_eq!(snap.status, HealthStatus::Healthy, "{id}: {snap:?}");
+        assert!(
+            snap.details.contains(&("reply".into(), "+PONG".into())),
+            "{snap:?}"
+        );
+    }
+    // Another port: refused by the host's resolver.
+    runtime
+        .register(tcp("other", "tcp", "127.0.0.1", other, ""))
+        .await
+        .expect("registers");
+    let snap = runtime.check("other").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Unhealthy);
+    assert!(snap.message.contains("not open to TCP"), "{}", snap.message);
+    assert_eq!(snap.failure, Some(FailureKind::EgressDenied));
+    // Connecting without asking the host first: refused by the sandbox.
+    runtime
+        .register(tcp("raw", "tcp-raw", "127.0.0.1", other, ""))
+        .await
+        .expect("registers");
+    let snap = runtime.check("raw").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Unhealthy, "{snap:?}");
+    assert!(!snap.details.iter().any(|(k, _)| k == "reply"), "{snap:?}");
+    // A tcp:// rule opens exactly that port.
+    runtime
+        .register(tcp(
+            "ruled",
+            "tcp",
+            "127.0.0.1",
+            other,
+            &format!(", sandbox: {{allowed_hosts: ['tcp://127.0.0.1:{other}']}}"),
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("ruled").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    // Cloud metadata stays closed even on the guest's own TCP path.
+    runtime
+        .register(tcp("meta", "tcp", "169.254.169.254", 80, ""))
+        .await
+        .expect("registers");
+    let snap = runtime.check("meta").await.expect("known");
+    assert!(snap.message.contains("denied"), "{}", snap.message);
+}

@@ -1036,7 +1036,7 @@ fn bad_allowed_hosts_rule_is_rejected() {
         "sandbox.allowed_hosts",
     );
     assert_contains(&message, "`ftp://files.example.com` is not a host rule");
-    assert_contains(&message, "the scheme must be http or https");
+    assert_contains(&message, "the scheme must be http, https or tcp");
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub mod ip;
 mod resolve;
 mod rule;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,7 +113,7 @@ impl EgressPolicy {
         self.grant_for_url(url).is_some()
     }
 
-    fn rules(&self) -> impl Iterator<Item = &HostRule> {
+    pub(crate) fn rules(&self) -> impl Iterator<Item = &HostRule> {
         std::iter::once(&self.own).chain(&self.extra)
     }
 
@@ -122,6 +123,22 @@ impl EgressPolicy {
             .filter(|r| r.permits(url))
             .map(HostRule::grant)
             .max()
+    }
+
+    /// The widest grant of the rules opening raw TCP to `host:port` (the
+    /// connector's own endpoint, and `tcp://` rules). `host` is a lower-case
+    /// name or a canonical IP (IPv6 in brackets).
+    pub fn tcp_grant(&self, host: &str, port: u16) -> Option<Grant> {
+        let own = self
+            .own
+            .permits_tcp(host, port, true)
+            .then(|| self.own.grant());
+        let extra = self
+            .extra
+            .iter()
+            .filter(|r| r.permits_tcp(host, port, false))
+            .map(HostRule::grant);
+        own.into_iter().chain(extra).max()
     }
 
     /// The widest grant of the rules naming `host`, whatever scheme or port.
@@ -141,6 +158,34 @@ impl EgressPolicy {
         let mut rules = vec![self.own.to_string()];
         rules.extend(self.extra.iter().map(ToString::to_string));
         rules.join(", ")
+    }
+}
+
+/// The socket addresses one connector may open TCP connections to.
+#[derive(Debug, Default)]
+pub struct TcpAllowed {
+    addresses: std::sync::Mutex<std::collections::HashSet<SocketAddr>>,
+}
+
+impl TcpAllowed {
+    /// Destinations one connector may hold.
+    pub const MAX: usize = 256;
+
+    fn insert(&self, address: SocketAddr) -> bool {
+        let mut set = self
+            .addresses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        set.contains(&address) || set.len() < Self::MAX && set.insert(address)
+    }
+
+    /// Whether a connection to `address` is allowed.
+    pub fn permits(&self, address: SocketAddr) -> bool {
+        let address = SocketAddr::new(ip::canonical(address.ip()), address.port());
+        self.addresses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&address)
     }
 }
 
@@ -192,6 +237,8 @@ impl HttpClient {
 #[derive(Clone)]
 pub struct Egress {
     client: reqwest::Client,
+    lookup: Arc<dyn Lookup>,
+    tcp: Arc<TcpAllowed>,
     policy: Arc<EgressPolicy>,
     credentials: Arc<Credentials>,
     max_response: u64,
@@ -248,14 +295,82 @@ impl Credentials {
 impl Egress {
     pub fn new(client: &HttpClient, config: &ConnectorConfig) -> Result<Self, EgressSetupError> {
         let policy = Arc::new(EgressPolicy::for_connector(config)?);
+        let tcp = TcpAllowed::default();
+        // IP-literal targets need no lookup.
+        for rule in policy.rules() {
+            if let (Grant::ExactIp(address), Some(port)) =
+                (rule.grant(), rule.tcp_port(rule == &policy.own))
+            {
+                tcp.insert(SocketAddr::new(ip::canonical(address), port));
+            }
+        }
         Ok(Egress {
             client: client.client_for(policy.clone())?,
+            lookup: client.lookup.clone(),
+            tcp: Arc::new(tcp),
             policy,
             credentials: Arc::new(Credentials::from_config(config)),
             max_response: config.sandbox.max_response_size,
             max_requests: config.sandbox.max_requests_per_call,
             max_bytes: config.sandbox.max_bytes_per_call,
         })
+    }
+
+    /// The addresses the guest may open TCP connections to.
+    pub fn tcp_allowed(&self) -> Arc<TcpAllowed> {
+        self.tcp.clone()
+    }
+
+    /// Resolves `host` for a TCP connection to `port`: only if the policy
+    /// opens `host:port` to TCP, and only the addresses that pass
+    /// [`ip::vet`]. They are remembered as allowed for wasi:sockets.
+    pub async fn resolve_tcp(&self, host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let (key, literal) = match bare.parse::<IpAddr>() {
+            Ok(address) => {
+                let canonical = ip::canonical(address);
+                let key = match canonical {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                };
+                (key, Some(canonical))
+            }
+            Err(_) => (host.clone(), None),
+        };
+        let Some(grant) = self.policy.tcp_grant(&key, port) else {
+            return Err(format!(
+                "denied: {host}:{port} is not open to TCP for this connector (its own endpoint and tcp:// rules in sandbox.allowed_hosts are)"
+            ));
+        };
+        let candidates = match literal {
+            Some(address) => vec![address],
+            None => self
+                .lookup
+                .lookup(host.clone())
+                .await
+                .map_err(|e| format!("cannot resolve {host}: {e}"))?,
+        };
+        let mut allowed = Vec::new();
+        let mut refused = Vec::new();
+        for address in candidates {
+            match ip::vet(address, grant) {
+                Ok(()) => allowed.push(ip::canonical(address)),
+                Err(why) => refused.push(why),
+            }
+        }
+        if allowed.is_empty() {
+            return Err(format!("denied: {host} resolves to {}", refused.join("; ")));
+        }
+        for address in &allowed {
+            if !self.tcp.insert(SocketAddr::new(*address, port)) {
+                return Err(format!(
+                    "denied: this connector already holds {} TCP destinations",
+                    TcpAllowed::MAX
+                ));
+            }
+        }
+        Ok(allowed)
     }
 
     /// Sends `request`, giving up when `budget` runs out at the latest.

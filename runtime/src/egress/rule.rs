@@ -10,7 +10,8 @@ use super::ip::Grant;
 /// `[scheme://]host[:port][/path-prefix]`, where host may start with `*.`.
 ///
 /// Without a scheme both `http` and `https` match; without a port the
-/// scheme's default port is meant (80 or 443).
+/// scheme's default port is meant (80 or 443). `tcp://host:port` opens raw
+/// TCP (through wasi:sockets) and needs a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostRule {
     text: String,
@@ -47,8 +48,8 @@ impl HostRule {
         let (scheme, rest) = match trimmed.split_once("://") {
             Some((scheme, rest)) => {
                 let scheme = scheme.to_ascii_lowercase();
-                if scheme != "http" && scheme != "https" {
-                    return Err(fail("the scheme must be http or https"));
+                if !matches!(scheme.as_str(), "http" | "https" | "tcp") {
+                    return Err(fail("the scheme must be http, https or tcp"));
                 }
                 (Some(scheme), rest)
             }
@@ -91,6 +92,12 @@ impl HostRule {
         } else {
             None
         };
+        if scheme.as_deref() == Some("tcp") && port.is_none() {
+            return Err(fail("a tcp:// rule needs a port"));
+        }
+        if scheme.as_deref() == Some("tcp") && !path_prefix.is_empty() {
+            return Err(fail("a tcp:// rule has no path"));
+        }
         Ok(HostRule {
             text: trimmed.to_string(),
             scheme,
@@ -139,6 +146,21 @@ impl HostRule {
                     && host.as_bytes()[host.len() - s.len() - 1] == b'.'
             }
         }
+    }
+
+    /// Whether this rule opens raw TCP to `host:port`. `own` rules (the
+    /// connector's endpoint) do so whatever their scheme.
+    pub fn permits_tcp(&self, host: &str, port: u16, own: bool) -> bool {
+        (own || self.scheme.as_deref() == Some("tcp"))
+            && self.port == Some(port)
+            && self.matches_host(host)
+    }
+
+    /// The port this rule opens to TCP, if it opens any.
+    pub fn tcp_port(&self, own: bool) -> Option<u16> {
+        (own || self.scheme.as_deref() == Some("tcp"))
+            .then_some(self.port)
+            .flatten()
     }
 
     pub fn permits(&self, url: &Url) -> bool {

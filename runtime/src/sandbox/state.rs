@@ -6,9 +6,10 @@ use std::sync::Arc;
 use crate::budget::Budget;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::sandport::connector::{http_client, logging, types};
+use super::bindings::sandport::connector::{http_client, logging, network, types};
 use super::stdio::{GuestOutput, LogLimiter, log_line};
 use crate::egress::{self, CallUsage, Egress, EgressError};
 
@@ -40,6 +41,7 @@ impl GuestState {
         // Deny-all WASI: no preopened directories, no environment, no
         // arguments, no sockets, no name lookups. Output goes to the log.
         let log_limiter = Arc::new(LogLimiter::new());
+        let tcp = egress.tcp_allowed();
         let wasi = WasiCtxBuilder::new()
             .stdout(GuestOutput::new(
                 connector_id.clone(),
@@ -51,7 +53,18 @@ impl GuestState {
                 "stderr",
                 log_limiter.clone(),
             ))
-            .allow_tcp(false)
+            // TCP only to addresses the egress policy opened (see the
+            // `network` import); no listening, no UDP.
+            .allow_tcp(true)
+            .socket_addr_check(move |address, usage| {
+                let allowed = match usage {
+                    SocketAddrUse::TcpConnect => tcp.permits(address),
+                    // The implicit bind of a connect.
+                    SocketAddrUse::TcpBind => address.ip().is_unspecified() && address.port() == 0,
+                    _ => false,
+                };
+                Box::pin(async move { allowed })
+            })
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             // Host-side allocation limits: what a guest can make the host
@@ -178,6 +191,22 @@ impl http_client::Host for GuestState {
                 EgressError::TooLarge(m) => http_client::HttpError::TooLarge(m),
                 EgressError::Other(m) => http_client::HttpError::Other(m),
             }))
+    }
+}
+
+impl network::Host for GuestState {
+    async fn resolve(
+        &mut self,
+        host: String,
+        port: u16,
+    ) -> wasmtime::Result<Result<Vec<String>, String>> {
+        let result = self.egress.resolve_tcp(&host, port).await;
+        if let Err(why) = &result
+            && why.starts_with("denied")
+        {
+            self.denied = true;
+        }
+        Ok(result.map(|addresses| addresses.iter().map(ToString::to_string).collect()))
     }
 }
 

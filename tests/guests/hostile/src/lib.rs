@@ -12,6 +12,10 @@
 //! - `big-string`: answers with a 4 MB message and a huge detail.
 //! - `log-flood`: logs and prints in a tight loop, then reports healthy.
 //! - `host-loop`: calls the host's HTTP client in a tight loop.
+//! - `tcp`: connects to `settings.tcp_host:tcp_port` through the host's
+//!   resolver, sends `PING\r\n` and reports the first line of the answer.
+//! - `tcp-raw`: the same, but connects to `settings.tcp_host` as an IP
+//!   without asking the host first.
 
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
@@ -19,6 +23,17 @@ struct Hostile {
     mode: String,
     url: String,
     checks: u64,
+    settings: Vec<(String, String)>,
+}
+
+impl Hostile {
+    fn setting(&self, key: &str) -> String {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    }
 }
 
 impl Connector for Hostile {
@@ -34,6 +49,7 @@ impl Connector for Hostile {
             mode,
             url: config.setting("url").unwrap_or_default().to_string(),
             checks: 0,
+            settings: config.settings.clone(),
         })
     }
 
@@ -64,6 +80,31 @@ impl Connector for Hostile {
                     println!("flood print {i}");
                 }
                 Ok(HealthReport::healthy())
+            }
+            "tcp" | "tcp-raw" => {
+                use std::io::{BufRead, BufReader, Write};
+                let host = self.setting("tcp_host");
+                let port: u16 = self
+                    .setting("tcp_port")
+                    .parse()
+                    .map_err(|_| Error::new("settings.tcp_port"))?;
+                let timeout = std::time::Duration::from_secs(2);
+                let mut stream = if self.mode == "tcp" {
+                    sandport_sdk::net::connect(&host, port, timeout)?
+                } else {
+                    let ip: std::net::IpAddr =
+                        host.parse().map_err(|_| Error::new("settings.tcp_host"))?;
+                    std::net::TcpStream::connect_timeout(&(ip, port).into(), timeout)
+                        .map_err(|e| Error::new(format!("{host}:{port}: {e}")))?
+                };
+                stream
+                    .write_all(b"PING\r\n")
+                    .map_err(|e| Error::new(e.to_string()))?;
+                let mut line = String::new();
+                BufReader::new(stream)
+                    .read_line(&mut line)
+                    .map_err(|e| Error::new(e.to_string()))?;
+                Ok(HealthReport::healthy().detail("reply", line.trim().to_string()))
             }
             "host-loop" => loop {
                 let _ = http::get(&self.url);

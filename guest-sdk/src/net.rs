@@ -1,0 +1,45 @@
+//! Raw TCP for connectors of databases and brokers.
+//!
+//! The host resolves names and vets every address; a connection succeeds
+//! only to an address [`resolve`] returned (or an IP literal the allowlist
+//! names). Everything else is refused by the sandbox.
+
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use crate::Error;
+
+/// The addresses of `host` this connector may connect to on `port`.
+pub fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, Error> {
+    let texts = crate::bindings::sandport::connector::network::resolve(host, port)
+        .map_err(|why| Error::new(format!("{host}:{port}: {why}")))?;
+    Ok(texts.iter().filter_map(|t| t.parse().ok()).collect())
+}
+
+/// Connects to `host:port`, trying each allowed address in turn.
+pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for address in resolve(host, port)? {
+        match TcpStream::connect_timeout(&SocketAddr::new(address, port), timeout) {
+            Ok(stream) => {
+                let _ = stream.set_read_timeout(Some(timeout));
+                let _ = stream.set_write_timeout(Some(timeout));
+                return Ok(stream);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::new(match last {
+        Some(e) => format!("{host}:{port}: {}", describe(&e)),
+        None => format!("{host}:{port}: no address to connect to"),
+    }))
+}
+
+fn describe(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        std::io::ErrorKind::TimedOut => "timed out".into(),
+        std::io::ErrorKind::PermissionDenied => "denied by the sandbox".into(),
+        _ => error.to_string(),
+    }
+}

@@ -159,7 +159,7 @@ impl Service {
         &self,
         value: &serde_norway::Value,
     ) -> Result<ConnectorConfig, ServiceError> {
-        config::parse_entry_value(value, &self.base_dir, crate::builtins())
+        config::parse_api_entry(value, &self.base_dir, crate::builtins())
             .map_err(ServiceError::Invalid)
     }
 

@@ -352,6 +352,32 @@ pub fn parse_entry(
     raw::parse_single(text, base_dir, builtins, &|name| std::env::var(name).ok())
 }
 
+/// Parses one entry sent through an API. Unlike the operator's file, it may
+/// not read the service's environment: `${VAR}` would let an API caller send
+/// any variable of the process to a host of their choosing.
+pub fn parse_api_entry(
+    value: &serde_norway::Value,
+    base_dir: &Path,
+    builtins: &dyn BuiltinCatalog,
+) -> Result<ConnectorConfig, Vec<Problem>> {
+    let label = |v: &serde_norway::Value| match v.get("id").and_then(serde_norway::Value::as_str) {
+        Some(id) => format!("connector \"{id}\""),
+        None => "connector".to_string(),
+    };
+    let problems = raw::env_references(value);
+    if !problems.is_empty() {
+        return Err(problems
+            .into_iter()
+            .map(|key| Problem {
+                entry: label(value),
+                key,
+                message: "`${...}` is expanded only in the operator's config file; send the value itself (write `$${` for a literal `${`)".into(),
+            })
+            .collect());
+    }
+    raw::parse_value(value, base_dir, builtins, &|_| None)
+}
+
 /// Parses one entry already read into a YAML value (e.g. from JSON or a
 /// gRPC message).
 pub fn parse_entry_value(

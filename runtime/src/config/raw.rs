@@ -401,6 +401,33 @@ fn flatten_settings(
     }
 }
 
+/// The auth keys of an entry whose values hold a `${` that would expand.
+pub fn env_references(entry: &Value) -> Vec<String> {
+    let expands = |text: &str| {
+        text.match_indices("${")
+            .any(|(i, _)| i == 0 || text.as_bytes()[i - 1] != b'$')
+    };
+    let Some(Value::Mapping(auth)) = entry.get("auth") else {
+        return Vec::new();
+    };
+    let mut keys = Vec::new();
+    for (key, value) in auth {
+        let name = key_name(key);
+        match value {
+            Value::String(text) if expands(text) => keys.push(format!("auth.{name}")),
+            Value::Mapping(headers) if name == "headers" => {
+                for (header, value) in headers {
+                    if value.as_str().is_some_and(expands) {
+                        keys.push(format!("auth.headers.{}", key_name(header)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    keys
+}
+
 /// Replaces `${NAME}` with the environment variable NAME; `$${` is a
 /// literal `${`. Errors never quote the text: it may be a secret.
 fn expand_env(text: &str, env: Env<'_>) -> Result<String, String> {

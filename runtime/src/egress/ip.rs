@@ -14,8 +14,8 @@
 //!   host explicitly (an exact name or IP, not a `*.` wildcard);
 //! - everything else is allowed for any matching rule.
 //!
-//! IPv4-mapped and IPv4-compatible IPv6 addresses are judged as the IPv4
-//! address they carry.
+//! IPv6 addresses that carry an IPv4 address (mapped, compatible, NAT64
+//! 64:ff9b::/96, 6to4 2002::/16) are judged as that IPv4 address.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -35,13 +35,20 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
-            None => match v6.segments() {
-                // IPv4-compatible (::a.b.c.d), deprecated but still routed by some stacks.
-                [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => {
+            None => {
+                let v4 = |hi: u16, lo: u16| {
                     IpAddr::V4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)))
+                };
+                match v6.segments() {
+                    // IPv4-compatible (::a.b.c.d), deprecated but still routed by some stacks.
+                    [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => v4(hi, lo),
+                    // NAT64: the gateway connects to the embedded IPv4 address.
+                    [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4(hi, lo),
+                    // 6to4: the relay forwards to the embedded IPv4 address.
+                    [0x2002, hi, lo, ..] => v4(hi, lo),
+                    _ => IpAddr::V6(v6),
                 }
-                _ => IpAddr::V6(v6),
-            },
+            }
         },
         v4 => v4,
     }
@@ -50,14 +57,16 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 fn always_refused(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => {
-            if v4.is_unspecified() {
-                Some("unspecified")
+            if v4.is_unspecified() || v4.octets()[0] == 0 {
+                Some("unspecified (\"this network\")")
             } else if v4.is_link_local() {
                 Some("link-local or cloud metadata")
             } else if v4.is_broadcast() {
                 Some("broadcast")
             } else if v4.is_multicast() {
                 Some("multicast")
+            } else if v4.octets()[0] >= 240 {
+                Some("reserved")
             } else {
                 None
             }
@@ -89,6 +98,8 @@ fn internal(ip: IpAddr) -> Option<&'static str> {
                 Some("private")
             } else if a == 100 && (64..128).contains(&b) {
                 Some("shared (carrier-grade NAT)")
+            } else if a == 198 && (b == 18 || b == 19) {
+                Some("benchmarking")
             } else {
                 None
             }
@@ -150,6 +161,10 @@ mod tests {
             "255.255.255.255",
             "::ffff:169.254.169.254",
             "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:a9fe:a9fe::1",
+            "0.1.2.3",
+            "240.0.0.1",
         ] {
             assert!(
                 vet(ip(bad), Grant::Named).is_err(),
@@ -184,6 +199,9 @@ mod tests {
             "fd12::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "198.18.0.1",
+            "64:ff9b::7f00:1",
+            "2002:0a00:0001::",
         ] {
             assert!(
                 vet(ip(internal), Grant::Wildcard).is_err(),

@@ -96,10 +96,12 @@ impl WasiView for GuestState {
     }
 }
 
-/// Memory and table caps for one instance. Records a refused memory growth
-/// so that the resulting trap can be reported as `out-of-memory`.
+/// Memory and table caps for one instance: the memory limit covers all its
+/// linear memories together. Records a refused memory growth so that the
+/// resulting trap can be reported as `out-of-memory`.
 pub struct Limits {
     memory_limit: usize,
+    memory_used: usize,
     pub(super) memory_refused: bool,
 }
 
@@ -109,6 +111,7 @@ impl Limits {
     fn new(memory_limit: u64) -> Self {
         Limits {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
+            memory_used: 0,
             memory_refused: false,
         }
     }
@@ -117,15 +120,20 @@ impl Limits {
 impl ResourceLimiter for Limits {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = desired <= self.memory_limit;
-        if !ok {
+        let total = self
+            .memory_used
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > self.memory_limit {
             self.memory_refused = true;
+            return Ok(false);
         }
-        Ok(ok)
+        self.memory_used = total;
+        Ok(true)
     }
 
     fn table_growing(

@@ -80,7 +80,13 @@ pub fn log_line(
             "dropped {dropped} log lines of this guest (rate limit)"
         );
     }
-    let message = truncate(message, MAX_LOG_LINE);
+    // Control characters (line breaks, terminal escapes) would let a guest
+    // forge or garble the host's log lines.
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let message = truncate(&clean, MAX_LOG_LINE);
     match level {
         tracing::Level::TRACE => tracing::trace!(connector, stream, "{message}"),
         tracing::Level::DEBUG => tracing::debug!(connector, stream, "{message}"),
@@ -140,6 +146,8 @@ impl StdoutStream for GuestOutput {
 struct LineLogger {
     target: GuestOutput,
     pending: Vec<u8>,
+    /// Bytes of the current line beyond what is kept.
+    cut: usize,
 }
 
 impl LineLogger {
@@ -147,6 +155,7 @@ impl LineLogger {
         LineLogger {
             target,
             pending: Vec::new(),
+            cut: 0,
         }
     }
 
@@ -154,14 +163,20 @@ impl LineLogger {
         for &b in bytes {
             if b == b'\n' {
                 self.emit();
-            } else if self.pending.len() <= MAX_LOG_LINE {
+            } else if self.pending.len() < MAX_LOG_LINE - 32 {
                 self.pending.push(b);
+            } else {
+                self.cut += 1;
             }
         }
     }
 
     fn emit(&mut self) {
-        let line = String::from_utf8_lossy(&self.pending);
+        let mut line = String::from_utf8_lossy(&self.pending).into_owned();
+        if self.cut > 0 {
+            line.push_str(&format!("… ({} bytes cut)", self.cut));
+            self.cut = 0;
+        }
         log_line(
             &self.target.limiter,
             &self.target.connector_id,
@@ -175,7 +190,7 @@ impl LineLogger {
 
 impl Drop for LineLogger {
     fn drop(&mut self) {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || self.cut > 0 {
             self.emit();
         }
     }

@@ -527,6 +527,20 @@ async fn the_rest_api_serves_the_same_operations_with_json_errors() {
     let body: serde_json::Value = bad.json().await.expect("json");
     assert_eq!(body["error"]["problems"][0]["key"], "health_check.interval");
 
+    // An API caller may not read the service's environment.
+    let sneaky = http
+        .post(url("/api/v1/connectors"))
+        .json(
+            &serde_json::json!({"id": "sneaky", "component": "http", "port": 80,
+            "auth": {"type": "bearer", "token": "${HOME}"}}),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(sneaky.status(), 422);
+    let body: serde_json::Value = sneaky.json().await.expect("json");
+    assert_eq!(body["error"]["problems"][0]["key"], "auth.token");
+
     let got: serde_json::Value = http
         .get(url("/api/v1/connectors/web"))
         .send()

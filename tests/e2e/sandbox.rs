@@ -512,3 +512,35 @@ async fn tcp_reaches_the_own_endpoint_and_tcp_rules_but_nothing_else() {
     let snap = runtime.check("meta").await.expect("known");
     assert!(snap.message.contains("denied"), "{}", snap.message);
 }
+
+#[tokio::test]
+async fn a_guest_sees_no_files_environment_arguments_or_secrets() {
+    let server = FakeServer::prometheus().await;
+    let runtime = runtime();
+    let secret = "Zm9vYmFyLXNlY3JldA";
+    let reversed: String = secret.chars().rev().collect();
+    runtime
+        .register(hostile(
+            "snoop",
+            server.port(),
+            &format!("mode: snoop, needle_reversed: '{reversed}'"),
+            &format!(
+                ", auth: {{type: bearer, token: '{secret}', headers: {{X-Api-Secret: '{secret}'}}}}"
+            ),
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("snoop").await.expect("known");
+    let detail = |k: &str| {
+        snap.details
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(detail("dirs").as_deref(), Some("0"), "{snap:?}");
+    assert_eq!(detail("passwd").as_deref(), Some("false"));
+    assert_eq!(detail("env").as_deref(), Some("0"));
+    assert_eq!(detail("args").as_deref(), Some("0"));
+    assert_eq!(detail("secret_seen").as_deref(), Some("false"), "{snap:?}");
+    assert!(detail("config_len").is_some_and(|l| l.parse::<usize>().unwrap_or(0) > 100));
+}

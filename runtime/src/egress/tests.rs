@@ -290,3 +290,92 @@ fn get_request(url: &str) -> Request {
         timeout: None,
     }
 }
+
+#[tokio::test]
+async fn a_host_header_from_the_guest_is_refused() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    let mut request = get_request(&format!("http://127.0.0.1:{port}/"));
+    request
+        .headers
+        .push(("Host".into(), "metadata.internal".into()));
+    let err = e
+        .send(
+            request,
+            Budget::new(Duration::from_secs(5)),
+            &mut CallUsage::default(),
+        )
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, EgressError::Denied(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn redirects_stop_after_five_hops() {
+    let port = server(
+        "HTTP/1.1 302 Found\r\nlocation: /again\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+    )
+    .await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    let err = get(&e, &format!("http://127.0.0.1:{port}/"))
+        .await
+        .expect_err("loop");
+    assert!(err.to_string().contains("more than 5 redirects"), "{err}");
+}
+
+/// A server that answers 200 and reports the Authorization header it got.
+async fn auth_echo() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let auth = text
+                    .lines()
+                    .find(|l| l.starts_with("authorization:"))
+                    .unwrap_or("none")
+                    .to_string();
+                log.lock().expect("log").push(auth);
+                let _ = stream.write_all(OK.as_bytes()).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test]
+async fn credentials_go_to_the_own_endpoint_only_even_across_redirects() {
+    let (own, own_seen) = auth_echo().await;
+    let (other, other_seen) = auth_echo().await;
+    let e = egress(
+        &format!(
+            "{{id: x, component: http, host: 127.0.0.1, port: {own}, auth: {{type: bearer, token: t0k}}, sandbox: {{allowed_hosts: ['http://127.0.0.1:{other}']}}}}"
+        ),
+        &[],
+    );
+    get(&e, &format!("http://127.0.0.1:{own}/"))
+        .await
+        .expect("own");
+    get(&e, &format!("http://127.0.0.1:{other}/"))
+        .await
+        .expect("other");
+    assert_eq!(
+        own_seen.lock().expect("log").as_slice(),
+        ["authorization: bearer t0k"]
+    );
+    assert_eq!(other_seen.lock().expect("log").as_slice(), ["none"]);
+}

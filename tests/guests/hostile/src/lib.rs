@@ -14,12 +14,17 @@
 //! - `host-loop`: calls the host's HTTP client in a tight loop.
 //! - `tcp`: connects to `settings.tcp_host:tcp_port` through the host's
 //!   resolver, sends `PING\r\n` and reports the first line of the answer.
+//! - `snoop`: looks for files, environment, arguments, and for the secret
+//!   whose reverse is `settings.needle_reversed` anywhere in its config (the
+//!   reverse, so that the settings themselves do not hold it), and reports
+//!   what it found.
 //! - `tcp-raw`: the same, but connects to `settings.tcp_host` as an IP
 //!   without asking the host first.
 
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct Hostile {
+    config_text: String,
     mode: String,
     url: String,
     checks: u64,
@@ -46,6 +51,7 @@ impl Connector for Hostile {
             return Err("settings.mode is fail-init, so initialisation fails".into());
         }
         Ok(Hostile {
+            config_text: format!("{config:?}"),
             mode,
             url: config.setting("url").unwrap_or_default().to_string(),
             checks: 0,
@@ -105,6 +111,25 @@ impl Connector for Hostile {
                     .read_line(&mut line)
                     .map_err(|e| Error::new(e.to_string()))?;
                 Ok(HealthReport::healthy().detail("reply", line.trim().to_string()))
+            }
+            "snoop" => {
+                let needle: String = self.setting("needle_reversed").chars().rev().collect();
+                let files = ["/", ".", "/etc", "/tmp"]
+                    .iter()
+                    .filter(|dir| std::fs::read_dir(dir).is_ok())
+                    .count();
+                let passwd = std::fs::read("/etc/passwd").is_ok();
+                let report = HealthReport::healthy()
+                    .detail("dirs", files.to_string())
+                    .detail("passwd", passwd.to_string())
+                    .detail("env", std::env::vars().count().to_string())
+                    .detail("args", std::env::args().count().to_string())
+                    .detail(
+                        "secret_seen",
+                        self.config_text.contains(&needle).to_string(),
+                    )
+                    .detail("config_len", self.config_text.len().to_string());
+                Ok(report)
             }
             "host-loop" => loop {
                 let _ = http::get(&self.url);

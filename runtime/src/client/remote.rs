@@ -110,6 +110,11 @@ impl RemoteService {
     }
 }
 
+fn connector_of(info: Option<pb::ConnectorInfo>) -> Result<ConnectorInfo, ClientError> {
+    info.map(convert::info_from_pb)
+        .ok_or_else(|| ClientError::Internal("the answer has no connector".into()))
+}
+
 #[async_trait::async_trait]
 impl ConnectorService for RemoteService {
     async fn list(
@@ -153,10 +158,7 @@ impl ConnectorService for RemoteService {
         })
         .await?
         .into_inner();
-        let info = response
-            .connector
-            .map(convert::info_from_pb)
-            .ok_or_else(|| ClientError::Internal("the answer has no connector".into()))?;
+        let info = connector_of(response.connector)?;
         let config = response
             .config
             .ok_or_else(|| ClientError::Internal("the answer has no config".into()))?;
@@ -171,11 +173,7 @@ impl ConnectorService for RemoteService {
             .client()
             .register_connector(with_deadline(message, CALL_TIMEOUT))
             .await?;
-        response
-            .into_inner()
-            .connector
-            .map(convert::info_from_pb)
-            .ok_or_else(|| ClientError::Internal("the answer has no connector".into()))
+        connector_of(response.into_inner().connector)
     }
 
     async fn update(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ClientError> {
@@ -186,11 +184,7 @@ impl ConnectorService for RemoteService {
             .client()
             .update_connector(with_deadline(message, CALL_TIMEOUT))
             .await?;
-        response
-            .into_inner()
-            .connector
-            .map(convert::info_from_pb)
-            .ok_or_else(|| ClientError::Internal("the answer has no connector".into()))
+        connector_of(response.into_inner().connector)
     }
 
     async fn remove(&self, id: &str) -> Result<(), ClientError> {

@@ -17,7 +17,8 @@
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`grpc`], [`rest`], [`server`]: the APIs over the service; [`client`]:
 //!   the control plane's `ConnectorService` (in-process or remote).
-#![forbid(unsafe_code)]
+// The one exception, loading cached compiled code, carries its reasons.
+#![deny(unsafe_code)]
 
 mod budget;
 mod builtin;

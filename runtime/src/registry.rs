@@ -40,6 +40,19 @@ pub struct RuntimeOptions {
     /// Sum of the enabled connectors' `sandbox.memory_limit` the node
     /// accepts; `None` for no limit.
     pub memory_budget: Option<u64>,
+    /// Where compiled components are kept across restarts; `None` compiles
+    /// every start.
+    pub cache_dir: Option<std::path::PathBuf>,
+}
+
+/// The default compiled-component cache: `$SANDPORT_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/sandport`, else `~/.cache/sandport`.
+pub fn default_cache_dir() -> Option<std::path::PathBuf> {
+    use std::path::PathBuf;
+    std::env::var_os("SANDPORT_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("sandport")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/sandport")))
 }
 
 impl Default for RuntimeOptions {
@@ -49,6 +62,7 @@ impl Default for RuntimeOptions {
             max_concurrent_checks: 1024,
             max_instances: 20_000,
             memory_budget: None,
+            cache_dir: default_cache_dir(),
         }
     }
 }
@@ -176,7 +190,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
-        let sandbox = Sandbox::new()?;
+        let sandbox = Sandbox::new(options.cache_dir.clone())?;
         let http = HttpClient::new().map_err(RuntimeError::Http)?;
         Ok(Runtime {
             inner: Arc::new(Inner {
@@ -491,6 +505,11 @@ impl Runtime {
             }
         }
         result
+    }
+
+    /// How many components were loaded from the compiled-component cache.
+    pub fn cache_hits(&self) -> usize {
+        self.inner.sandbox.cache_hits()
     }
 
     /// How many distinct components the runtime has compiled.

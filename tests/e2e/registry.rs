@@ -317,3 +317,45 @@ async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
         .expect("a disabled connector runs no instance");
     assert_eq!(runtime.list(None).len(), 4);
 }
+
+#[tokio::test]
+async fn a_second_start_loads_the_compiled_component_from_the_cache_and_survives_damage() {
+    let dir = std::env::temp_dir().join(format!("sandport-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = sandport::RuntimeOptions {
+        schedule: false,
+        cache_dir: Some(dir.clone()),
+        ..Default::default()
+    };
+    let server = FakeServer::prometheus().await;
+    let config = entry(&format!(
+        "{{id: cached, component: '{}', host: 127.0.0.1, port: {}}}",
+        sandport_tests::HOSTILE_WASM,
+        server.port()
+    ));
+    let start = |expect_hits: usize| {
+        let options = options.clone();
+        let config = config.clone();
+        async move {
+            let runtime = sandport::Runtime::new(options).expect("runtime");
+            runtime.register(config).await.expect("registers");
+            assert_eq!(runtime.cache_hits(), expect_hits);
+            let snap = runtime.check("cached").await.expect("known");
+            assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+            runtime.shutdown().await;
+        }
+    };
+    start(0).await;
+    start(1).await;
+    // Damage every cached file: the next start recompiles and still works.
+    for file in std::fs::read_dir(&dir).expect("cache dir") {
+        let path = file.expect("entry").path();
+        let mut bytes = std::fs::read(&path).expect("read");
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0xff;
+        std::fs::write(&path, bytes).expect("write");
+    }
+    start(0).await;
+    start(1).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -182,6 +182,7 @@ pub fn entry(yaml: &str) -> ConnectorConfig {
 pub fn runtime() -> sandport::Runtime {
     sandport::Runtime::new(sandport::RuntimeOptions {
         schedule: false,
+        cache_dir: None,
         ..Default::default()
     })
     .expect("runtime starts")

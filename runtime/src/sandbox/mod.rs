@@ -6,6 +6,7 @@
 //! (inert: no files, sockets, environment or arguments are granted) plus the
 //! `sandport:connector` imports, `http-client` and `logging`.
 
+mod cache;
 mod convert;
 mod guest;
 mod state;
@@ -80,11 +81,14 @@ pub struct Sandbox {
     compiled: Mutex<HashMap<String, Slot>>,
     /// Built-ins by name, so their bytes are hashed once per process.
     builtins: Mutex<HashMap<&'static str, Slot>>,
+    cache: Option<cache::ArtifactCache>,
+    cache_hits: std::sync::atomic::AtomicUsize,
     ticker_stop: Arc<AtomicBool>,
 }
 
 impl Sandbox {
-    pub fn new() -> Result<Self, SandboxError> {
+    /// A sandbox; `cache_dir` keeps compiled components across restarts.
+    pub fn new(cache_dir: Option<std::path::PathBuf>) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -112,11 +116,14 @@ impl Sandbox {
             })
             .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
 
+        let cache = cache_dir.map(|dir| cache::ArtifactCache::new(dir, &engine));
         Ok(Sandbox {
             engine,
             linker,
             compiled: Mutex::new(HashMap::new()),
             builtins: Mutex::new(HashMap::new()),
+            cache,
+            cache_hits: std::sync::atomic::AtomicUsize::new(0),
             ticker_stop,
         })
     }
@@ -153,19 +160,7 @@ impl Sandbox {
         bytes: &[u8],
         digest: String,
     ) -> Result<Arc<Prepared>, SandboxError> {
-        let engine = self.engine.clone();
-        let owned = bytes.to_vec();
-        // Compilation is CPU-bound and can take a while for big guests.
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
-            .await
-            .map_err(|e| SandboxError::Compile {
-                what: what.to_string(),
-                message: e.to_string(),
-            })?
-            .map_err(|e| SandboxError::Compile {
-                what: what.to_string(),
-                message: format!("{e:#}"),
-            })?;
+        let component = self.compile_or_load(what, bytes, &digest).await?;
         let forbidden: Vec<String> = component
             .component_type()
             .imports(&self.engine)
@@ -189,6 +184,43 @@ impl Sandbox {
             .map_err(link_error)?;
         let pre = ConnectorPre::new(instance_pre).map_err(link_error)?;
         Ok(Arc::new(Prepared { pre, digest }))
+    }
+
+    async fn compile_or_load(
+        &self,
+        what: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<Component, SandboxError> {
+        let engine = self.engine.clone();
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.load(&engine, digest)
+        {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(digest, "loaded a compiled component from the cache");
+            return Ok(component);
+        }
+        let owned = bytes.to_vec();
+        // Compilation is CPU-bound and can take a while for big guests.
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+            .await
+            .map_err(|e| SandboxError::Compile {
+                what: what.to_string(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| SandboxError::Compile {
+                what: what.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        if let Some(cache) = &self.cache {
+            cache.store(digest, &component);
+        }
+        Ok(component)
+    }
+
+    /// Components loaded from the on-disk cache instead of compiled.
+    pub fn cache_hits(&self) -> usize {
+        self.cache_hits.load(Ordering::Relaxed)
     }
 
     /// How many distinct components have been compiled.

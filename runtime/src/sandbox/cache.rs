@@ -1,0 +1,90 @@
+//! Compiled components kept on disk, so that a big guest (a Python or
+//! JavaScript component takes seconds to compile) starts in milliseconds
+//! the next time.
+//!
+//! An entry is keyed by the SHA-256 of the component's bytes and a hash of
+//! everything that makes compiled code compatible (wasmtime's version and
+//! the engine's configuration). It holds the SHA-256 of the compiled
+//! artifact in front of it, checked before the artifact is loaded, so a
+//! truncated or damaged file is recompiled rather than run. Writes go to a
+//! temporary file that is renamed into place.
+
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+pub struct ArtifactCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl ArtifactCache {
+    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        ArtifactCache {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
+    }
+
+    fn path(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    }
+
+    /// The compiled component for `digest`, if a sound entry exists.
+    pub fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.path(digest);
+        let bytes = std::fs::read(&path).ok()?;
+        let loaded = (bytes.len() > 32)
+            .then(|| bytes.split_at(32))
+            .filter(|(sum, artifact)| Sha256::digest(artifact).as_slice() == *sum)
+            .and_then(|(_, artifact)| deserialize(engine, artifact));
+        if loaded.is_none() {
+            tracing::warn!(path = %path.display(), "discarding a damaged or incompatible compiled component");
+            let _ = std::fs::remove_file(&path);
+        }
+        loaded
+    }
+
+    /// Keeps `component` for the next start; failures only cost that.
+    pub fn store(&self, digest: &str, component: &Component) {
+        let result = component
+            .serialize()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+            .and_then(|artifact| write(&self.dir, &self.path(digest), &artifact));
+        if let Err(e) = result {
+            tracing::warn!(dir = %self.dir.display(), "cannot cache a compiled component: {e}");
+        }
+    }
+}
+
+/// Loads compiled code written by [`ArtifactCache::store`].
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, artifact: &[u8]) -> Option<Component> {
+    // SAFETY: `Component::deserialize` runs the machine code it is given, so
+    // it must come from wasmtime's own serializer. The artifact was written
+    // by `store` into a directory of this process's owner (0700), and its
+    // SHA-256, written with it, was just checked; wasmtime itself refuses
+    // artifacts of another version or engine configuration.
+    unsafe { Component::deserialize(engine, artifact) }.ok()
+}
+
+fn write(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(&Sha256::digest(artifact))?;
+    file.write_all(artifact)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}

@@ -241,3 +241,37 @@ fn serve_runs_until_sigterm_and_exits_cleanly() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
 }
+
+fn guest_wasm(crate_name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join(format!("guests/wasm32-wasip2/guest/{crate_name}.wasm"))
+}
+
+#[test]
+fn test_connector_passes_a_good_component_and_fails_a_hostile_one() {
+    let good = guest_wasm("sandport_connector_prometheus");
+    let out = sandport(&["test-connector", good.to_str().expect("utf-8")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.trim_end().ends_with("7 passed, 0 failed"),
+        "{stdout}"
+    );
+
+    let hostile = guest_wasm("sandport_guest_hostile");
+    let dir = std::env::temp_dir().join(format!("sandport-kit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let entry = dir.join("entry.yaml");
+    std::fs::write(&entry, "settings: {mode: loop}\nhealth_check: {path: /}\n").expect("write");
+    let out = sandport(&[
+        "test-connector",
+        hostile.to_str().expect("utf-8"),
+        "--entry",
+        entry.to_str().expect("utf-8"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  target up: healthy"), "{stdout}");
+}

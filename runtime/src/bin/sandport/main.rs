@@ -3,6 +3,7 @@
 //! `CONNECTORS_SERVICE_ADDR` when set, else to an in-process one started on
 //! the config (and data directory) given.
 
+mod conformance;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -99,6 +100,17 @@ enum Command {
     },
     /// Close and remove a connector.
     Remove { id: String },
+    /// Check that a component behaves like a connector (the conformance kit).
+    ///
+    /// Starts test servers on loopback (up, failing, down, hanging), runs the
+    /// component against each, prints a pass/fail table; exits 1 on a failure.
+    TestConnector {
+        /// The component to test
+        component: PathBuf,
+        /// An entry (YAML) with the settings the connector needs
+        #[arg(long = "entry", value_name = "PATH")]
+        entry: Option<PathBuf>,
+    },
     /// Print every status change until interrupted.
     Watch {
         /// Only these connectors [default: all]
@@ -208,6 +220,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(&cli, grpc_addr.clone(), http_addr, limits).await
         }
         Command::Validate => validate(&cli).await,
+        Command::TestConnector { component, entry } => {
+            // `--config` names the entry here, as scripts of the kit expect.
+            let entry = entry.as_deref().or(cli.config.as_deref());
+            let passed = conformance::run(component, entry).await?;
+            Ok(if passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNHEALTHY)
+            })
+        }
         Command::Check { ids, output } => check(&cli, ids, *output).await,
         Command::List {
             connector_type,

@@ -95,6 +95,16 @@ impl Sandbox {
         // Sandport calls one export at a time per store; the concurrent
         // component-model machinery would only make each call slower.
         config.concurrency_support(false);
+        // Thousands of instances must fit in the kernel's default limit of
+        // 65,530 memory mappings per process: copy-on-write memory images
+        // and guard regions cost several mappings per instance.
+        config.memory_init_cow(false);
+        config.guard_before_linear_memory(false);
+        // Room to grow in place up to the default memory limit, so growth
+        // is an mprotect rather than a copy; address space is cheap.
+        config.memory_reservation(crate::config::SandboxConfig::DEFAULT_MEMORY_LIMIT);
+        config.memory_guard_size(0);
+        config.memory_reservation_for_growth(16 << 20);
         let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
 
         let mut linker = Linker::new(&engine);

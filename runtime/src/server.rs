@@ -13,6 +13,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::grpc::{ConnectorsServiceServer, GrpcApi, pb};
 use crate::service::Service;
 
+/// How long NOT_SERVING is announced before the listeners close.
+pub const ANNOUNCE_SHUTDOWN: Duration = Duration::from_millis(300);
+
 /// How long in-flight calls may take once shutdown has begun.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
@@ -64,6 +67,9 @@ pub async fn serve(
     health
         .set_not_serving::<ConnectorsServiceServer<GrpcApi>>()
         .await;
+    // Give health watchers (and load balancers polling) a moment to see
+    // NOT_SERVING before the listeners close.
+    tokio::time::sleep(ANNOUNCE_SHUTDOWN).await;
     service.begin_shutdown();
 
     let drained = tokio::time::timeout(DRAIN_GRACE, async {

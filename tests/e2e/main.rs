@@ -3,5 +3,6 @@
 //! submodules keeps link time down.
 
 mod builtins;
+mod languages;
 mod registry;
 mod sandbox;

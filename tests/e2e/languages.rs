@@ -1,0 +1,97 @@
+//! Connectors written in other languages, run like the built-ins.
+
+use sandport::HealthStatus;
+use sandport_tests::{FakeServer, Reply, closed_port, entry};
+
+fn python_http() -> &'static str {
+    let path = env!("SANDPORT_PYTHON_HTTP_WASM");
+    assert!(
+        !path.is_empty(),
+        "the Python example was not built: {}",
+        env!("SANDPORT_PYTHON_HTTP_ERROR")
+    );
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_http_connector_checks_like_the_rust_one() {
+    let server = FakeServer::start(&[
+        ("/ok", Reply::ok("all systems operational")),
+        ("/login", Reply::status(401, "who are you")),
+    ])
+    .await;
+    // A big component: compile it once per target directory.
+    let cache = std::path::Path::new(python_http())
+        .parent()
+        .map(|dir| dir.join("cache"));
+    let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
+        schedule: false,
+        cache_dir: cache,
+        ..Default::default()
+    })
+    .expect("runtime");
+    let yaml = |id: &str, port: u16, settings: &str| {
+        format!(
+            "{{id: {id}, component: '{}', host: 127.0.0.1, port: {port}, settings: {{{settings}}}}}",
+            python_http()
+        )
+    };
+    let port = server.port();
+    for (id, settings) in [
+        ("ok", "path: /ok, body_contains: operational"),
+        ("login", "path: /login, expected_status: '200-299,401'"),
+        ("strict", "path: /login"),
+        ("body", "path: /ok, body_not_matches: 'operational$'"),
+    ] {
+        runtime
+            .register(entry(&yaml(id, port, settings)))
+            .await
+            .expect(id);
+    }
+    runtime
+        .register(entry(&yaml("down", closed_port(), "path: /")))
+        .await
+        .expect("down");
+    let results = runtime.check_all(None).await;
+    let get = |id: &str| {
+        results
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, s)| s.clone())
+            .expect(id)
+    };
+    assert_eq!(get("ok").status, HealthStatus::Healthy, "{:?}", get("ok"));
+    assert_eq!(
+        get("login").status,
+        HealthStatus::Healthy,
+        "{:?}",
+        get("login")
+    );
+    let strict = get("strict");
+    assert_eq!(strict.status, HealthStatus::Unhealthy);
+    assert_eq!(
+        strict.message,
+        format!("GET http://127.0.0.1:{port}/login returned 401, expected 200-299")
+    );
+    assert!(
+        get("body")
+            .message
+            .contains("but the body matches /operational$/"),
+        "{:?}",
+        get("body")
+    );
+    assert!(
+        get("down").message.ends_with(": connection refused"),
+        "{:?}",
+        get("down")
+    );
+
+    let err = runtime
+        .register(entry(&yaml("bad", port, "expected_status: '2xx'")))
+        .await
+        .expect_err("refused");
+    assert!(
+        err.to_string().contains("settings.expected_status"),
+        "{err}"
+    );
+}

@@ -174,6 +174,8 @@ struct Inner {
 struct Entry {
     config: ConnectorConfig,
     prepared: Arc<Prepared>,
+    /// Built once, so its connection pool outlives re-created instances.
+    egress: Egress,
     info: GuestInfo,
     instance: tokio::sync::Mutex<Option<Guest>>,
     health: Mutex<HealthSnapshot>,
@@ -338,10 +340,14 @@ impl Runtime {
     async fn build_entry(&self, config: ConnectorConfig) -> Result<Arc<Entry>, RegisterError> {
         let id = config.id.clone();
         let prepared = self.prepare(&config).await?;
+        let egress =
+            Egress::new(&self.inner.http, &config).map_err(|e| RegisterError::Sandbox {
+                id: id.clone(),
+                message: e.to_string(),
+            })?;
         let budget = Budget::new(config.health_check.timeout);
         let (instance, info, health) = if config.enabled {
-            let mut guest = self
-                .start_guest(&prepared, &config)
+            let mut guest = start_guest(&self.inner, &prepared, &config, &egress, budget)
                 .await
                 .map_err(|e| match e {
                     StartError::Refused(message) => RegisterError::Initialize {
@@ -387,6 +393,7 @@ impl Runtime {
         Ok(Arc::new(Entry {
             config,
             prepared,
+            egress,
             info,
             instance: tokio::sync::Mutex::new(instance),
             health: Mutex::new(health),
@@ -594,20 +601,6 @@ impl Runtime {
         }
         .map_err(|e| e.to_string())
     }
-
-    async fn start_guest(
-        &self,
-        prepared: &Prepared,
-        config: &ConnectorConfig,
-    ) -> Result<Guest, StartError> {
-        start_guest(
-            &self.inner,
-            prepared,
-            config,
-            Budget::new(config.health_check.timeout),
-        )
-        .await
-    }
 }
 
 enum StartError {
@@ -620,15 +613,10 @@ async fn start_guest(
     inner: &Inner,
     prepared: &Prepared,
     config: &ConnectorConfig,
+    egress: &Egress,
     budget: Budget,
 ) -> Result<Guest, StartError> {
-    let egress = Egress::new(&inner.http, config).map_err(|e| {
-        StartError::Sandbox(GuestError {
-            kind: FailureKind::Instantiate,
-            message: e.to_string(),
-        })
-    })?;
-    let mut guest = Guest::instantiate(&inner.sandbox, prepared, config, egress, budget)
+    let mut guest = Guest::instantiate(&inner.sandbox, prepared, config, egress.clone(), budget)
         .await
         .map_err(StartError::Sandbox)?;
     match guest.initialize(config, budget).await {
@@ -738,7 +726,7 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
     if !slot.as_ref().is_some_and(Guest::is_usable) {
         // The last call trapped or timed out: start a fresh instance.
         *slot = None;
-        match start_guest(inner, &entry.prepared, &entry.config, budget).await {
+        match start_guest(inner, &entry.prepared, &entry.config, &entry.egress, budget).await {
             Ok(guest) => *slot = Some(guest),
             Err(StartError::Refused(message)) => {
                 return fail(

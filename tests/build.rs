@@ -27,7 +27,8 @@ fn main() {
         .map(|guests| guests.join("python/python-http.wasm"))
         .expect("the guest target directory");
     match build_python(&root, &out) {
-        Ok(()) => {
+        Ok(cpy) => {
+            println!("cargo:rustc-env=SANDPORT_COMPONENTIZE_PY={}", cpy.display());
             println!(
                 "cargo:rustc-env=SANDPORT_PYTHON_HTTP_WASM={}",
                 out.display()
@@ -37,6 +38,7 @@ fn main() {
         Err(why) => {
             println!("cargo:warning=the Python example connector was not built: {why}");
             println!("cargo:rustc-env=SANDPORT_PYTHON_HTTP_WASM=");
+            println!("cargo:rustc-env=SANDPORT_COMPONENTIZE_PY=");
             println!("cargo:rustc-env=SANDPORT_PYTHON_HTTP_ERROR={why}");
         }
     }
@@ -84,7 +86,8 @@ fn componentize_py(tools: &Path) -> Result<PathBuf, String> {
     Ok(installed)
 }
 
-fn build_python(root: &Path, out: &Path) -> Result<(), String> {
+/// Builds the Python example; returns the componentize-py it used.
+fn build_python(root: &Path, out: &Path) -> Result<PathBuf, String> {
     let tools = out
         .parent()
         .map(|dir| dir.join("tools"))
@@ -98,7 +101,7 @@ fn build_python(root: &Path, out: &Path) -> Result<(), String> {
         .status()
         .map_err(|e| format!("cannot run build.sh: {e}"))?;
     if status.success() {
-        Ok(())
+        Ok(cpy)
     } else {
         Err("guest-sdk/python/build.sh failed".into())
     }

@@ -17,6 +17,9 @@
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`grpc`], [`rest`], [`server`]: the APIs over the service; [`client`]:
 //!   the control plane's `ConnectorService` (in-process or remote).
+//!
+//! For connector authors: [`conformance`] (the kit behind
+//! `sandport test-connector`) and [`project`] (`sandport new` / `build`).
 // The one exception, loading cached compiled code, carries its reasons.
 #![deny(unsafe_code)]
 
@@ -24,9 +27,11 @@ mod budget;
 mod builtin;
 pub mod client;
 pub mod config;
+pub mod conformance;
 pub mod egress;
 pub mod grpc;
 pub mod health;
+pub mod project;
 mod quarantine;
 pub mod registry;
 pub mod rest;

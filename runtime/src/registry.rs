@@ -448,6 +448,15 @@ impl Runtime {
         Ok(run_check(&self.inner, &entry).await)
     }
 
+    /// Bytes of linear memory the connector's instance holds now, or `None`
+    /// when it has no live instance (never started, or dropped after a trap).
+    /// Waits for a check in progress to finish.
+    pub async fn memory_used(&self, id: &str) -> Result<Option<u64>, NotFound> {
+        let entry = self.entry(id)?;
+        let slot = entry.instance.lock().await;
+        Ok(slot.as_ref().map(Guest::memory_used))
+    }
+
     /// Checks every connector (of `connector_type`, if given) concurrently.
     /// Results are sorted by id.
     pub async fn check_all(

@@ -2,6 +2,7 @@
 //! runtime against real HTTP servers on loopback. One test binary with
 //! submodules keeps link time down.
 
+mod authoring;
 mod builtins;
 mod languages;
 mod registry;

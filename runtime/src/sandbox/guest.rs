@@ -66,6 +66,11 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// Bytes of linear memory this instance holds (all its memories).
+    pub fn memory_used(&self) -> u64 {
+        u64::try_from(self.store.data().limits.memory_used()).unwrap_or(u64::MAX)
+    }
+
     /// Creates an instance of `prepared` for `config` within `budget`.
     pub async fn instantiate(
         sandbox: &Sandbox,

@@ -108,6 +108,11 @@ pub struct Limits {
 impl Limits {
     const MAX_TABLE_ELEMENTS: usize = 100_000;
 
+    /// Bytes of linear memory the instance holds now.
+    pub(super) fn memory_used(&self) -> usize {
+        self.memory_used
+    }
+
     fn new(memory_limit: u64) -> Self {
         Limits {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),

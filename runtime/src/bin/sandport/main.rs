@@ -3,7 +3,6 @@
 //! `CONNECTORS_SERVICE_ADDR` when set, else to an in-process one started on
 //! the config (and data directory) given.
 
-mod conformance;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -102,14 +101,34 @@ enum Command {
     Remove { id: String },
     /// Check that a component behaves like a connector (the conformance kit).
     ///
-    /// Starts test servers on loopback (up, failing, down, hanging), runs the
-    /// component against each, prints a pass/fail table; exits 1 on a failure.
+    /// Starts test servers on loopback (up, slow, failing, down, redirecting
+    /// to a denied host, hanging), runs the component against each, watches
+    /// its memory over repeated checks, prints a pass/fail table; exits 1 on
+    /// a failure.
     TestConnector {
         /// The component to test
         component: PathBuf,
         /// An entry (YAML) with the settings the connector needs
         #[arg(long = "entry", value_name = "PATH")]
         entry: Option<PathBuf>,
+    },
+    /// Create a connector project from a template.
+    New {
+        /// The project's language
+        #[arg(long, short, value_name = "LANG", value_parser = parse_lang)]
+        lang: sandport::project::Lang,
+        /// Directory to create; its name is the project's name
+        dir: PathBuf,
+    },
+    /// Build a connector project (Rust, Python or JavaScript, recognised by
+    /// its files) into DIR/build/NAME.wasm; prints that path last.
+    Build {
+        /// The project [default: the current directory]
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Cargo target directory for Rust projects
+        #[arg(long, value_name = "DIR")]
+        target_dir: Option<PathBuf>,
     },
     /// Print every status change until interrupted.
     Watch {
@@ -179,6 +198,10 @@ fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
     }
 }
 
+fn parse_lang(text: &str) -> Result<sandport::project::Lang, String> {
+    text.parse()
+}
+
 fn parse_type(text: Option<&str>) -> anyhow::Result<Option<ConnectorType>> {
     text.map(|t| {
         ConnectorType::parse(t).with_context(|| {
@@ -223,14 +246,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TestConnector { component, entry } => {
             // `--config` names the entry here, as scripts of the kit expect.
             let entry = entry.as_deref().or(cli.config.as_deref());
-            let passed = conformance::run(component, entry).await?;
-            Ok(if passed {
+            let report = sandport::conformance::run(
+                component,
+                entry,
+                sandport::registry::default_cache_dir(),
+            )
+            .await?;
+            print!("{report}");
+            Ok(if report.passed() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EXIT_UNHEALTHY)
             })
         }
         Command::Check { ids, output } => check(&cli, ids, *output).await,
+        Command::New { lang, dir } => {
+            let created = sandport::project::new(*lang, dir)?;
+            let shown = dir.display();
+            println!("created {shown}: a {lang} connector project");
+            println!(
+                "next: sandport build {shown} && sandport test-connector {shown}/build/{}.wasm",
+                created.name
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build { dir, target_dir } => {
+            let options = sandport::project::BuildOptions {
+                target_dir: target_dir.clone(),
+                ..Default::default()
+            };
+            let dir = dir.clone();
+            let built =
+                tokio::task::spawn_blocking(move || sandport::project::build(&dir, &options))
+                    .await??;
+            println!("{}", built.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::List {
             connector_type,
             enabled_only,

@@ -7,6 +7,7 @@
 //! - `panic`: panics in `health-check`.
 //! - `fail-init`: refuses to initialise.
 //! - `log-and-print`: logs, prints to stdout/stderr, then reports healthy.
+//! - `leak`: healthy, but keeps 256 KiB more memory after every check.
 //! - `count`: healthy, with the number of checks this instance has run.
 //! - `recurse`: recurses without end (stack overflow).
 //! - `big-string`: answers with a 4 MB message and a huge detail.
@@ -28,6 +29,7 @@ struct Hostile {
     mode: String,
     url: String,
     checks: u64,
+    kept: Vec<Vec<u8>>,
     settings: Vec<(String, String)>,
 }
 
@@ -55,6 +57,7 @@ impl Connector for Hostile {
             mode,
             url: config.setting("url").unwrap_or_default().to_string(),
             checks: 0,
+            kept: Vec::new(),
             settings: config.settings.clone(),
         })
     }
@@ -137,6 +140,11 @@ impl Connector for Hostile {
             "fetch" => {
                 let response = http::get(&self.url)?;
                 Ok(HealthReport::from(response))
+            }
+            "leak" => {
+                // Keeps 256 KiB more after every check.
+                self.kept.push(std::hint::black_box(vec![1u8; 256 * 1024]));
+                Ok(HealthReport::healthy().detail("kept", self.kept.len().to_string()))
             }
             "log-and-print" => {
                 sandport_sdk::log::info!("hello from the guest log");

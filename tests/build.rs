@@ -1,5 +1,11 @@
-//! Builds the test guests (`tests/guests/*`) and the Python example
-//! connector, and tells the tests where they are.
+//! Builds the test guests (`tests/guests/*`) and the Python and JavaScript
+//! example connectors, and tells the tests where they are.
+//!
+//! The language toolchains are installed beside the guests when missing
+//! (componentize-py with pip into a virtualenv, componentize-js with
+//! `npm ci` from the pinned lock file), once per target directory. A
+//! toolchain that cannot be installed is reported to the tests, which then
+//! fail with the reason rather than skip.
 
 #[path = "../runtime/build/guests.rs"]
 mod guests;
@@ -15,37 +21,81 @@ fn main() {
         "cargo:rustc-env=SANDPORT_HOSTILE_WASM={}",
         built[0].display()
     );
-
     let root = guests::workspace_root();
-    for path in ["guest-sdk/python", "connectors/examples/python-http"] {
+    let guests_dir = built[0]
+        .ancestors()
+        .nth(3)
+        .expect("the guest target directory")
+        .to_path_buf();
+
+    for path in [
+        "guest-sdk/python",
+        "connectors/examples/python-http",
+        "guest-sdk/js",
+        "connectors/examples/js-http",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
-    let out = built[0]
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::parent)
-        .map(|guests| guests.join("python/python-http.wasm"))
-        .expect("the guest target directory");
-    match build_python(&root, &out) {
-        Ok(cpy) => {
-            println!("cargo:rustc-env=SANDPORT_COMPONENTIZE_PY={}", cpy.display());
-            println!(
-                "cargo:rustc-env=SANDPORT_PYTHON_HTTP_WASM={}",
-                out.display()
-            );
-            println!("cargo:rustc-env=SANDPORT_PYTHON_HTTP_ERROR=");
+    println!("cargo:rerun-if-env-changed=COMPONENTIZE_PY");
+    println!("cargo:rerun-if-env-changed=SANDPORT_JS_TOOLS");
+
+    let python = guests_dir.join("python");
+    let cpy = componentize_py(&python.join("tools"));
+    let out = python.join("python-http.wasm");
+    let example = cpy.clone().and_then(|cpy| {
+        run(Command::new("bash")
+            .arg(root.join("guest-sdk/python/build.sh"))
+            .arg(root.join("connectors/examples/python-http"))
+            .arg(&out)
+            .env("COMPONENTIZE_PY", cpy))
+    });
+    export("SANDPORT_COMPONENTIZE_PY", cpy);
+    export("SANDPORT_PYTHON_HTTP_WASM", example.map(|()| out));
+
+    let js = guests_dir.join("js");
+    let tools = js_tools(&root, &js.join("tools"));
+    let out = js.join("js-http.wasm");
+    let example = tools.clone().and_then(|tools| {
+        run(Command::new("node")
+            .arg(root.join("guest-sdk/js/build.mjs"))
+            .arg(root.join("connectors/examples/js-http"))
+            .arg(&out)
+            .env("SANDPORT_JS_TOOLS", tools))
+    });
+    export("SANDPORT_JS_TOOLS", tools);
+    export("SANDPORT_JS_HTTP_WASM", example.map(|()| out));
+}
+
+/// Sets `NAME` (the path, or empty) and `NAME_ERROR` (empty, or why not)
+/// for the tests.
+fn export(name: &str, built: Result<PathBuf, String>) {
+    match built {
+        Ok(path) => {
+            println!("cargo:rustc-env={name}={}", path.display());
+            println!("cargo:rustc-env={name}_ERROR=");
         }
         Err(why) => {
-            println!("cargo:warning=the Python example connector was not built: {why}");
-            println!("cargo:rustc-env=SANDPORT_PYTHON_HTTP_WASM=");
-            println!("cargo:rustc-env=SANDPORT_COMPONENTIZE_PY=");
-            println!("cargo:rustc-env=SANDPORT_PYTHON_HTTP_ERROR={why}");
+            println!("cargo:warning={name} is not available: {why}");
+            println!("cargo:rustc-env={name}=");
+            println!("cargo:rustc-env={name}_ERROR={why}");
         }
     }
 }
 
+fn run(command: &mut Command) -> Result<(), String> {
+    let shown = format!("{command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
 /// componentize-py: `$COMPONENTIZE_PY`, else on PATH, else installed with
-/// pip into a virtualenv beside the guests (once per target directory).
+/// pip into a virtualenv at `tools`.
 fn componentize_py(tools: &Path) -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("COMPONENTIZE_PY") {
         return Ok(PathBuf::from(path));
@@ -58,51 +108,48 @@ fn componentize_py(tools: &Path) -> Result<PathBuf, String> {
     if installed.exists() {
         return Ok(installed);
     }
-    let run = |program: &Path, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))
-            .and_then(|s| {
-                if s.success() {
-                    Ok(())
-                } else {
-                    Err(format!("{} {} failed", program.display(), args.join(" ")))
-                }
-            })
-    };
     println!(
         "cargo:warning=installing {COMPONENTIZE_PY} with pip into {}",
         tools.display()
     );
-    run(
-        Path::new("python3"),
-        &["-m", "venv", &tools.display().to_string()],
-    )?;
-    run(
-        &tools.join("bin/pip"),
-        &["install", "--quiet", COMPONENTIZE_PY],
-    )?;
+    run(Command::new("python3").arg("-m").arg("venv").arg(tools))?;
+    run(Command::new(tools.join("bin/pip")).args(["install", "--quiet", COMPONENTIZE_PY]))?;
     Ok(installed)
 }
 
-/// Builds the Python example; returns the componentize-py it used.
-fn build_python(root: &Path, out: &Path) -> Result<PathBuf, String> {
-    let tools = out
-        .parent()
-        .map(|dir| dir.join("tools"))
-        .ok_or("no output directory")?;
-    let cpy = componentize_py(&tools)?;
-    let status = Command::new("bash")
-        .arg(root.join("guest-sdk/python/build.sh"))
-        .arg(root.join("connectors/examples/python-http"))
-        .arg(out)
-        .env("COMPONENTIZE_PY", &cpy)
-        .status()
-        .map_err(|e| format!("cannot run build.sh: {e}"))?;
-    if status.success() {
-        Ok(cpy)
-    } else {
-        Err("guest-sdk/python/build.sh failed".into())
+/// A directory whose node_modules holds componentize-js:
+/// `$SANDPORT_JS_TOOLS`, else `tools`, filled by `npm ci` from
+/// guest-sdk/js/tools/package-lock.json whenever that lock changes.
+fn js_tools(root: &Path, tools: &Path) -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("SANDPORT_JS_TOOLS") {
+        return Ok(PathBuf::from(path));
     }
+    let pinned = root.join("guest-sdk/js/tools");
+    let lock = std::fs::read(pinned.join("package-lock.json"))
+        .map_err(|e| format!("cannot read guest-sdk/js/tools/package-lock.json: {e}"))?;
+    let installed_lock = tools.join("installed-lock.json");
+    let module = tools.join("node_modules/@bytecodealliance/componentize-js");
+    if module.is_dir() && std::fs::read(&installed_lock).is_ok_and(|l| l == lock) {
+        return Ok(tools.to_path_buf());
+    }
+    println!(
+        "cargo:warning=installing componentize-js with npm ci into {}",
+        tools.display()
+    );
+    std::fs::create_dir_all(tools).map_err(|e| format!("{}: {e}", tools.display()))?;
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(pinned.join(file), tools.join(file))
+            .map_err(|e| format!("cannot copy {file}: {e}"))?;
+    }
+    run(Command::new("npm")
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(tools))?;
+    std::fs::write(&installed_lock, lock).map_err(|e| format!("{e}"))?;
+    Ok(tools.to_path_buf())
 }

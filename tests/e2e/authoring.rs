@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use sandport::conformance::{self, Report, rows};
 use sandport::project::{self, BuildOptions, Lang};
 
+use crate::languages::example;
+
 /// target/guests/wasm32-wasip2/guest: where the Rust guests are built.
 fn rust_guests() -> PathBuf {
     Path::new(env!("SANDPORT_HOSTILE_WASM"))
@@ -22,11 +24,6 @@ fn guests_root() -> PathBuf {
         .nth(2)
         .expect("guests root")
         .to_path_buf()
-}
-
-fn built(env_path: &'static str, env_error: &'static str) -> PathBuf {
-    assert!(!env_path.is_empty(), "not built: {env_error}");
-    PathBuf::from(env_path)
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -57,10 +54,8 @@ fn failed<'r>(report: &'r Report, row: &str) -> &'r conformance::Outcome {
 async fn the_kit_passes_the_http_examples_in_every_language() {
     let components = [
         rust_guests().join("sandport_connector_http.wasm"),
-        built(
-            env!("SANDPORT_PYTHON_HTTP_WASM"),
-            env!("SANDPORT_PYTHON_HTTP_ERROR"),
-        ),
+        PathBuf::from(example!("SANDPORT_PYTHON_HTTP_WASM")),
+        PathBuf::from(example!("SANDPORT_JS_HTTP_WASM")),
     ];
     for component in components {
         let report = kit(&component, None).await;
@@ -124,16 +119,10 @@ async fn new_then_build_then_the_kit_pass_untouched_in_every_language() {
     let options = BuildOptions {
         // Shared with the next run, so wit-bindgen is compiled once.
         target_dir: Some(guests_root().join("new-projects")),
-        componentize_py: Some(
-            built(
-                env!("SANDPORT_COMPONENTIZE_PY"),
-                env!("SANDPORT_PYTHON_HTTP_ERROR"),
-            )
-            .clone(),
-        ),
-        js_tools: None,
+        componentize_py: Some(example!("SANDPORT_COMPONENTIZE_PY").into()),
+        js_tools: Some(example!("SANDPORT_JS_TOOLS").into()),
     };
-    for lang in [Lang::Rust, Lang::Python] {
+    for lang in Lang::ALL {
         let dir = root.join(format!("hello-{lang}"));
         let created = project::new(lang, &dir).expect("new");
         let build = {

@@ -3,25 +3,39 @@
 use sandport::HealthStatus;
 use sandport_tests::{FakeServer, Reply, closed_port, entry};
 
-fn python_http() -> &'static str {
-    let path = env!("SANDPORT_PYTHON_HTTP_WASM");
-    assert!(
-        !path.is_empty(),
-        "the Python example was not built: {}",
-        env!("SANDPORT_PYTHON_HTTP_ERROR")
-    );
-    path
+/// A component built by tests/build.rs, or a failure saying why it was not.
+macro_rules! example {
+    ($env:literal) => {{
+        let path: &'static str = env!($env);
+        assert!(
+            !path.is_empty(),
+            "{} was not built: {}",
+            $env,
+            env!(concat!($env, "_ERROR"))
+        );
+        path
+    }};
 }
+pub(crate) use example;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_http_connector_checks_like_the_rust_one() {
+    http_example_checks_like_the_rust_one(example!("SANDPORT_PYTHON_HTTP_WASM")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_javascript_http_connector_checks_like_the_rust_one() {
+    http_example_checks_like_the_rust_one(example!("SANDPORT_JS_HTTP_WASM")).await;
+}
+
+async fn http_example_checks_like_the_rust_one(component: &str) {
     let server = FakeServer::start(&[
         ("/ok", Reply::ok("all systems operational")),
         ("/login", Reply::status(401, "who are you")),
     ])
     .await;
     // A big component: compile it once per target directory.
-    let cache = std::path::Path::new(python_http())
+    let cache = std::path::Path::new(component)
         .parent()
         .map(|dir| dir.join("cache"));
     let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
@@ -33,7 +47,7 @@ async fn the_python_http_connector_checks_like_the_rust_one() {
     let yaml = |id: &str, port: u16, settings: &str| {
         format!(
             "{{id: {id}, component: '{}', host: 127.0.0.1, port: {port}, settings: {{{settings}}}}}",
-            python_http()
+            component
         )
     };
     let port = server.port();

@@ -8,7 +8,7 @@ pub const WIT_BINDGEN_VERSION: &str = "0.61";
 /// The componentize-py the Python SDK is tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The componentize-js the JavaScript SDK is tested with.
-pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.19.3";
+pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
 
 macro_rules! embed {
     ($to:literal, $from:literal) => {
@@ -79,7 +79,28 @@ const PYTHON: &[(&str, &str)] = &[
     ),
 ];
 
-const JS: &[(&str, &str)] = &[];
+const JS: &[(&str, &str)] = &[
+    ("app.js", include_str!("templates/js/app.js.tmpl")),
+    (
+        "package.json",
+        include_str!("templates/js/package.json.tmpl"),
+    ),
+    embed!("sandport-sdk/build.mjs", "guest-sdk/js/build.mjs"),
+    embed!("sandport-sdk/package.json", "guest-sdk/js/package.json"),
+    embed!("sandport-sdk/src/config.js", "guest-sdk/js/src/config.js"),
+    embed!(
+        "sandport-sdk/src/connector.js",
+        "guest-sdk/js/src/connector.js"
+    ),
+    embed!("sandport-sdk/src/error.js", "guest-sdk/js/src/error.js"),
+    embed!("sandport-sdk/src/http.js", "guest-sdk/js/src/http.js"),
+    embed!("sandport-sdk/src/index.js", "guest-sdk/js/src/index.js"),
+    embed!("sandport-sdk/src/log.js", "guest-sdk/js/src/log.js"),
+    embed!("sandport-sdk/src/net.js", "guest-sdk/js/src/net.js"),
+    embed!("sandport-sdk/src/report.js", "guest-sdk/js/src/report.js"),
+    embed!("sandport-sdk/src/utf8.js", "guest-sdk/js/src/utf8.js"),
+    embed!("sandport-sdk/src/wit.js", "guest-sdk/js/src/wit.js"),
+];
 
 /// Every file of a new `lang` project: (path in the project, contents).
 pub fn template(lang: Lang) -> impl Iterator<Item = (&'static str, &'static str)> {

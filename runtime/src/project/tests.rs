@@ -10,7 +10,7 @@ fn every_sdk_source_is_embedded() {
         let mut on_disk: Vec<String> = std::fs::read_dir(repo_root().join(dir))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".rs") || n.ends_with(".py"))
+            .filter(|n| [".rs", ".py", ".js"].iter().any(|ext| n.ends_with(ext)))
             .collect();
         on_disk.sort();
         let mut embedded: Vec<String> = embedded.iter().map(|s| s.to_string()).collect();
@@ -58,7 +58,7 @@ fn languages_parse_by_name_and_alias() {
 #[test]
 fn new_writes_a_project_build_recognises() {
     let tmp = std::env::temp_dir().join(format!("sandport-new-{}", std::process::id()));
-    for lang in [Lang::Rust, Lang::Python] {
+    for lang in Lang::ALL {
         let dir = tmp.join(format!("check-{lang}"));
         let created = new(lang, &dir).unwrap();
         assert_eq!(created.name, format!("check-{lang}"));

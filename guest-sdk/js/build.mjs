@@ -16,7 +16,9 @@
 // Needs componentize-js: from the directory SANDPORT_JS_TOOLS (which holds
 // node_modules/@bytecodealliance/componentize-js) if set, else found the way
 // node resolves packages from this file. Install it with
-//   npm install --prefix DIR @bytecodealliance/componentize-js@0.23.0
+//   npm install --prefix DIR @bytecodealliance/componentize-js@0.23.0 @bytecodealliance/preview2-shim@0.25.0
+// (componentize-js imports preview2-shim but declares it only for its own
+// development), or pinned: copy tools/package*.json to DIR, `npm ci --prefix DIR`
 // and set SANDPORT_JS_TOOLS=DIR.
 
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -29,6 +31,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 /** The componentize-js this build is written and tested against. */
 const COMPONENTIZE_JS_VERSION = '0.23.0';
 const PACKAGE = '@bytecodealliance/componentize-js';
+const SHIM = '@bytecodealliance/preview2-shim@0.25.0';
 const SDK_SPECIFIER = 'sandport-sdk';
 const WIT_PREFIX = 'sandport:connector/';
 /** WASI features of the engine to leave out: fetch() would import wasi:http,
@@ -51,7 +54,7 @@ function fail(message, code = 1) {
 }
 
 function installHint(dir) {
-  return `npm install --prefix ${dir} ${PACKAGE}@${COMPONENTIZE_JS_VERSION}`;
+  return `npm install --prefix ${dir} ${PACKAGE}@${COMPONENTIZE_JS_VERSION} ${SHIM}`;
 }
 
 /** The directory of the componentize-js package; fails with how to install it. */

@@ -8,7 +8,8 @@ pub const WIT_BINDGEN_VERSION: &str = "0.61";
 /// The componentize-py the Python SDK is tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The componentize-js the JavaScript SDK is tested with.
-pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+pub const COMPONENTIZE_JS: &str =
+    "@bytecodealliance/componentize-js@0.23.0 @bytecodealliance/preview2-shim@0.25.0";
 
 macro_rules! embed {
     ($to:literal, $from:literal) => {

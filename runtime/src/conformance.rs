@@ -3,7 +3,8 @@
 //!
 //! Loads the component into a fresh runtime (which validates its imports),
 //! registers it against HTTP servers it starts on loopback, and checks that
-//! it answers like a connector should: healthy when the target is up (also
+//! it answers like a connector should: every export answers (`id` and
+//! `get-config` with the entry's values); healthy when the target is up (also
 //! when slow), not healthy with a message when the target fails, is down or
 //! sends it somewhere the sandbox refuses; within its deadline when the
 //! target hangs; steadily over repeated checks, without its memory growing
@@ -101,6 +102,7 @@ impl fmt::Display for Report {
 pub mod rows {
     pub const LOADS: &str = "loads: imports fit the world, initialize accepts the config";
     pub const DESCRIBES: &str = "describes itself: name, description, endpoint";
+    pub const ECHO: &str = "id and get-config: the entry's id, host and port";
     pub const UP: &str = "target up: healthy";
     pub const SLOW: &str = "target slow (0.5s): still healthy, latency shows it";
     pub const FAILING: &str = "target answers 503: not healthy, with a message";
@@ -279,6 +281,41 @@ async fn run_on(
     };
     let s = check("up").await?;
     report.push(rows::UP, s.status == HealthStatus::Healthy, said(&s));
+
+    let echo = runtime
+        .echo("up")
+        .await
+        .map_err(|_| KitError::Vanished("up".into()))?;
+    let (passed, detail) = match echo {
+        None => (false, "no live instance after a check".to_string()),
+        Some(Err(e)) => (false, e),
+        Some(Ok(echo)) => {
+            let wrong: Vec<String> = [
+                ("id", echo.id.as_str(), "up".to_string()),
+                ("get-config id", &echo.config_id, "up".to_string()),
+                (
+                    "get-config host",
+                    &echo.config_host,
+                    "127.0.0.1".to_string(),
+                ),
+                (
+                    "get-config port",
+                    &echo.config_port.to_string(),
+                    up.to_string(),
+                ),
+            ]
+            .into_iter()
+            .filter(|(_, got, want)| got != want)
+            .map(|(what, got, want)| format!("{what} is {got:?}, not {want:?}"))
+            .collect();
+            if wrong.is_empty() {
+                (true, format!("id `up`, {} setting(s)", echo.settings))
+            } else {
+                (false, wrong.join("; "))
+            }
+        }
+    };
+    report.push(rows::ECHO, passed, detail);
 
     let slow = start_target(Target::Slow).await?;
     register(runtime, entry(component, overrides, "slow", slow, "2s")?).await?;

@@ -21,6 +21,7 @@ use crate::config::{
 use crate::egress::{Egress, HttpClient};
 use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus, one_line};
 use crate::quarantine::Quarantine;
+pub use crate::sandbox::Echo;
 use crate::sandbox::{Guest, GuestError, GuestInfo, Prepared, Sandbox, SandboxError};
 
 /// How long `close` may take when a connector is removed or on shutdown.
@@ -446,6 +447,19 @@ impl Runtime {
     pub async fn check(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
         let entry = self.entry(id)?;
         Ok(run_check(&self.inner, &entry).await)
+    }
+
+    /// Calls the guest's `id` and `get-config` exports (the conformance kit
+    /// checks that they agree with the entry). `None` when it has no live
+    /// instance; `Some(Err)` when the call failed.
+    pub async fn echo(&self, id: &str) -> Result<Option<Result<Echo, String>>, NotFound> {
+        let entry = self.entry(id)?;
+        let mut slot = entry.instance.lock().await;
+        let Some(guest) = slot.as_mut() else {
+            return Ok(None);
+        };
+        let budget = Budget::new(entry.config.health_check.timeout);
+        Ok(Some(guest.echo(budget).await.map_err(|e| e.message)))
     }
 
     /// Bytes of linear memory the connector's instance holds now, or `None`

@@ -60,7 +60,7 @@ async fn the_kit_passes_the_http_examples_in_every_language() {
     for component in components {
         let report = kit(&component, None).await;
         assert!(report.passed(), "{}:\n{report}", component.display());
-        assert_eq!(report.outcomes.len(), 11, "{report}");
+        assert_eq!(report.outcomes.len(), 12, "{report}");
     }
 }
 

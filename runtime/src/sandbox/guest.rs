@@ -45,6 +45,17 @@ pub struct GuestInfo {
     pub endpoint: String,
 }
 
+/// What a guest says of its own identity and config (see [`Guest::echo`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Echo {
+    pub id: String,
+    pub config_id: String,
+    pub config_host: String,
+    pub config_port: u16,
+    /// How many settings its config holds.
+    pub settings: usize,
+}
+
 /// The trap raised when a call runs past its deadline.
 #[derive(Debug)]
 struct DeadlineReached;
@@ -173,6 +184,24 @@ impl Guest {
                     api.call_connector_type(&mut *s).await?,
                 ),
                 endpoint: one_line(&api.call_get_endpoint(&mut *s).await?),
+            })
+        })
+        .await
+    }
+
+    /// Calls `id` and `get-config`, which the host itself never needs (it
+    /// keeps the config): for the conformance kit, which calls every export.
+    pub async fn echo(&mut self, budget: Budget) -> Result<Echo, GuestError> {
+        self.guarded(budget, async |b, s| {
+            let api = b.sandport_connector_connector_api();
+            let id = api.call_id(&mut *s).await?;
+            let config = api.call_get_config(&mut *s).await?;
+            Ok(Echo {
+                id,
+                config_id: config.id,
+                config_host: config.host,
+                config_port: config.port,
+                settings: config.settings.len(),
             })
         })
         .await

@@ -23,7 +23,7 @@ use wasmtime::{Config, Engine};
 
 pub use bindings::sandport::connector::types::HealthStatus as WitHealthStatus;
 pub use convert::status_from_wit;
-pub use guest::{Guest, GuestError, GuestInfo};
+pub use guest::{Echo, Guest, GuestError, GuestInfo};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({

@@ -256,7 +256,7 @@ fn test_connector_passes_a_good_component_and_fails_a_hostile_one() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
     assert!(
-        stdout.trim_end().ends_with("11 passed, 0 failed"),
+        stdout.trim_end().ends_with("12 passed, 0 failed"),
         "{stdout}"
     );
 

@@ -275,3 +275,50 @@ fn test_connector_passes_a_good_component_and_fails_a_hostile_one() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("FAIL  target up: healthy"), "{stdout}");
 }
+
+#[test]
+fn new_writes_a_project_and_says_what_to_run_next_and_build_names_what_it_cannot_build() {
+    let dir = std::env::temp_dir().join(format!("sandport-cli-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let project = dir.join("my-check");
+    let path = project.to_str().expect("utf-8");
+    let out = sandport(&["new", "--lang", "python", path]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains(&format!(
+            "sandport test-connector {path}/build/my-check.wasm"
+        )),
+        "{stdout}"
+    );
+    assert!(project.join("app.py").is_file());
+    assert!(project.join("wit/connector.wit").is_file());
+
+    let again = sandport(&["new", "--lang", "rust", path]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        text(&again.stderr).contains("is not empty"),
+        "{}",
+        text(&again.stderr)
+    );
+
+    let bad = sandport(&["new", "--lang", "cobol", path]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("rust, python, js"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).expect("dir");
+    let out = sandport(&["build", empty.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("is not a connector project"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

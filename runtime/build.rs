@@ -5,7 +5,32 @@
 #[path = "build/guests.rs"]
 mod guests;
 
-const BUILTINS: &[&str] = &["prometheus", "grafana", "jaeger", "http"];
+/// Crates `connectors/NAME` (package `sandport-connector-NAME`).
+const BUILTINS: &[&str] = &[
+    "prometheus",
+    "alertmanager",
+    "grafana",
+    "jaeger",
+    "otel-collector",
+    "loki",
+    "tempo",
+    "elasticsearch",
+    "openclaw",
+    "mcp",
+    "minio",
+    "s3",
+    "slack",
+    "discord",
+    "webhook",
+    "nats",
+    "mqtt",
+    "rabbitmq",
+    "postgresql",
+    "redis",
+    "mysql",
+    "http",
+    "tcp",
+];
 
 fn main() {
     compile_proto();

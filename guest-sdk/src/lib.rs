@@ -30,16 +30,21 @@
 //! - [`http`]: outbound HTTP through the host (the only way out of the sandbox).
 //! - [`log`]: `info!`-style logging into the host's log.
 //! - [`net`]: raw TCP to allowlisted `host:port` pairs (databases, brokers).
+//! - [`tcp`]: one TCP conversation under the check's deadline (reads with
+//!   timeouts and caps), for protocol-level checks.
+//! - [`credentials`]: the entry's credentials, for TCP protocols that need them.
 //! - [`Config`], [`HealthReport`]: the records of the WIT contract, with helpers.
 #![deny(missing_docs)]
 
 mod config;
+pub mod credentials;
 mod error;
 pub mod http;
 pub mod log;
 pub mod net;
 mod report;
 mod shim;
+pub mod tcp;
 
 /// One entry of the operator's config (secrets left out).
 pub use bindings::sandport::connector::types::ConnectorConfig as Config;

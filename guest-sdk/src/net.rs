@@ -20,7 +20,7 @@ pub fn resolve(host: &str, port: u16) -> Result<Vec<IpAddr>, Error> {
 pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
     let mut last = None;
     for address in resolve(host, port)? {
-        match TcpStream::connect_timeout(&SocketAddr::new(address, port), timeout) {
+        match connect_to(SocketAddr::new(address, port), timeout) {
             Ok(stream) => {
                 let _ = stream.set_read_timeout(Some(timeout));
                 let _ = stream.set_write_timeout(Some(timeout));
@@ -33,6 +33,20 @@ pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Er
         Some(e) => format!("{host}:{port}: {}", describe(&e)),
         None => format!("{host}:{port}: no address to connect to"),
     }))
+}
+
+/// One connection attempt that checks its outcome: on wasm32-wasip2,
+/// `TcpStream::connect_timeout` returns Ok for a connection that failed (the
+/// error waits in SO_ERROR, readable once), which would report a refused
+/// connection as open and never try the next address.
+pub(crate) fn connect_to(address: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let stream = TcpStream::connect_timeout(&address, timeout)?;
+    match stream.take_error() {
+        Ok(Some(e)) | Err(e) => return Err(e),
+        Ok(None) => {}
+    }
+    stream.peer_addr()?;
+    Ok(stream)
 }
 
 fn describe(error: &std::io::Error) -> String {

@@ -1,12 +1,12 @@
 //! The connectors built into the binary, compiled from `connectors/` by
 //! `build.rs` and embedded, so `sandport` runs from any directory.
+//! `docs/connectors.md` documents each one.
 
-use crate::config::{BuiltinCatalog, ConnectorType};
+use crate::config::{BuiltinCatalog, BuiltinDefaults, ConnectorType, Scheme};
 
 pub struct Builtin {
     pub name: &'static str,
-    pub connector_type: ConnectorType,
-    pub default_port: Option<u16>,
+    pub defaults: BuiltinDefaults,
     pub component: &'static [u8],
 }
 
@@ -16,32 +16,256 @@ macro_rules! embedded {
     };
 }
 
+/// By type, then name. `opensearch` shares the `elasticsearch` component.
 pub static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "prometheus",
-        connector_type: ConnectorType::Observability,
-        default_port: Some(9090),
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(9090),
+            host: None,
+            scheme: None,
+        },
         component: embedded!("prometheus.wasm"),
     },
     Builtin {
+        name: "alertmanager",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(9093),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("alertmanager.wasm"),
+    },
+    Builtin {
         name: "grafana",
-        connector_type: ConnectorType::Observability,
-        default_port: Some(3000),
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(3000),
+            host: None,
+            scheme: None,
+        },
         component: embedded!("grafana.wasm"),
     },
     Builtin {
         name: "jaeger",
-        connector_type: ConnectorType::Observability,
-        default_port: Some(16686),
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(16686),
+            host: None,
+            scheme: None,
+        },
         component: embedded!("jaeger.wasm"),
     },
     Builtin {
+        name: "otel-collector",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(13133),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("otel-collector.wasm"),
+    },
+    Builtin {
+        name: "loki",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(3100),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("loki.wasm"),
+    },
+    Builtin {
+        name: "tempo",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(3200),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("tempo.wasm"),
+    },
+    Builtin {
+        name: "elasticsearch",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(9200),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("elasticsearch.wasm"),
+    },
+    Builtin {
+        name: "opensearch",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Observability,
+            port: Some(9200),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("elasticsearch.wasm"),
+    },
+    Builtin {
+        name: "openclaw",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Agent,
+            port: Some(3721),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("openclaw.wasm"),
+    },
+    Builtin {
+        name: "mcp",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Agent,
+            port: None,
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("mcp.wasm"),
+    },
+    Builtin {
+        name: "minio",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Storage,
+            port: Some(9000),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("minio.wasm"),
+    },
+    Builtin {
+        name: "s3",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Storage,
+            port: Some(443),
+            host: None,
+            scheme: Some(Scheme::Https),
+        },
+        component: embedded!("s3.wasm"),
+    },
+    Builtin {
+        name: "slack",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Messaging,
+            port: Some(443),
+            host: Some("slack.com"),
+            scheme: Some(Scheme::Https),
+        },
+        component: embedded!("slack.wasm"),
+    },
+    Builtin {
+        name: "discord",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Messaging,
+            port: Some(443),
+            host: Some("discord.com"),
+            scheme: Some(Scheme::Https),
+        },
+        component: embedded!("discord.wasm"),
+    },
+    Builtin {
+        name: "webhook",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Messaging,
+            port: None,
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("webhook.wasm"),
+    },
+    Builtin {
+        name: "nats",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Messaging,
+            port: Some(4222),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("nats.wasm"),
+    },
+    Builtin {
+        name: "mqtt",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Messaging,
+            port: Some(1883),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("mqtt.wasm"),
+    },
+    Builtin {
+        name: "rabbitmq",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Messaging,
+            port: Some(5672),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("rabbitmq.wasm"),
+    },
+    Builtin {
+        name: "postgresql",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Database,
+            port: Some(5432),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("postgresql.wasm"),
+    },
+    Builtin {
+        name: "redis",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Database,
+            port: Some(6379),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("redis.wasm"),
+    },
+    Builtin {
+        name: "mysql",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Database,
+            port: Some(3306),
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("mysql.wasm"),
+    },
+    Builtin {
         name: "http",
-        connector_type: ConnectorType::Custom,
-        default_port: None,
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Custom,
+            port: None,
+            host: None,
+            scheme: None,
+        },
         component: embedded!("http.wasm"),
     },
+    Builtin {
+        name: "tcp",
+        defaults: BuiltinDefaults {
+            connector_type: ConnectorType::Custom,
+            port: None,
+            host: None,
+            scheme: None,
+        },
+        component: embedded!("tcp.wasm"),
+    },
 ];
+
+/// Built-ins that speak TCP protocols the host cannot authenticate for
+/// them: they read the entry's credentials (`credentials.get`) without
+/// `auth.share_with_connector`. They are Sandport's own code.
+pub fn shares_credentials(name: &str) -> bool {
+    ["nats", "mqtt", "rabbitmq", "postgresql", "redis", "mysql"].contains(&name)
+}
 
 pub fn find(name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.name == name)
@@ -51,8 +275,8 @@ pub fn find(name: &str) -> Option<&'static Builtin> {
 pub struct Builtins;
 
 impl BuiltinCatalog for Builtins {
-    fn defaults(&self, name: &str) -> Option<(ConnectorType, Option<u16>)> {
-        find(name).map(|b| (b.connector_type, b.default_port))
+    fn defaults(&self, name: &str) -> Option<BuiltinDefaults> {
+        find(name).map(|b| b.defaults)
     }
 
     fn names(&self) -> Vec<&'static str> {

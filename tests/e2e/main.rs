@@ -4,6 +4,9 @@
 
 mod authoring;
 mod builtins;
+mod catalogue_http;
+mod catalogue_s3;
+mod catalogue_tcp;
 mod languages;
 mod registry;
 mod sandbox;

@@ -544,3 +544,49 @@ async fn a_guest_sees_no_files_environment_arguments_or_secrets() {
     assert_eq!(detail("secret_seen").as_deref(), Some("false"), "{snap:?}");
     assert!(detail("config_len").is_some_and(|l| l.parse::<usize>().unwrap_or(0) > 100));
 }
+
+#[tokio::test]
+async fn a_component_reads_the_entry_credentials_only_when_the_operator_shares_them() {
+    let runtime = runtime();
+    let auth = |share: &str| {
+        format!(", auth: {{type: basic, username: ops, password: s3cret-value{share}}}")
+    };
+    for (id, extra) in [
+        ("kept", auth("")),
+        ("shared", auth(", share_with_connector: true")),
+        ("signed", ", auth: {type: aws_sigv4, access_key_id: AKIDEXAMPLE, secret_access_key: s3cret-value, share_with_connector: true}".to_string()),
+    ] {
+        runtime
+            .register(hostile(id, 9, "mode: credentials", &extra))
+            .await
+            .expect("registers");
+    }
+    let details = |id: &'static str| {
+        let runtime = runtime.clone();
+        async move {
+            let snap = runtime.check(id).await.expect("known");
+            assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+            snap.details
+        }
+    };
+    let kept = details("kept").await;
+    assert!(
+        kept.contains(&("credentials".into(), "none".into())),
+        "{kept:?}"
+    );
+    // Signing needs the request: the AWS secret is never handed out.
+    let signed = details("signed").await;
+    assert!(
+        signed.contains(&("credentials".into(), "none".into())),
+        "{signed:?}"
+    );
+    let shared = details("shared").await;
+    assert!(
+        shared.contains(&("username".into(), "ops".into())),
+        "{shared:?}"
+    );
+    assert!(
+        shared.contains(&("secret".into(), "s3cret-value".into())),
+        "{shared:?}"
+    );
+}

@@ -1,6 +1,8 @@
 //! Test support: HTTP servers on loopback that impersonate the health
 //! endpoints of real services, and helpers to build connector configs.
 
+pub mod servers;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -32,6 +32,7 @@ export const AuthKind = Object.freeze({
   BASIC: 'basic',
   BEARER: 'bearer',
   API_KEY: 'api-key',
+  AWS_SIGV4: 'aws-sigv4',
 });
 
 /** Log levels (`logging.level`). */

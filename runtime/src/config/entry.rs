@@ -58,6 +58,32 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
         }
         Auth::Bearer { token } => put(&mut auth, "token", secret(token, secrets)),
         Auth::ApiKey { key } => put(&mut auth, "api_key", secret(key, secrets)),
+        Auth::AwsSigV4 {
+            access_key_id,
+            secret_access_key,
+            session_token,
+            region,
+            service,
+        } => {
+            put(
+                &mut auth,
+                "access_key_id",
+                access_key_id.replace("${", "$${"),
+            );
+            put(
+                &mut auth,
+                "secret_access_key",
+                secret(secret_access_key, secrets),
+            );
+            if let Some(token) = session_token {
+                put(&mut auth, "session_token", secret(token, secrets));
+            }
+            put(&mut auth, "region", region.clone());
+            put(&mut auth, "service", service.clone());
+        }
+    }
+    if config.auth.share_with_connector {
+        put(&mut auth, "share_with_connector", true);
     }
     if !config.auth.headers.is_empty() {
         put(
@@ -172,6 +198,27 @@ pub fn restore_redacted(config: &mut ConnectorConfig, current: &ConnectorConfig)
             *token = old.clone();
         }
         (Auth::ApiKey { key }, Auth::ApiKey { key: old }) if redacted(key) => *key = old.clone(),
+        (
+            Auth::AwsSigV4 {
+                secret_access_key,
+                session_token,
+                ..
+            },
+            Auth::AwsSigV4 {
+                secret_access_key: old_key,
+                session_token: old_token,
+                ..
+            },
+        ) => {
+            if redacted(secret_access_key) {
+                *secret_access_key = old_key.clone();
+            }
+            if let (Some(token), Some(old)) = (session_token.as_mut(), old_token)
+                && redacted(token)
+            {
+                *token = old.clone();
+            }
+        }
         _ => {}
     }
     for (name, value) in config.auth.headers.iter_mut() {

@@ -133,6 +133,16 @@ pub enum Auth {
     ApiKey {
         key: Secret,
     },
+    /// AWS Signature Version 4: the host signs each request to the own
+    /// endpoint, so the secret key never enters the guest (S3 and other
+    /// AWS-style APIs).
+    AwsSigV4 {
+        access_key_id: String,
+        secret_access_key: Secret,
+        session_token: Option<Secret>,
+        region: String,
+        service: String,
+    },
 }
 
 impl Auth {
@@ -142,6 +152,7 @@ impl Auth {
             Auth::Basic { .. } => "basic",
             Auth::Bearer { .. } => "bearer",
             Auth::ApiKey { .. } => "api_key",
+            Auth::AwsSigV4 { .. } => "aws_sigv4",
         }
     }
 }
@@ -151,6 +162,10 @@ pub struct AuthConfig {
     pub auth: Auth,
     /// Extra headers (values are secrets too).
     pub headers: BTreeMap<String, Secret>,
+    /// Let the guest read the credentials (`credentials.get`), for
+    /// protocols the host cannot authenticate for it. The built-in TCP
+    /// connectors get them without this.
+    pub share_with_connector: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -313,9 +328,30 @@ pub enum ConfigError {
 }
 
 /// Facts about the built-in components the config needs to fill defaults.
+/// What an entry of a built-in component gets when it does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinDefaults {
+    pub connector_type: ConnectorType,
+    pub port: Option<u16>,
+    /// For SaaS targets (slack.com, ...); else `localhost`.
+    pub host: Option<&'static str>,
+    pub scheme: Option<Scheme>,
+}
+
+impl BuiltinDefaults {
+    pub const fn new(connector_type: ConnectorType, port: Option<u16>) -> Self {
+        BuiltinDefaults {
+            connector_type,
+            port,
+            host: None,
+            scheme: None,
+        }
+    }
+}
+
 pub trait BuiltinCatalog {
-    /// Default type and port of the built-in `name`, if there is one.
-    fn defaults(&self, name: &str) -> Option<(ConnectorType, Option<u16>)>;
+    /// Defaults of the built-in `name`, if there is one.
+    fn defaults(&self, name: &str) -> Option<BuiltinDefaults>;
     /// Names of every built-in, for error messages.
     fn names(&self) -> Vec<&'static str>;
 }

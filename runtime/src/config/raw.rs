@@ -10,8 +10,9 @@ use std::path::Path;
 use serde_norway::{Mapping, Value};
 
 use super::{
-    Auth, AuthConfig, BuiltinCatalog, ComponentRef, ConfigError, ConnectionMode, ConnectorConfig,
-    ConnectorType, HealthCheckConfig, Loaded, Problem, SandboxConfig, Scheme, Secret, units,
+    Auth, AuthConfig, BuiltinCatalog, BuiltinDefaults, ComponentRef, ConfigError, ConnectionMode,
+    ConnectorConfig, ConnectorType, HealthCheckConfig, Loaded, Problem, SandboxConfig, Scheme,
+    Secret, units,
 };
 use crate::egress::HostRule;
 
@@ -38,7 +39,18 @@ const ENTRY_KEYS: &[&str] = &[
     "sandbox",
 ];
 const AUTH_KEYS: &[&str] = &[
-    "type", "username", "password", "token", "api_key", "headers",
+    "type",
+    "username",
+    "password",
+    "token",
+    "api_key",
+    "access_key_id",
+    "secret_access_key",
+    "session_token",
+    "region",
+    "service",
+    "headers",
+    "share_with_connector",
 ];
 const HEALTH_KEYS: &[&str] = &["enabled", "interval", "timeout", "path"];
 const SANDBOX_KEYS: &[&str] = &[
@@ -524,12 +536,12 @@ fn parse_entry(
             ComponentRef::Builtin(id.clone())
         }
     };
-    let (builtin_type, builtin_port) = match &component {
-        ComponentRef::Builtin(name) => builtins
-            .defaults(name)
-            .unwrap_or((ConnectorType::Custom, None)),
-        ComponentRef::Path(_) => (ConnectorType::Custom, None),
-    };
+    let builtin = match &component {
+        ComponentRef::Builtin(name) => builtins.defaults(name),
+        ComponentRef::Path(_) => None,
+    }
+    .unwrap_or(BuiltinDefaults::new(ConnectorType::Custom, None));
+    let (builtin_type, builtin_port) = (builtin.connector_type, builtin.port);
 
     let component_sha256 = f
         .string("component_sha256")
@@ -564,8 +576,11 @@ fn parse_entry(
             "scheme",
             &[("http", Scheme::Http), ("https", Scheme::Https)],
         )
+        .or(builtin.scheme)
         .unwrap_or(Scheme::Http);
-    let host = f.string("host").unwrap_or_else(|| "localhost".into());
+    let host = f
+        .string("host")
+        .unwrap_or_else(|| builtin.host.unwrap_or("localhost").into());
     let host = host.trim();
     let host = host
         .strip_prefix('[')
@@ -652,6 +667,7 @@ fn parse_entry(
         .unwrap_or(AuthConfig {
             auth: Auth::None,
             headers: BTreeMap::new(),
+            share_with_connector: false,
         });
     let empty = Mapping::new();
     let health_check = parse_health(health_map.unwrap_or(&empty), env, &mut problems);
@@ -703,6 +719,7 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
         Basic,
         Bearer,
         ApiKey,
+        AwsSigV4,
     }
     let kind = f
         .choice(
@@ -712,6 +729,7 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
                 ("basic", Kind::Basic),
                 ("bearer", Kind::Bearer),
                 ("api_key", Kind::ApiKey),
+                ("aws_sigv4", Kind::AwsSigV4),
             ],
         )
         .unwrap_or(Kind::None);
@@ -719,6 +737,11 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
     let password = secret(&mut f, "password");
     let token = secret(&mut f, "token");
     let api_key = secret(&mut f, "api_key");
+    let access_key_id = secret(&mut f, "access_key_id");
+    let secret_access_key = secret(&mut f, "secret_access_key");
+    let session_token = secret(&mut f, "session_token");
+    let region = f.string("region");
+    let service = f.string("service");
     // A field that was given but failed to expand has its problem already.
     let need = |f: &mut Fields<'_, '_>, key: &str, value: Option<Secret>, kind: &str| match value {
         Some(v) if !v.is_empty() => v,
@@ -738,14 +761,32 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
         Kind::Basic => &["username", "password"],
         Kind::Bearer => &["token"],
         Kind::ApiKey => &["api_key"],
+        Kind::AwsSigV4 => &[
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+            "region",
+            "service",
+        ],
     };
     let type_name = match kind {
         Kind::None => "none",
         Kind::Basic => "basic",
         Kind::Bearer => "bearer",
         Kind::ApiKey => "api_key",
+        Kind::AwsSigV4 => "aws_sigv4",
     };
-    for key in ["username", "password", "token", "api_key"] {
+    for key in [
+        "username",
+        "password",
+        "token",
+        "api_key",
+        "access_key_id",
+        "secret_access_key",
+        "session_token",
+        "region",
+        "service",
+    ] {
         if !used.contains(&key) && f.get(key).is_some() {
             f.problem(
                 key,
@@ -767,6 +808,15 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
         Kind::ApiKey => Auth::ApiKey {
             key: need(&mut f, "api_key", api_key, "api_key"),
         },
+        Kind::AwsSigV4 => Auth::AwsSigV4 {
+            access_key_id: need(&mut f, "access_key_id", access_key_id, "aws_sigv4")
+                .expose()
+                .to_string(),
+            secret_access_key: need(&mut f, "secret_access_key", secret_access_key, "aws_sigv4"),
+            session_token: session_token.filter(|t| !t.is_empty()),
+            region: region.unwrap_or_else(|| "us-east-1".into()),
+            service: service.unwrap_or_else(|| "s3".into()),
+        },
     };
     let raw_headers = f.string_map("headers");
     let mut headers = BTreeMap::new();
@@ -784,7 +834,12 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
             Err(message) => f.problem(&key, message),
         }
     }
-    AuthConfig { auth, headers }
+    let share_with_connector = f.boolean("share_with_connector").unwrap_or(false);
+    AuthConfig {
+        auth,
+        headers,
+        share_with_connector,
+    }
 }
 
 /// The variable the original service read for the default check interval.

@@ -19,12 +19,18 @@ use crate::egress::HostRule;
 struct TestBuiltins;
 
 impl BuiltinCatalog for TestBuiltins {
-    fn defaults(&self, name: &str) -> Option<(ConnectorType, Option<u16>)> {
+    fn defaults(&self, name: &str) -> Option<BuiltinDefaults> {
+        let d = BuiltinDefaults::new;
         match name {
-            "prometheus" => Some((ConnectorType::Observability, Some(9090))),
-            "grafana" => Some((ConnectorType::Observability, Some(3000))),
-            "jaeger" => Some((ConnectorType::Observability, Some(16686))),
-            "http" => Some((ConnectorType::Custom, None)),
+            "prometheus" => Some(d(ConnectorType::Observability, Some(9090))),
+            "grafana" => Some(d(ConnectorType::Observability, Some(3000))),
+            "jaeger" => Some(d(ConnectorType::Observability, Some(16686))),
+            "http" => Some(d(ConnectorType::Custom, None)),
+            "slack" => Some(BuiltinDefaults {
+                host: Some("slack.com"),
+                scheme: Some(Scheme::Https),
+                ..d(ConnectorType::Messaging, Some(443))
+            }),
             _ => None,
         }
     }
@@ -774,7 +780,7 @@ fn bad_auth_type_lists_the_valid_auth_types() {
     );
     assert_eq!(
         message,
-        "`oauth` is not one of: none, basic, bearer, api_key"
+        "`oauth` is not one of: none, basic, bearer, api_key, aws_sigv4"
     );
 }
 
@@ -1691,4 +1697,56 @@ fn health_interval_from_the_environment_is_the_default_interval() {
     let loaded = load_with_env("connectors:\n  - {id: grafana}\n", &bad);
     assert_eq!(loaded.problems.len(), 1);
     assert!(loaded.problems[0].message.contains("HEALTH_INTERVAL"));
+}
+
+#[test]
+fn aws_sigv4_auth_takes_keys_region_and_service_with_defaults() {
+    let loaded = load(
+        "connectors:\n  - id: bucket\n    component: http\n    port: 9000\n    auth: {type: aws_sigv4, access_key_id: AKID, secret_access_key: sk}\n  - id: bad\n    component: http\n    port: 9000\n    auth: {type: aws_sigv4, access_key_id: AKID, token: t}\n",
+    );
+    let c = connector(&loaded, "bucket");
+    match &c.auth.auth {
+        Auth::AwsSigV4 {
+            access_key_id,
+            secret_access_key,
+            session_token,
+            region,
+            service,
+        } => {
+            assert_eq!(access_key_id, "AKID");
+            assert_eq!(secret_access_key.expose(), "sk");
+            assert!(session_token.is_none());
+            assert_eq!((region.as_str(), service.as_str()), ("us-east-1", "s3"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let problems: Vec<String> = loaded.problems.iter().map(ToString::to_string).collect();
+    let text = problems.join("\n");
+    assert!(
+        text.contains("auth.secret_access_key: required when auth.type is aws_sigv4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("auth.token: is set, but auth.type is aws_sigv4"),
+        "{text}"
+    );
+}
+
+#[test]
+fn aws_sigv4_and_sharing_survive_the_round_trip_through_yaml_and_redaction() {
+    let loaded = load(
+        "connectors:\n  - id: bucket\n    component: http\n    port: 9000\n    auth: {type: aws_sigv4, access_key_id: AKID, secret_access_key: sk, region: eu-west-1, share_with_connector: true}\n",
+    );
+    let original = connector(&loaded, "bucket").clone();
+    let yaml = to_value(&original, Secrets::Keep);
+    let again = parse_entry_value(&yaml, Path::new("."), &TestBuiltins).expect("parses");
+    assert_eq!(again, original);
+    let mut redacted = parse_entry_value(
+        &to_value(&original, Secrets::Redact),
+        Path::new("."),
+        &TestBuiltins,
+    )
+    .expect("parses");
+    restore_redacted(&mut redacted, &original);
+    assert_eq!(redacted, original);
 }

@@ -18,6 +18,7 @@
 pub mod ip;
 mod resolve;
 mod rule;
+mod sigv4;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub use rule::{HostRule, RuleError};
 
 use ip::Grant;
 
-use crate::config::{Auth, ConnectorConfig};
+use crate::config::{Auth, ConnectorConfig, Secret};
 
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -250,11 +251,14 @@ pub struct Egress {
 #[derive(Default)]
 struct Credentials {
     headers: HeaderMap,
+    /// Signs the whole request instead (`auth.type: aws_sigv4`).
+    sigv4: Option<sigv4::SigV4>,
 }
 
 impl Credentials {
     fn from_config(config: &ConnectorConfig) -> Self {
         let mut headers = HeaderMap::new();
+        let mut sigv4 = None;
         let mut put = |name: HeaderName, value: String| {
             if let Ok(mut value) = HeaderValue::from_str(&value) {
                 value.set_sensitive(true);
@@ -282,13 +286,28 @@ impl Credentials {
                     key.expose().to_string(),
                 );
             }
+            Auth::AwsSigV4 {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                region,
+                service,
+            } => {
+                sigv4 = Some(sigv4::SigV4::new(
+                    access_key_id,
+                    secret_access_key.expose(),
+                    session_token.as_ref().map(Secret::expose),
+                    region,
+                    service,
+                ));
+            }
         }
         for (name, value) in &config.auth.headers {
             if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
                 put(name, value.expose().to_string());
             }
         }
-        Credentials { headers }
+        Credentials { headers, sigv4 }
     }
 }
 
@@ -443,7 +462,8 @@ impl Egress {
                 .request(method.clone(), url.clone())
                 .headers(headers.clone())
                 .timeout(left);
-            if self.policy.is_own(&url) {
+            let own = self.policy.is_own(&url);
+            if own {
                 for (name, value) in &self.credentials.headers {
                     builder = builder.header(name, value);
                 }
@@ -451,7 +471,17 @@ impl Egress {
             if let Some(body) = &body {
                 builder = builder.body(body.clone());
             }
-            let response = builder.send().await.map_err(|e| classify(e, limit))?;
+            let mut prepared = builder.build().map_err(|e| classify(e, limit))?;
+            if own && let Some(signer) = &self.credentials.sigv4 {
+                signer
+                    .sign(&mut prepared, std::time::SystemTime::now())
+                    .map_err(EgressError::Other)?;
+            }
+            let response = self
+                .client
+                .execute(prepared)
+                .await
+                .map_err(|e| classify(e, limit))?;
             let status = response.status();
             if status.is_redirection()
                 && let Some(location) = response.headers().get(http::header::LOCATION)

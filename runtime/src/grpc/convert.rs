@@ -234,7 +234,21 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
         }
         Auth::Bearer { token } => auth.token = secret(token),
         Auth::ApiKey { key } => auth.api_key = secret(key),
+        Auth::AwsSigV4 {
+            access_key_id,
+            secret_access_key,
+            session_token,
+            region,
+            service,
+        } => {
+            auth.access_key_id = access_key_id.replace("${", "$${");
+            auth.secret_access_key = secret(secret_access_key);
+            auth.session_token = session_token.as_ref().map(secret).unwrap_or_default();
+            auth.region = region.clone();
+            auth.service = service.clone();
+        }
     }
+    auth.share_with_connector = c.auth.share_with_connector;
     pb::ConnectorConfig {
         id: c.id.clone(),
         name: c.name.clone(),
@@ -328,6 +342,14 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
         put_text(&mut auth, "password", &a.password);
         put_text(&mut auth, "token", &a.token);
         put_text(&mut auth, "api_key", &a.api_key);
+        put_text(&mut auth, "access_key_id", &a.access_key_id);
+        put_text(&mut auth, "secret_access_key", &a.secret_access_key);
+        put_text(&mut auth, "session_token", &a.session_token);
+        put_text(&mut auth, "region", &a.region);
+        put_text(&mut auth, "service", &a.service);
+        if a.share_with_connector {
+            put(&mut auth, "share_with_connector", true);
+        }
         if !a.headers.is_empty() {
             put(&mut auth, "headers", string_map(a.headers));
         }

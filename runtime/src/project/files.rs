@@ -31,6 +31,7 @@ const RUST: &[(&str, &str)] = &[
         include_str!("templates/rust/sdk-Cargo.toml.tmpl"),
     ),
     embed!("sdk/src/config.rs", "guest-sdk/src/config.rs"),
+    embed!("sdk/src/credentials.rs", "guest-sdk/src/credentials.rs"),
     embed!("sdk/src/error.rs", "guest-sdk/src/error.rs"),
     embed!("sdk/src/http.rs", "guest-sdk/src/http.rs"),
     embed!("sdk/src/lib.rs", "guest-sdk/src/lib.rs"),
@@ -38,6 +39,7 @@ const RUST: &[(&str, &str)] = &[
     embed!("sdk/src/net.rs", "guest-sdk/src/net.rs"),
     embed!("sdk/src/report.rs", "guest-sdk/src/report.rs"),
     embed!("sdk/src/shim.rs", "guest-sdk/src/shim.rs"),
+    embed!("sdk/src/tcp.rs", "guest-sdk/src/tcp.rs"),
 ];
 
 const PYTHON: &[(&str, &str)] = &[

@@ -34,6 +34,7 @@ pub fn to_wit(config: &ConnectorConfig) -> wit::ConnectorConfig {
             Auth::Basic { .. } => wit::AuthKind::Basic,
             Auth::Bearer { .. } => wit::AuthKind::Bearer,
             Auth::ApiKey { .. } => wit::AuthKind::ApiKey,
+            Auth::AwsSigV4 { .. } => wit::AuthKind::AwsSigv4,
         },
         auth_headers: config.auth.headers.keys().cloned().collect(),
         metadata: config

@@ -7,7 +7,6 @@
 //! instance must not be entered again: callers drop it and instantiate anew.
 
 use std::fmt;
-use std::sync::Arc;
 
 use tokio::time::Instant;
 use wasmtime::{Store, UpdateDeadline};
@@ -90,8 +89,7 @@ impl Guest {
         egress: Egress,
         budget: Budget,
     ) -> Result<Guest, GuestError> {
-        let id: Arc<str> = Arc::from(config.id.as_str());
-        let state = GuestState::new(id, config.sandbox.memory_limit, egress);
+        let state = GuestState::new(config, egress);
         let mut store = Store::new(sandbox.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|ctx| {

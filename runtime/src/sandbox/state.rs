@@ -9,7 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use super::bindings::sandport::connector::{http_client, logging, network, types};
+use super::bindings::sandport::connector::{credentials, http_client, logging, network, types};
 use super::stdio::{GuestOutput, LogLimiter, log_line};
 use crate::egress::{self, CallUsage, Egress, EgressError};
 
@@ -29,6 +29,8 @@ pub struct GuestState {
     /// The current call's egress so far.
     pub(super) usage: CallUsage,
     log_limiter: Arc<LogLimiter>,
+    /// What `credentials.get` answers: set only when the entry shares them.
+    credential: Option<credentials::Credential>,
 }
 
 impl GuestState {
@@ -37,7 +39,9 @@ impl GuestState {
     /// Handles (streams, pollables, ...) a guest may hold at once.
     const MAX_RESOURCES: usize = 1024;
 
-    pub fn new(connector_id: Arc<str>, memory_limit: u64, egress: Egress) -> Self {
+    pub fn new(config: &crate::config::ConnectorConfig, egress: Egress) -> Self {
+        let connector_id: Arc<str> = Arc::from(config.id.as_str());
+        let memory_limit = config.sandbox.memory_limit;
         // Deny-all WASI: no preopened directories, no environment, no
         // arguments, no sockets, no name lookups. Output goes to the log.
         let log_limiter = Arc::new(LogLimiter::new());
@@ -83,6 +87,7 @@ impl GuestState {
             denied: false,
             usage: CallUsage::default(),
             log_limiter,
+            credential: shared_credential(config),
         }
     }
 }
@@ -221,6 +226,34 @@ impl network::Host for GuestState {
         }
         Ok(result.map(|addresses| addresses.iter().map(ToString::to_string).collect()))
     }
+}
+
+impl credentials::Host for GuestState {
+    async fn get(&mut self) -> wasmtime::Result<Option<credentials::Credential>> {
+        Ok(self.credential.clone())
+    }
+}
+
+/// The entry's credentials as the guest may see them, if it may.
+fn shared_credential(config: &crate::config::ConnectorConfig) -> Option<credentials::Credential> {
+    use crate::config::{Auth, ComponentRef};
+    let builtin_shares = matches!(&config.component, ComponentRef::Builtin(name)
+        if crate::builtin::shares_credentials(name));
+    if !(config.auth.share_with_connector || builtin_shares) {
+        return None;
+    }
+    let (username, secret) = match &config.auth.auth {
+        Auth::None => return None,
+        Auth::Basic { username, password } => (Some(username.clone()), password),
+        Auth::Bearer { token } => (None, token),
+        Auth::ApiKey { key } => (None, key),
+        // Signing needs the host's clock and the request; no guest needs it.
+        Auth::AwsSigV4 { .. } => return None,
+    };
+    Some(credentials::Credential {
+        username,
+        secret: secret.expose().to_string(),
+    })
 }
 
 impl logging::Host for GuestState {

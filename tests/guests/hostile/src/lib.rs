@@ -7,6 +7,7 @@
 //! - `panic`: panics in `health-check`.
 //! - `fail-init`: refuses to initialise.
 //! - `log-and-print`: logs, prints to stdout/stderr, then reports healthy.
+//! - `credentials`: reports what `credentials.get` gives it.
 //! - `leak`: healthy, but keeps 256 KiB more memory after every check.
 //! - `count`: healthy, with the number of checks this instance has run.
 //! - `recurse`: recurses without end (stack overflow).
@@ -141,6 +142,13 @@ impl Connector for Hostile {
                 let response = http::get(&self.url)?;
                 Ok(HealthReport::from(response))
             }
+            "credentials" => Ok(match sandport_sdk::credentials::get() {
+                None => HealthReport::healthy().detail("credentials", "none"),
+                Some(c) => HealthReport::healthy()
+                    .detail("credentials", "shared")
+                    .detail("username", c.username.unwrap_or_default())
+                    .detail("secret", c.secret),
+            }),
             "leak" => {
                 // Keeps 256 KiB more after every check.
                 self.kept.push(std::hint::black_box(vec![1u8; 256 * 1024]));

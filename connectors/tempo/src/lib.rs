@@ -1,0 +1,62 @@
+//! Tempo: healthy when `GET /ready` (or the configured path) answers 2xx
+//! (Tempo says `ready`); anything else is unhealthy, with the first line
+//! of Tempo's answer in the message (e.g. `Ingester not ready: waiting for
+//! 15s after being ready`). A longer answer (`Some services are not
+//! Running: ...`) is reported whole in the `answer` detail.
+
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
+
+struct Tempo {
+    url: String,
+}
+
+/// The non-empty lines of a text body, trimmed; none for an HTML page.
+fn lines(body: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(body);
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.chars().take(200).collect())
+        .collect();
+    if lines.first().is_some_and(|l| l.starts_with('<')) {
+        Vec::new()
+    } else {
+        lines
+    }
+}
+
+impl Connector for Tempo {
+    const NAME: &'static str = "Tempo";
+    const TYPE: ConnectorType = ConnectorType::Observability;
+    const DESCRIPTION: &'static str = "Grafana Tempo tracing backend";
+
+    fn new(config: &Config) -> Result<Self, String> {
+        Ok(Tempo {
+            url: config.url(config.health_path_or("/ready")),
+        })
+    }
+
+    fn health_check(&mut self) -> Result<HealthReport, Error> {
+        let response = http::get(&self.url)?;
+        if response.is_success() {
+            return Ok(response.into());
+        }
+        let lines = lines(&response.body);
+        Ok(match lines.first() {
+            None => HealthReport::unhealthy(response.describe_status()),
+            Some(first) => {
+                let report =
+                    HealthReport::unhealthy(format!("{}: {first}", response.describe_status()));
+                if lines.len() > 1 {
+                    let whole: Vec<&str> = lines.iter().take(20).map(String::as_str).collect();
+                    report.detail("answer", whole.join("; "))
+                } else {
+                    report
+                }
+            }
+        })
+    }
+}
+
+export_connector!(Tempo);

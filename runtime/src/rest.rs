@@ -7,7 +7,7 @@
 //! | `GET /api/v1/connectors/{id}` | info + config, secrets redacted |
 //! | `PUT /api/v1/connectors/{id}` | replace |
 //! | `DELETE /api/v1/connectors/{id}` | remove |
-//! | `GET /api/v1/connectors/{id}/health` | live check |
+//! | `GET /api/v1/connectors/{id}/health` | live check (`?cached=true`: the last result) |
 //! | `GET /api/v1/health` | every connector's cached status |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (503 while shutting down) |
 //!
@@ -292,11 +292,30 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+struct CheckQuery {
+    /// The last result, without checking now.
+    #[serde(default)]
+    cached: bool,
+}
+
 async fn check(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
+    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let snapshot = service.check(&id).await?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            e.body_text(),
+        )
+    })?;
+    let snapshot = if query.cached {
+        service.get(&id)?.0.health
+    } else {
+        service.check(&id).await?
+    };
     Ok(Json(health_json(&id, &snapshot)))
 }
 

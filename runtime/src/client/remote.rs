@@ -196,7 +196,10 @@ impl ConnectorService for RemoteService {
     }
 
     async fn health_check(&self, id: &str) -> Result<HealthSnapshot, ClientError> {
-        let message = pb::HealthCheckRequest { id: id.to_string() };
+        let message = pb::HealthCheckRequest {
+            id: id.to_string(),
+            cached: false,
+        };
         let response = retrying(|| {
             let mut client = self.client();
             let message = message.clone();

@@ -169,7 +169,11 @@ impl ConnectorsService for GrpcApi {
     ) -> Result<Response<pb::HealthCheckResponse>, Status> {
         let request = request.into_inner();
         let id = required_id(&request.id)?;
-        let snapshot = self.service.check(id).await?;
+        let snapshot = if request.cached {
+            self.service.get(id)?.0.health
+        } else {
+            self.service.check(id).await?
+        };
         Ok(Response::new(convert::check_to_pb(id, &snapshot)))
     }
 

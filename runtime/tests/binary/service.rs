@@ -158,12 +158,26 @@ async fn every_rpc_works_and_errors_carry_the_right_codes() {
 
     // Live checks.
     let check = c
-        .health_check(pb::HealthCheckRequest { id: "web".into() })
+        .health_check(pb::HealthCheckRequest {
+            id: "web".into(),
+            cached: false,
+        })
         .await
         .expect("check")
         .into_inner();
     assert_eq!(check.status(), pb::ConnectorStatus::Healthy, "{check:?}");
     assert!(check.checked_at.is_some());
+    // `cached` answers with that result instead of checking again.
+    let cached = c
+        .health_check(pb::HealthCheckRequest {
+            id: "web".into(),
+            cached: true,
+        })
+        .await
+        .expect("cached check")
+        .into_inner();
+    assert_eq!(cached.checked_at, check.checked_at);
+    assert_eq!(cached.message, check.message);
     let all = c
         .health_check_all(pb::HealthCheckAllRequest::default())
         .await
@@ -172,7 +186,10 @@ async fn every_rpc_works_and_errors_carry_the_right_codes() {
     assert_eq!(all.results.len(), 3);
     assert!(all.unfinished.is_empty());
     let err = c
-        .health_check(pb::HealthCheckRequest { id: "nope".into() })
+        .health_check(pb::HealthCheckRequest {
+            id: "nope".into(),
+            cached: false,
+        })
         .await
         .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
@@ -203,7 +220,10 @@ async fn every_rpc_works_and_errors_carry_the_right_codes() {
             .ends_with(&other.port.to_string())
     );
     let check = c
-        .health_check(pb::HealthCheckRequest { id: "web".into() })
+        .health_check(pb::HealthCheckRequest {
+            id: "web".into(),
+            cached: false,
+        })
         .await
         .expect("check")
         .into_inner();
@@ -323,7 +343,10 @@ async fn registrations_and_removals_survive_kill_9() {
         "the YAML is untouched"
     );
     let check = c
-        .health_check(pb::HealthCheckRequest { id: "added".into() })
+        .health_check(pb::HealthCheckRequest {
+            id: "added".into(),
+            cached: false,
+        })
         .await
         .expect("check")
         .into_inner();

@@ -13,7 +13,6 @@ const BUILTINS: &[&str] = &[
     "jaeger",
     "otel-collector",
     "loki",
-    "tempo",
     "elasticsearch",
     "openclaw",
     "mcp",

@@ -16,7 +16,8 @@ macro_rules! embedded {
     };
 }
 
-/// By type, then name. `opensearch` shares the `elasticsearch` component.
+/// By type, then name. `tempo` shares the `loki` component, `opensearch`
+/// the `elasticsearch` one.
 pub static BUILTINS: &[Builtin] = &[
     Builtin {
         name: "prometheus",
@@ -86,7 +87,7 @@ pub static BUILTINS: &[Builtin] = &[
             host: None,
             scheme: None,
         },
-        component: embedded!("tempo.wasm"),
+        component: embedded!("loki.wasm"),
     },
     Builtin {
         name: "elasticsearch",

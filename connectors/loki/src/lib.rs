@@ -1,6 +1,7 @@
-//! Loki: healthy when `GET /ready` (or the configured path) answers 2xx
-//! (Loki says `ready`); anything else is unhealthy, with the first line
-//! of Loki's answer in the message (e.g. `Ingester not ready: waiting for
+//! Grafana Loki and Tempo (the built-in `tempo` is this component with
+//! port 3200): healthy when `GET /ready` (or the configured path) answers
+//! 2xx (both say `ready`); anything else is unhealthy, with the first line
+//! of the answer in the message (e.g. `Ingester not ready: waiting for
 //! 15s after being ready`). A longer answer (`Some services are not
 //! Running: ...`) is reported whole in the `answer` detail.
 
@@ -27,9 +28,9 @@ fn lines(body: &[u8]) -> Vec<String> {
 }
 
 impl Connector for Loki {
-    const NAME: &'static str = "Loki";
+    const NAME: &'static str = "Loki/Tempo";
     const TYPE: ConnectorType = ConnectorType::Observability;
-    const DESCRIPTION: &'static str = "Grafana Loki log aggregation";
+    const DESCRIPTION: &'static str = "Grafana Loki or Tempo: the /ready endpoint";
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Loki {

@@ -331,6 +331,12 @@ async fn redirects_stop_after_five_hops() {
 
 /// A server that answers 200 and reports the Authorization header it got.
 async fn auth_echo() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    header_echo("authorization:").await
+}
+
+/// A server that answers 200 and reports the first request line starting
+/// with `prefix` (lower-case), or "none".
+async fn header_echo(prefix: &'static str) -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -346,7 +352,7 @@ async fn auth_echo() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
                 let text = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
                 let auth = text
                     .lines()
-                    .find(|l| l.starts_with("authorization:"))
+                    .find(|l| l.starts_with(prefix))
                     .unwrap_or("none")
                     .to_string();
                 log.lock().expect("log").push(auth);
@@ -376,6 +382,32 @@ async fn credentials_go_to_the_own_endpoint_only_even_across_redirects() {
     assert_eq!(
         own_seen.lock().expect("log").as_slice(),
         ["authorization: bearer t0k"]
+    );
+    assert_eq!(other_seen.lock().expect("log").as_slice(), ["none"]);
+}
+
+#[tokio::test]
+async fn aws_sigv4_signs_requests_to_the_own_endpoint_only() {
+    let (own, own_seen) = auth_echo().await;
+    let (other, other_seen) = auth_echo().await;
+    let e = egress(
+        &format!(
+            "{{id: x, component: http, host: 127.0.0.1, port: {own}, auth: {{type: aws_sigv4, access_key_id: AKIDEXAMPLE, secret_access_key: sk, region: eu-west-1}}, sandbox: {{allowed_hosts: ['http://127.0.0.1:{other}']}}}}"
+        ),
+        &[],
+    );
+    get(&e, &format!("http://127.0.0.1:{own}/bucket"))
+        .await
+        .expect("own");
+    get(&e, &format!("http://127.0.0.1:{other}/"))
+        .await
+        .expect("other");
+    let own_seen = own_seen.lock().expect("log").clone();
+    assert_eq!(own_seen.len(), 1);
+    assert!(
+        own_seen[0].starts_with("authorization: aws4-hmac-sha256 credential=akidexample/")
+            && own_seen[0].contains("/eu-west-1/s3/aws4_request"),
+        "{own_seen:?}"
     );
     assert_eq!(other_seen.lock().expect("log").as_slice(), ["none"]);
 }

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::grpc::{ConnectorsServiceServer, GrpcApi, pb};
 use crate::service::Service;
@@ -53,7 +52,14 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(GrpcApi::new(service.clone()).into_server())
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), grpc_stop);
+        // Small answers must not wait for Nagle's algorithm.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+            grpc_stop,
+        );
+    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let http_server = axum::serve(http, crate::rest::router(service.clone()))
         .with_graceful_shutdown(stop)
         .into_future();

@@ -1,0 +1,387 @@
+//! Part 3, HealthCheckAll at scale: N connectors (the `http` built-in by
+//! default: one `GET /-/healthy` per check, the same work as one blackbox
+//! probe) pointed at loopback target servers, checked with
+//! `Runtime::check_all(None)`, which is what the gRPC `HealthCheckAll` runs.
+//! Reports the registration time, the wall time of a first round (every
+//! connection new) and of warm rounds (connections pooled, as under the
+//! scheduler), checks/s, the per-check latency p99, and the process's peak
+//! RSS (VmHWM, reset before each N).
+//!
+//! The same targets are then probed by Prometheus's blackbox_exporter
+//! (`/probe?module=http_2xx&target=...`), driven at the runtime's own check
+//! concurrency (`max_concurrent_checks`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use sandport_tests::servers::{Kind, RealServer};
+use tokio::task::JoinSet;
+
+use crate::report::{self, Row, Stats, human, per_second, thousands};
+use crate::targets::Targets;
+
+pub struct Options {
+    pub connectors: Vec<usize>,
+    pub servers: usize,
+    pub warm_rounds: usize,
+    pub component: String,
+    pub blackbox: bool,
+}
+
+const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
+/// Target: 10,000 connectors checked in under this.
+const TARGET_WALL: Duration = Duration::from_secs(2);
+/// Target: at least this times blackbox_exporter's probes/s.
+const TARGET_VS_BLACKBOX: f64 = 2.0;
+
+/// One round of checks or probes.
+struct Round {
+    wall: Duration,
+    healthy: usize,
+    total: usize,
+    first_failure: Option<String>,
+}
+
+/// What one N measured.
+struct Sandport {
+    register: Duration,
+    cold: Round,
+    warm: Vec<Round>,
+    check_p99: Duration,
+    peak_kib: u64,
+    rss_before_kib: u64,
+    mappings: usize,
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
+    let concurrency = RuntimeOptions::default().max_concurrent_checks;
+    let most = options.connectors.iter().copied().max().unwrap_or(0);
+    // Pooled connections: one per connector in this process, plus the
+    // blackbox client's; the targets live in a child process of their own.
+    let needed = (most + concurrency + 512) as u64;
+    match report::open_files_limit() {
+        Some(limit) if limit < needed => bail!(
+            "the open-files limit is {limit}, but {most} connectors need about {needed}: run `ulimit -n {}` first (the hard limit is in /proc/self/limits)",
+            needed.next_power_of_two()
+        ),
+        Some(limit) => println!("open-files limit: {limit} (need about {needed})"),
+        None => println!("open-files limit: unknown"),
+    }
+    println!(
+        "method: `{}` connectors spread over {} loopback target servers (child process); per N: register all concurrently, 1 first round + {} warm rounds of Runtime::check_all(None) (runtime check concurrency {concurrency}); blackbox_exporter: the same targets through /probe?module=http_2xx at concurrency {concurrency}, 1 + {} rounds",
+        options.component, options.servers, options.warm_rounds, options.warm_rounds
+    );
+    let targets = Targets::spawn(options.servers)?;
+    let blackbox = if !options.blackbox {
+        None
+    } else if std::path::Path::new(BLACKBOX).exists() {
+        let server = tokio::task::spawn_blocking(|| RealServer::start(Kind::BlackboxExporter))
+            .await
+            .context("start blackbox_exporter")?;
+        println!("blackbox_exporter on 127.0.0.1:{}", server.port());
+        Some(server)
+    } else {
+        println!(
+            "blackbox_exporter is missing ({BLACKBOX}); install the Debian package prometheus-blackbox-exporter (scripts/install-test-deps.sh does) to compare"
+        );
+        None
+    };
+    let probe_client = crate::check::native_client()?;
+
+    let mut rows = Vec::new();
+    for &n in &options.connectors {
+        println!("-- {n} connectors");
+        let ours = measure_sandport(options, &targets, n).await?;
+        let warm = Stats::new(ours.warm.iter().map(|r| r.wall).collect());
+        let warm_wall = if ours.warm.is_empty() {
+            ours.cold.wall
+        } else {
+            warm.median()
+        };
+        let rate = per_second(n, warm_wall);
+        let all_healthy = std::iter::once(&ours.cold)
+            .chain(&ours.warm)
+            .all(|r| r.healthy == r.total);
+        println!(
+            "sandport: registered in {}; first round {} ({:.0} checks/s); warm rounds {} (median {}, {:.0} checks/s); per-check latency p99 {}; healthy in the first round {}/{}, all healthy in every round: {all_healthy}",
+            human(ours.register),
+            human(ours.cold.wall),
+            per_second(n, ours.cold.wall),
+            ours.warm
+                .iter()
+                .map(|r| human(r.wall))
+                .collect::<Vec<_>>()
+                .join(", "),
+            human(warm_wall),
+            rate,
+            human(ours.check_p99),
+            ours.cold.healthy,
+            n,
+        );
+        if let Some(failure) = std::iter::once(&ours.cold)
+            .chain(&ours.warm)
+            .find_map(|r| r.first_failure.as_ref())
+        {
+            println!("sandport: a failed check said: {failure}");
+        }
+        println!(
+            "sandport: RSS before {} KiB, peak {} KiB (+{} KiB, {:.1} KiB per connector); memory mappings after the rounds: {}",
+            thousands(ours.rss_before_kib),
+            thousands(ours.peak_kib),
+            thousands(ours.peak_kib.saturating_sub(ours.rss_before_kib)),
+            ours.peak_kib.saturating_sub(ours.rss_before_kib) as f64 / n as f64,
+            thousands(ours.mappings as u64)
+        );
+
+        let wall_target = n >= 10_000;
+        let healthy_note = if all_healthy {
+            String::new()
+        } else {
+            " — NOT all healthy".to_string()
+        };
+        let wall_value = format!(
+            "warm **{}** (first round {}); {:.0} checks/s{healthy_note}",
+            human(warm_wall),
+            human(ours.cold.wall),
+            rate
+        );
+        let figure = format!(
+            "HealthCheckAll, {} connectors: wall time",
+            thousands(n as u64)
+        );
+        rows.push(if wall_target {
+            Row::target(
+                3,
+                figure,
+                wall_value,
+                "< 2 s",
+                warm_wall < TARGET_WALL && all_healthy,
+            )
+        } else {
+            Row::info(3, figure, wall_value)
+        });
+
+        if let Some(server) = &blackbox {
+            let mut rounds = Vec::new();
+            for _ in 0..=options.warm_rounds {
+                rounds.push(
+                    probe_round(&probe_client, server.port(), &targets, n, concurrency).await,
+                );
+            }
+            let walls = Stats::new(rounds.iter().map(|r| r.wall).collect());
+            let bb_rate = per_second(n, walls.median());
+            let bb_healthy = rounds.iter().all(|r| r.healthy == r.total);
+            let bb_peak =
+                blackbox_pid(server).and_then(|pid| report::status_kib(Some(pid), "VmHWM"));
+            println!(
+                "blackbox_exporter: rounds {} (median {}, {:.0} probes/s); every probe succeeded: {bb_healthy}; its peak RSS so far {} KiB",
+                rounds
+                    .iter()
+                    .map(|r| human(r.wall))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                human(walls.median()),
+                bb_rate,
+                bb_peak.map_or_else(|| "?".into(), thousands)
+            );
+            if let Some(failure) = rounds.iter().find_map(|r| r.first_failure.as_ref()) {
+                println!("blackbox_exporter: a failed probe said: {failure}");
+            }
+            let vs = rate / bb_rate;
+            rows.push(Row::target(
+                3,
+                format!(
+                    "checks/s vs blackbox_exporter probes/s, {} targets",
+                    thousands(n as u64)
+                ),
+                format!(
+                    "{:.0} vs {:.0} = **{vs:.2}×**{}",
+                    rate,
+                    bb_rate,
+                    if bb_healthy {
+                        ""
+                    } else {
+                        " — blackbox probes failed"
+                    }
+                ),
+                "≥ 2×",
+                vs >= TARGET_VS_BLACKBOX && all_healthy && bb_healthy,
+            ));
+            rows.push(Row::info(
+                3,
+                format!("peak RSS, {} connectors", thousands(n as u64)),
+                format!(
+                    "sandport {} MiB (in-process runtime); blackbox_exporter {} MiB",
+                    ours.peak_kib / 1024,
+                    bb_peak.map_or_else(|| "?".into(), |k| (k / 1024).to_string())
+                ),
+            ));
+        } else {
+            rows.push(Row::info(
+                3,
+                format!("peak RSS, {} connectors", thousands(n as u64)),
+                format!("sandport {} MiB (in-process runtime)", ours.peak_kib / 1024),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+async fn measure_sandport(
+    options: &Options,
+    targets: &Targets,
+    n: usize,
+) -> anyhow::Result<Sandport> {
+    let reset = report::reset_peak_rss();
+    if !reset {
+        println!(
+            "(cannot reset VmHWM through /proc/self/clear_refs: the peak covers earlier work too)"
+        );
+    }
+    let rss_before_kib = report::rss_kib();
+    let runtime = Runtime::new(RuntimeOptions {
+        schedule: false,
+        cache_dir: None,
+        ..RuntimeOptions::default()
+    })
+    .context("create the runtime")?;
+    let started = Instant::now();
+    register_many(&runtime, &options.component, targets, n).await?;
+    let register = started.elapsed();
+
+    let cold = check_round(&runtime).await;
+    let mut warm = Vec::new();
+    let mut latencies = Vec::new();
+    for _ in 0..options.warm_rounds {
+        let (round, mut lat) = check_round(&runtime).await;
+        warm.push(round);
+        latencies.append(&mut lat);
+    }
+    let peak_kib = report::peak_rss_kib();
+    let mappings = report::mappings();
+    runtime.shutdown().await;
+    drop(runtime);
+    Ok(Sandport {
+        register,
+        cold: cold.0,
+        warm,
+        check_p99: Stats::new(latencies).p99(),
+        peak_kib,
+        rss_before_kib,
+        mappings,
+    })
+}
+
+/// Registers `n` connectors of `component`, ids `c00000`.., concurrently.
+pub async fn register_many(
+    runtime: &Runtime,
+    component: &str,
+    targets: &Targets,
+    n: usize,
+) -> anyhow::Result<()> {
+    register_range(runtime, component, targets, 0..n).await
+}
+
+/// Registers connectors `range` (ids `c00000`..) of `component`.
+pub async fn register_range(
+    runtime: &Runtime,
+    component: &str,
+    targets: &Targets,
+    range: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let mut tasks = JoinSet::new();
+    for i in range {
+        let config = sandport_tests::entry(&format!(
+            "{{id: c{i:05}, component: {component}, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy}}}}",
+            targets.port(i)
+        ));
+        let runtime = runtime.clone();
+        tasks.spawn(async move { runtime.register(config).await.map(|_| ()) });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined
+            .context("a registration task failed")?
+            .context("register a connector")?;
+    }
+    Ok(())
+}
+
+async fn check_round(runtime: &Runtime) -> (Round, Vec<Duration>) {
+    let started = Instant::now();
+    let results = runtime.check_all(None).await;
+    let wall = started.elapsed();
+    let healthy = results
+        .iter()
+        .filter(|(_, h)| h.status == HealthStatus::Healthy)
+        .count();
+    let first_failure = results
+        .iter()
+        .find(|(_, h)| h.status != HealthStatus::Healthy)
+        .map(|(id, h)| format!("{id}: {} {}", h.status, h.message));
+    let latencies = results.iter().filter_map(|(_, h)| h.latency).collect();
+    (
+        Round {
+            wall,
+            healthy,
+            total: results.len(),
+            first_failure,
+        },
+        latencies,
+    )
+}
+
+/// Probes `n` targets through blackbox_exporter at `concurrency`.
+async fn probe_round(
+    client: &reqwest::Client,
+    blackbox_port: u16,
+    targets: &Targets,
+    n: usize,
+    concurrency: usize,
+) -> Round {
+    let started = Instant::now();
+    let outcomes: Vec<Result<(), String>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let url = format!(
+                "http://127.0.0.1:{blackbox_port}/probe?module=http_2xx&target={}",
+                targets.url(i, "/-/healthy")
+            );
+            async move {
+                let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+                let status = response.status();
+                let body = response.text().await.map_err(|e| e.to_string())?;
+                if status.is_success() && body.lines().any(|l| l == "probe_success 1") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{url}: {status}: {}",
+                        body.lines()
+                            .find(|l| l.starts_with("probe_success"))
+                            .unwrap_or("no probe_success")
+                    ))
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    Round {
+        wall,
+        healthy: outcomes.iter().filter(|o| o.is_ok()).count(),
+        total: outcomes.len(),
+        first_failure: outcomes.into_iter().find_map(Result::err),
+    }
+}
+
+/// The exporter's pid, from the pid file `RealServer` keeps in its dir.
+fn blackbox_pid(server: &RealServer) -> Option<u32> {
+    std::fs::read_to_string(server.dir().join("server.pids"))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -1,0 +1,416 @@
+//! Part 6, gRPC under load: `sandport serve` (release) with 100 `http`
+//! connectors on loopback targets, scheduled as usual, and a tonic load
+//! generator in this process, limited to one thread so that the service
+//! keeps the other core.
+//!
+//! - Open loop: requests start at a fixed rate whatever the answers do
+//!   (every millisecond the generator starts the requests that are due),
+//!   over a few HTTP/2 connections; each request's latency runs from its
+//!   start to its answer. `HealthCheck{cached: true}` (ids in turn) and
+//!   `ListConnectors`, each after a one-second warm-up at the same rate.
+//! - Closed loop: C workers send one request after another as fast as the
+//!   answers come: the throughput ceiling on this machine.
+//!
+//! The service's CPU time over each phase (from `/proc/PID/stat`) is
+//! reported per request.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use sandport::grpc::pb;
+use sandport::grpc::pb::connectors_service_client::ConnectorsServiceClient;
+use tonic::transport::Channel;
+
+use crate::report::{self, Row, Stats, human, per_second};
+use crate::serve::{self, Serve, TempDir};
+use crate::targets::Targets;
+
+pub struct Options {
+    pub connectors: usize,
+    pub rate: f64,
+    pub list_rate: f64,
+    pub seconds: f64,
+    pub connections: usize,
+    pub concurrency: usize,
+    pub sandport: Option<PathBuf>,
+}
+
+/// Target: p99 of a cached HealthCheck at 5,000 req/s.
+const TARGET_P99: Duration = Duration::from_millis(1);
+
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    HealthCached,
+    List,
+}
+
+impl Call {
+    fn name(self) -> &'static str {
+        match self {
+            Call::HealthCached => "HealthCheck{cached: true}",
+            Call::List => "ListConnectors",
+        }
+    }
+}
+
+/// The outcome of one phase.
+struct Phase {
+    latencies: Stats,
+    errors: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    server_cpu: Duration,
+    generator_cpu: Duration,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        per_second(self.latencies.len() + self.errors, self.elapsed)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} requests, {} errors, achieved {:.0} req/s; latency p50 {} p99 {} max {}; service CPU {:.0}% of a core ({} per request), generator CPU {:.0}%",
+            self.latencies.len(),
+            self.errors,
+            self.rate(),
+            human(self.latencies.median()),
+            human(self.latencies.p99()),
+            human(self.latencies.max()),
+            100.0 * self.server_cpu.as_secs_f64() / self.elapsed.as_secs_f64(),
+            human(self.server_cpu / (self.latencies.len() + self.errors).max(1) as u32),
+            100.0 * self.generator_cpu.as_secs_f64() / self.elapsed.as_secs_f64(),
+        )
+    }
+}
+
+async fn call(
+    client: &mut ConnectorsServiceClient<Channel>,
+    kind: Call,
+    i: usize,
+    connectors: usize,
+) -> Result<(), String> {
+    match kind {
+        Call::HealthCached => {
+            let response = client
+                .health_check(pb::HealthCheckRequest {
+                    id: format!("c{:05}", i % connectors),
+                    cached: true,
+                })
+                .await
+                .map_err(|s| s.to_string())?;
+            if response.get_ref().id.is_empty() {
+                return Err("empty answer".into());
+            }
+        }
+        Call::List => {
+            let response = client
+                .list_connectors(pb::ListConnectorsRequest::default())
+                .await
+                .map_err(|s| s.to_string())?;
+            if response.get_ref().connectors.len() != connectors {
+                return Err(format!(
+                    "listed {} connectors",
+                    response.get_ref().connectors.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+type Outcomes = Arc<Mutex<Vec<Result<Duration, String>>>>;
+
+/// Starts requests at `rate` per second for `length`.
+async fn open_loop(
+    clients: &[ConnectorsServiceClient<Channel>],
+    kind: Call,
+    rate: f64,
+    length: Duration,
+    connectors: usize,
+    pid: u32,
+) -> anyhow::Result<Phase> {
+    let outcomes: Outcomes = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = (report::cpu_time(Some(pid)), report::cpu_time(None));
+    let started = Instant::now();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sent = 0usize;
+    let mut tasks = Vec::new();
+    while started.elapsed() < length {
+        ticker.tick().await;
+        let due = (started.elapsed().min(length).as_secs_f64() * rate) as usize;
+        while sent < due {
+            let mut client = clients[sent % clients.len()].clone();
+            let outcomes = outcomes.clone();
+            let i = sent;
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let result = call(&mut client, kind, i, connectors).await;
+                let outcome = result.map(|()| t.elapsed());
+                outcomes
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(outcome);
+            }));
+            sent += 1;
+        }
+    }
+    for task in tasks {
+        task.await.context("a request task failed")?;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = (report::cpu_time(Some(pid)), report::cpu_time(None));
+    let outcomes = std::mem::take(
+        &mut *outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    Ok(phase(outcomes, elapsed, cpu_before, cpu_after))
+}
+
+/// `concurrency` workers, each sending its next request when the last one
+/// is answered, for `length`.
+async fn closed_loop(
+    clients: &[ConnectorsServiceClient<Channel>],
+    kind: Call,
+    concurrency: usize,
+    length: Duration,
+    connectors: usize,
+    pid: u32,
+) -> anyhow::Result<Phase> {
+    let cpu_before = (report::cpu_time(Some(pid)), report::cpu_time(None));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let mut client = clients[w % clients.len()].clone();
+        workers.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut i = w;
+            while started.elapsed() < length {
+                let t = Instant::now();
+                let result = call(&mut client, kind, i, connectors).await;
+                outcomes.push(result.map(|()| t.elapsed()));
+                i += concurrency;
+            }
+            outcomes
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for worker in workers {
+        outcomes.append(&mut worker.await.context("a load worker failed")?);
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = (report::cpu_time(Some(pid)), report::cpu_time(None));
+    Ok(phase(outcomes, elapsed, cpu_before, cpu_after))
+}
+
+type CpuPair = (Option<Duration>, Option<Duration>);
+
+fn phase(
+    outcomes: Vec<Result<Duration, String>>,
+    elapsed: Duration,
+    before: CpuPair,
+    after: CpuPair,
+) -> Phase {
+    let mut latencies = Vec::with_capacity(outcomes.len());
+    let mut errors = 0;
+    let mut first_error = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(latency) => latencies.push(latency),
+            Err(e) => {
+                errors += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    let delta = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => Duration::ZERO,
+    };
+    Phase {
+        latencies: Stats::new(latencies),
+        errors,
+        first_error,
+        elapsed,
+        server_cpu: delta(before.0, after.0),
+        generator_cpu: delta(before.1, after.1),
+    }
+}
+
+pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
+    let binary = serve::binary(options.sandport.as_deref())?;
+    let length = Duration::from_secs_f64(options.seconds);
+    println!(
+        "method: `sandport serve` with {} `http` connectors (scheduled, 30 s interval) on loopback targets; load generator: this process, one thread, {} HTTP/2 connections; open loop {:.0} req/s (HealthCheck cached) and {:.0} req/s (ListConnectors) for {:.0} s each after 1 s warm-up; closed loop {} concurrent workers for {:.0} s each",
+        options.connectors,
+        options.connections,
+        options.rate,
+        options.list_rate,
+        options.seconds,
+        options.concurrency,
+        options.seconds / 2.0
+    );
+    let targets = Targets::spawn(8)?;
+    let dir = TempDir::new("grpc")?;
+    let config = serve::write_config(dir.path(), options.connectors, &["http"], &targets)?;
+    let cache = TempDir::new("cache")?;
+    let mut service = Serve::spawn(&binary, &config, cache.path())?;
+    let ready = service
+        .wait_listed(options.connectors, Instant::now(), Duration::from_secs(120))
+        .await?;
+    println!("service ready in {}", human(ready));
+    // The first scheduled checks are spread over 2 s: wait for all of them,
+    // so that cached answers are real results.
+    let mut client = service.client().await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = client
+            .list_connectors(pb::ListConnectorsRequest::default())
+            .await
+            .context("ListConnectors")?;
+        let healthy = list
+            .get_ref()
+            .connectors
+            .iter()
+            .filter(|c| c.status() == pb::ConnectorStatus::Healthy)
+            .count();
+        if healthy == options.connectors {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {healthy} of {} connectors became healthy:\n{}",
+                options.connectors,
+                service.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut clients = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        clients.push(service.client().await?);
+    }
+    let pid = service.pid();
+    let n = options.connectors;
+    let warmup = Duration::from_secs(1);
+
+    open_loop(&clients, Call::HealthCached, options.rate, warmup, n, pid).await?;
+    let health = open_loop(&clients, Call::HealthCached, options.rate, length, n, pid).await?;
+    println!(
+        "open loop, {} at {:.0} req/s: {}",
+        Call::HealthCached.name(),
+        options.rate,
+        health.describe()
+    );
+    open_loop(&clients, Call::List, options.list_rate, warmup, n, pid).await?;
+    let list = open_loop(&clients, Call::List, options.list_rate, length, n, pid).await?;
+    println!(
+        "open loop, {} at {:.0} req/s: {}",
+        Call::List.name(),
+        options.list_rate,
+        list.describe()
+    );
+    let half = length / 2;
+    let health_max = closed_loop(
+        &clients,
+        Call::HealthCached,
+        options.concurrency,
+        half,
+        n,
+        pid,
+    )
+    .await?;
+    println!(
+        "closed loop, {}, {} workers: {}",
+        Call::HealthCached.name(),
+        options.concurrency,
+        health_max.describe()
+    );
+    let list_max = closed_loop(&clients, Call::List, options.concurrency, half, n, pid).await?;
+    println!(
+        "closed loop, {}, {} workers: {}",
+        Call::List.name(),
+        options.concurrency,
+        list_max.describe()
+    );
+    for phase in [&health, &list, &health_max, &list_max] {
+        if let Some(error) = &phase.first_error {
+            println!("an error: {error}");
+        }
+    }
+    let service_rss = report::status_kib(Some(pid), "VmHWM");
+    drop(service);
+    if let Some(kib) = service_rss {
+        println!("service peak RSS: {} KiB", report::thousands(kib));
+    }
+
+    let errors = |p: &Phase| {
+        if p.errors == 0 {
+            String::new()
+        } else {
+            format!(", {} errors", p.errors)
+        }
+    };
+    let achieved_ok = health.rate() >= options.rate * 0.98;
+    Ok(vec![
+        Row::target(
+            6,
+            format!(
+                "gRPC HealthCheck (cached), open loop {:.0} req/s: p50 / **p99** / max",
+                options.rate
+            ),
+            format!(
+                "{} / **{}** / {} (achieved {:.0} req/s{})",
+                human(health.latencies.median()),
+                human(health.latencies.p99()),
+                human(health.latencies.max()),
+                health.rate(),
+                errors(&health)
+            ),
+            "p99 ≤ 1 ms at 5,000 req/s",
+            health.latencies.p99() <= TARGET_P99 && health.errors == 0 && achieved_ok,
+        ),
+        Row::info(
+            6,
+            format!(
+                "gRPC ListConnectors ({n} connectors), open loop {:.0} req/s: p50 / p99 / max",
+                options.list_rate
+            ),
+            format!(
+                "{} / {} / {} (achieved {:.0} req/s{})",
+                human(list.latencies.median()),
+                human(list.latencies.p99()),
+                human(list.latencies.max()),
+                list.rate(),
+                errors(&list)
+            ),
+        ),
+        Row::info(
+            6,
+            format!(
+                "gRPC throughput, closed loop, {} workers: HealthCheck (cached) / ListConnectors",
+                options.concurrency
+            ),
+            format!(
+                "{:.0} / {:.0} req/s (p99 {} / {})",
+                health_max.rate(),
+                list_max.rate(),
+                human(health_max.latencies.p99()),
+                human(list_max.latencies.p99())
+            ),
+        ),
+        Row::info(
+            6,
+            "service CPU per request: HealthCheck (cached) / ListConnectors",
+            format!(
+                "{} / {}",
+                human(health.server_cpu / (health.latencies.len() + health.errors).max(1) as u32),
+                human(list.server_cpu / (list.latencies.len() + list.errors).max(1) as u32)
+            ),
+        ),
+    ])
+}

@@ -1,0 +1,368 @@
+//! `sandport-bench`: the reproducible benchmark suite of the performance
+//! issue. Every part prints what it measured and how; `all` runs each part
+//! in a child process of its own (so that one part's memory does not show in
+//! another's figures) and ends with a markdown table for
+//! `docs/performance.md`.
+//!
+//! ```text
+//! cargo build --release -p sandport          # parts 5 and 6 run the binary
+//! cargo run --release -p sandport-bench -- all
+//! ```
+//!
+//! Benchmarks print figures; nothing here is a test.
+
+mod boundary;
+mod check;
+mod check_all;
+mod cold_start;
+mod grpc;
+mod memory;
+mod report;
+mod serve;
+mod targets;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command as Process, ExitCode, Stdio};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use report::{ROW_PREFIX, Row};
+
+#[derive(Parser)]
+#[command(
+    name = "sandport-bench",
+    about = "Sandport's benchmark suite (docs/performance.md). Run in release."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Print rows for a parent `all` instead of a table.
+    #[arg(long, hide = true)]
+    emit_rows: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// 1. One health-check call into a Rust guest without network vs the
+    ///    same work as a native function.
+    Boundary {
+        #[arg(long, default_value_t = 100_000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 5_000)]
+        warmup: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// 2. One check of a loopback HTTP endpoint through a wasm connector vs
+    ///    a native reqwest GET.
+    Check {
+        #[arg(long, default_value_t = 10_000)]
+        iterations: usize,
+        #[arg(long, default_value_t = 1_000)]
+        warmup: usize,
+        /// Calls per side before switching sides.
+        #[arg(long, default_value_t = 100)]
+        block: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// 3. HealthCheckAll across N connectors vs blackbox_exporter on the
+    ///    same targets.
+    CheckAll {
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        connectors: Vec<usize>,
+        /// Loopback target servers the connectors are spread over.
+        #[arg(long, default_value_t = 8)]
+        servers: usize,
+        /// Rounds after the first, with connections pooled.
+        #[arg(long, default_value_t = 3)]
+        warm_rounds: usize,
+        /// The built-in to run (`http`: one GET per check, as a blackbox
+        /// probe; `prometheus` GETs /-/healthy and /-/ready).
+        #[arg(long, default_value = "http")]
+        component: String,
+        /// Skip the blackbox_exporter comparison.
+        #[arg(long)]
+        no_blackbox: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// 4. RSS with 0, 1,000 and 10,000 idle registered connectors.
+    Memory {
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        connectors: Vec<usize>,
+        #[arg(long, default_value = "prometheus")]
+        component: String,
+        #[arg(long, default_value_t = 8)]
+        servers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// 5. `sandport serve` with 100 connectors until all are initialised:
+    ///    first start (compile) and second start (precompiled cache).
+    ColdStart {
+        #[arg(long, default_value_t = 100)]
+        connectors: usize,
+        /// Built-ins the connectors cycle through.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "prometheus,grafana,jaeger,alertmanager,http"
+        )]
+        components: Vec<String>,
+        #[arg(long, default_value_t = 3)]
+        first_runs: usize,
+        #[arg(long, default_value_t = 5)]
+        second_runs: usize,
+        /// The release `sandport` binary [default: beside this one].
+        #[arg(long)]
+        sandport: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// 6. gRPC HealthCheck (cached) and ListConnectors latency and
+    ///    throughput under load.
+    Grpc {
+        #[arg(long, default_value_t = 100)]
+        connectors: usize,
+        /// Open-loop rate of cached HealthChecks, requests per second.
+        #[arg(long, default_value_t = 5_000.0)]
+        rate: f64,
+        /// Open-loop rate of ListConnectors, requests per second.
+        #[arg(long, default_value_t = 1_000.0)]
+        list_rate: f64,
+        /// Length of each open-loop phase (closed-loop phases take half).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// HTTP/2 connections the load is spread over.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Workers of the closed-loop phases.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long)]
+        sandport: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Every part, each in a child process; ends with the summary table.
+    All {
+        /// Connector counts for parts 3 and 4.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        connectors: Vec<String>,
+        #[arg(long)]
+        sandport: Option<PathBuf>,
+    },
+    /// Loopback target servers (used by the parts; prints its ports and
+    /// serves until stdin closes).
+    #[command(hide = true)]
+    Targets {
+        #[arg(long, default_value_t = 8)]
+        servers: usize,
+    },
+}
+
+fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sandport-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    let (name, emit) = match &command {
+        Command::Boundary { common, .. } => ("1. boundary overhead", common.emit_rows),
+        Command::Check { common, .. } => ("2. loopback HTTP check", common.emit_rows),
+        Command::CheckAll { common, .. } => ("3. HealthCheckAll at scale", common.emit_rows),
+        Command::Memory { common, .. } => ("4. memory per idle connector", common.emit_rows),
+        Command::ColdStart { common, .. } => ("5. cold start", common.emit_rows),
+        Command::Grpc { common, .. } => ("6. gRPC under load", common.emit_rows),
+        Command::All {
+            connectors,
+            sandport,
+        } => return all(connectors, sandport.as_deref()),
+        Command::Targets { servers } => {
+            return multi_thread()?.block_on(targets::serve(*servers));
+        }
+    };
+    report::print_conditions(name);
+    if cfg!(debug_assertions) {
+        println!("WARNING: a debug build; run with `cargo run --release -p sandport-bench`");
+    }
+    let rows = match command {
+        Command::Boundary {
+            iterations, warmup, ..
+        } => multi_thread()?.block_on(boundary::run(&boundary::Options { iterations, warmup }))?,
+        Command::Check {
+            iterations,
+            warmup,
+            block,
+            ..
+        } => multi_thread()?.block_on(check::run(&check::Options {
+            iterations,
+            warmup,
+            block: block.max(1),
+        }))?,
+        Command::CheckAll {
+            connectors,
+            servers,
+            warm_rounds,
+            component,
+            no_blackbox,
+            ..
+        } => multi_thread()?.block_on(check_all::run(&check_all::Options {
+            connectors,
+            servers: servers.max(1),
+            warm_rounds,
+            component,
+            blackbox: !no_blackbox,
+        }))?,
+        Command::Memory {
+            connectors,
+            component,
+            servers,
+            ..
+        } => multi_thread()?.block_on(memory::run(&memory::Options {
+            connectors,
+            component,
+            servers: servers.max(1),
+        }))?,
+        Command::ColdStart {
+            connectors,
+            components,
+            first_runs,
+            second_runs,
+            sandport,
+            ..
+        } => multi_thread()?.block_on(cold_start::run(&cold_start::Options {
+            connectors,
+            components,
+            first_runs,
+            second_runs,
+            sandport,
+        }))?,
+        Command::Grpc {
+            connectors,
+            rate,
+            list_rate,
+            seconds,
+            connections,
+            concurrency,
+            sandport,
+            ..
+        } => {
+            // One thread for the load generator: the service keeps the rest.
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("start the tokio runtime")?
+                .block_on(grpc::run(&grpc::Options {
+                    connectors,
+                    rate,
+                    list_rate,
+                    seconds,
+                    connections: connections.max(1),
+                    concurrency: concurrency.max(1),
+                    sandport,
+                }))?
+        }
+        Command::All { .. } | Command::Targets { .. } => unreachable!("handled above"),
+    };
+    println!("load average after: {}", report::loadavg());
+    report::finish(&rows, emit);
+    Ok(())
+}
+
+/// Runs every part in a child process and prints the summary table.
+fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("the bench's own path")?;
+    let counts = connectors.join(",");
+    let mut binary = Vec::new();
+    if let Some(path) = sandport {
+        binary = vec!["--sandport".to_string(), path.display().to_string()];
+    }
+    let parts: Vec<Vec<String>> = vec![
+        vec!["boundary".into()],
+        vec!["check".into()],
+        vec!["check-all".into(), "--connectors".into(), counts.clone()],
+        vec![
+            "memory".into(),
+            "--connectors".into(),
+            counts.clone(),
+            "--component".into(),
+            "prometheus".into(),
+        ],
+        vec![
+            "memory".into(),
+            "--connectors".into(),
+            counts,
+            "--component".into(),
+            "http".into(),
+        ],
+        [vec!["cold-start".to_string()], binary.clone()].concat(),
+        [vec!["grpc".to_string()], binary].concat(),
+    ];
+    let load_before = report::loadavg();
+    let started = std::time::Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed = Vec::new();
+    for args in &parts {
+        println!();
+        println!("$ sandport-bench {}", args.join(" "));
+        let mut child = Process::new(&exe)
+            .args(args)
+            .arg("--emit-rows")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("run part {}", args[0]))?;
+        let stdout = child.stdout.take().context("the part's stdout")?;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.context("read the part's output")?;
+            match line.strip_prefix(ROW_PREFIX) {
+                Some(json) => match serde_json::from_str::<Row>(json) {
+                    Ok(row) => rows.push(row),
+                    Err(e) => println!("(unreadable row: {e}: {json})"),
+                },
+                None => println!("{line}"),
+            }
+        }
+        let status = child.wait().context("wait for the part")?;
+        if !status.success() {
+            println!("part `{}` FAILED ({status})", args[0]);
+            failed.push(args[0].clone());
+        }
+    }
+    println!();
+    println!("## Summary");
+    println!();
+    println!("machine: {}", report::machine());
+    println!(
+        "load average before: {load_before}; after: {}; suite took {:.0} s",
+        report::loadavg(),
+        started.elapsed().as_secs_f64()
+    );
+    if !failed.is_empty() {
+        println!("parts that failed: {}", failed.join(", "));
+    }
+    println!();
+    print!("{}", report::table(&rows));
+    Ok(())
+}

@@ -184,10 +184,20 @@ impl http_client::Host for GuestState {
                 .timeout_ms
                 .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
         };
-        let result = self
-            .egress
-            .send(request, self.budget, &mut self.usage)
-            .await;
+        // The request runs on a task of its own: hyper and reqwest go deep,
+        // and on the guest's fiber stack they would leave tens of KiB
+        // resident in every instance that ever checked (36 KiB of the
+        // ~95 KiB per checked connector, measured with sandport-bench).
+        let egress = self.egress.clone();
+        let (budget, mut usage) = (self.budget, self.usage);
+        let mut task = AbortOnDrop(tokio::spawn(async move {
+            let result = egress.send(request, budget, &mut usage).await;
+            (result, usage)
+        }));
+        let (result, usage) = (&mut task.0)
+            .await
+            .map_err(|e| wasmtime::Error::msg(format!("the HTTP request task failed: {e}")))?;
+        self.usage = usage;
         if let Err(error) = &result {
             tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
             if matches!(error, EgressError::Denied(_)) {
@@ -209,6 +219,16 @@ impl http_client::Host for GuestState {
                 EgressError::TooLarge(m) => http_client::HttpError::TooLarge(m),
                 EgressError::Other(m) => http_client::HttpError::Other(m),
             }))
+    }
+}
+
+/// Stops a spawned host call when the guest call that awaits it is dropped
+/// (deadline reached, instance discarded).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

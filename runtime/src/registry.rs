@@ -170,6 +170,38 @@ struct Inner {
     options: RuntimeOptions,
     permits: Semaphore,
     connectors: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// Components given by path, by file identity: registering 10,000
+    /// entries of one file reads and hashes it once, not 10,000 times.
+    by_path: Mutex<std::collections::HashMap<std::path::PathBuf, (FileStamp, Weak<Prepared>)>>,
+}
+
+/// What tells one version of a file from another without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Device, inode and change time: a file replaced by another of the
+    /// same size within the same modification second still differs here.
+    #[cfg(unix)]
+    identity: (u64, u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            identity: (
+                metadata.dev(),
+                metadata.ino(),
+                metadata.ctime(),
+                metadata.ctime_nsec(),
+            ),
+        }
+    }
 }
 
 struct Entry {
@@ -203,6 +235,7 @@ impl Runtime {
                 permits: Semaphore::new(options.max_concurrent_checks.max(1)),
                 options,
                 connectors: RwLock::new(BTreeMap::new()),
+                by_path: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -615,11 +648,28 @@ impl Runtime {
                     .await
             }
             ComponentRef::Path(path) => {
+                let stamp = tokio::fs::metadata(path)
+                    .await
+                    .map(|m| FileStamp::of(&m))
+                    .map_err(|e| format!("cannot read the file: {e}"))?;
+                let known = lock(&self.inner.by_path)
+                    .get(path)
+                    .filter(|(seen, _)| *seen == stamp)
+                    .and_then(|(_, prepared)| prepared.upgrade());
+                if let Some(prepared) = known {
+                    return Ok(prepared);
+                }
                 let bytes = tokio::fs::read(path)
                     .await
                     .map_err(|e| format!("cannot read the file: {e}"))?;
                 let what = format!("component {}", path.display());
-                self.inner.sandbox.prepare(&what, &bytes).await
+                let prepared = self.inner.sandbox.prepare(&what, &bytes).await;
+                if let Ok(prepared) = &prepared {
+                    let mut by_path = lock(&self.inner.by_path);
+                    by_path.retain(|_, (_, p)| p.strong_count() > 0);
+                    by_path.insert(path.clone(), (stamp, Arc::downgrade(prepared)));
+                }
+                prepared
             }
         }
         .map_err(|e| e.to_string())

@@ -401,3 +401,34 @@ async fn an_idle_instance_costs_few_memory_mappings() {
         "{per_instance:.1} mappings per instance"
     );
 }
+
+#[tokio::test]
+async fn a_component_file_is_read_once_per_version_and_a_replaced_file_is_read_again() {
+    use sha2::Digest;
+    let dir = std::env::temp_dir().join(format!("sandport-by-path-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("connector.wasm");
+    let hostile = std::fs::read(sandport_tests::HOSTILE_WASM).expect("guest built");
+    std::fs::write(&path, &hostile).expect("write");
+    let runtime = sandport_tests::runtime();
+    let yaml = |id: &str| {
+        format!(
+            "{{id: {id}, component: '{}', host: 127.0.0.1, port: 9}}",
+            path.display()
+        )
+    };
+    let first = runtime.register(entry(&yaml("a"))).await.expect("a");
+    let again = runtime.register(entry(&yaml("b"))).await.expect("b");
+    assert_eq!(first.component_digest, again.component_digest);
+
+    // Another component at the same path: the next registration sees it.
+    let http = std::path::Path::new(sandport_tests::HOSTILE_WASM)
+        .with_file_name("sandport_connector_http.wasm");
+    let replacement = std::fs::read(&http).expect("http connector built");
+    std::fs::write(&path, &replacement).expect("replace");
+    let replaced = runtime.register(entry(&yaml("c"))).await.expect("c");
+    let digest = format!("{:x}", sha2::Sha256::digest(&replacement));
+    assert_eq!(replaced.component_digest, digest);
+    assert_eq!(replaced.description, "Generic HTTP endpoint check");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1079,7 +1079,6 @@ async fn the_kit_passes_on_every_http_catalogue_component() {
         ("alertmanager", true),
         ("otel_collector", true),
         ("loki", true),
-        ("tempo", true),
         ("elasticsearch", false),
         ("openclaw", true),
         ("mcp", false),

@@ -53,7 +53,6 @@ impl Connector for Slack {
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = http::Request::post(&self.url, Vec::new())
             .header("Content-Type", "application/x-www-form-urlencoded")
-            .header("Content-Length", "0")
             .send()?;
         if response.status == 429 {
             return Ok(rate_limited(response.header("retry-after").map(str::trim)));

@@ -91,14 +91,9 @@ impl Connector for Webhook {
         for (name, value) in config.settings_under("headers") {
             request = request.header(name, value);
         }
-        match body {
-            Some(body) => request = request.body(body),
-            // No body: say so with `Content-Length: 0`, which some servers
-            // (411 Length Required) want on a POST.
-            None if !matches!(method.as_str(), "GET" | "HEAD" | "DELETE" | "OPTIONS") => {
-                request = request.header("Content-Length", "0").body(Vec::new());
-            }
-            None => {}
+        // Without a body the host still sends `Content-Length: 0` on a POST.
+        if let Some(body) = body {
+            request = request.body(body);
         }
         let expected = parse_status_ranges(config.setting("expected_status").unwrap_or("200-299"))?;
         if expected.is_empty() {

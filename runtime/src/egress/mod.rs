@@ -420,6 +420,15 @@ impl Egress {
             headers.append(name, value);
         }
         let mut body = request.body;
+        // A POST, PUT or PATCH without a body says so, as curl does: some
+        // servers answer 411 Length Required otherwise, and hyper leaves
+        // the header out of an empty body.
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH)
+            && body.as_ref().is_none_or(Vec::is_empty)
+            && !headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
         // Messages name the limit that applies: the guest's own timeout if
         // it is the shorter, else the whole call's.
         let (timeout, limit) = match request.timeout {
@@ -503,6 +512,7 @@ impl Egress {
                 {
                     method = Method::GET;
                     body = None;
+                    headers.remove(http::header::CONTENT_LENGTH);
                 }
                 url = next;
                 continue;

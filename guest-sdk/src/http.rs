@@ -208,3 +208,58 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The status codes a check accepts, from a setting like `200-299,401`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusRanges(Vec<(u16, u16)>);
+
+impl StatusRanges {
+    /// Reads `settings.<key>` (or `default` when it is unset). The error
+    /// names the setting and the part that is not a code or range.
+    pub fn from_setting(config: &crate::Config, key: &str, default: &str) -> Result<Self, String> {
+        let spec = config.setting(key).unwrap_or(default);
+        let bad = |part: &str| {
+            format!("settings.{key}: `{part}` is not a status code or range like 200-299")
+        };
+        let ranges = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                let (low, high) = part.split_once('-').unwrap_or((part, part));
+                let low: u16 = low.trim().parse().map_err(|_| bad(part))?;
+                let high: u16 = high.trim().parse().map_err(|_| bad(part))?;
+                if !(100..=599).contains(&low) || !(low..=599).contains(&high) {
+                    return Err(bad(part));
+                }
+                Ok((low, high))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if ranges.is_empty() {
+            return Err(format!("settings.{key}: names no status code"));
+        }
+        Ok(StatusRanges(ranges))
+    }
+
+    /// Whether `status` is one of the codes.
+    pub fn contains(&self, status: u16) -> bool {
+        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+}
+
+impl std::fmt::Display for StatusRanges {
+    /// `200-299,401`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (lo, hi)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            if lo == hi {
+                write!(f, "{lo}")?;
+            } else {
+                write!(f, "{lo}-{hi}")?;
+            }
+        }
+        Ok(())
+    }
+}

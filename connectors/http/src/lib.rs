@@ -15,30 +15,11 @@ use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export
 
 struct HttpCheck {
     request: http::Request,
-    expected: Vec<(u16, u16)>,
+    expected: http::StatusRanges,
     contains: Option<String>,
     not_contains: Option<String>,
     matches: Option<Regex>,
     not_matches: Option<Regex>,
-}
-
-fn parse_status_ranges(spec: &str) -> Result<Vec<(u16, u16)>, String> {
-    let bad = |part: &str| {
-        format!("settings.expected_status: `{part}` is not a status code or range like 200-299")
-    };
-    spec.split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (low, high) = part.split_once('-').unwrap_or((part, part));
-            let low: u16 = low.trim().parse().map_err(|_| bad(part))?;
-            let high: u16 = high.trim().parse().map_err(|_| bad(part))?;
-            if !(100..=599).contains(&low) || !(low..=599).contains(&high) {
-                return Err(bad(part));
-            }
-            Ok((low, high))
-        })
-        .collect()
 }
 
 fn regex_setting(config: &Config, key: &str) -> Result<Option<Regex>, String> {
@@ -70,10 +51,7 @@ impl Connector for HttpCheck {
         if let Some(body) = config.setting("body") {
             request = request.body(body);
         }
-        let expected = parse_status_ranges(config.setting("expected_status").unwrap_or("200-299"))?;
-        if expected.is_empty() {
-            return Err("settings.expected_status: names no status code".into());
-        }
+        let expected = http::StatusRanges::from_setting(config, "expected_status", "200-299")?;
         Ok(HttpCheck {
             request,
             expected,
@@ -87,15 +65,8 @@ impl Connector for HttpCheck {
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = self.request.clone().send()?;
         let what = response.describe_status();
-        if !self
-            .expected
-            .iter()
-            .any(|(lo, hi)| (*lo..=*hi).contains(&response.status))
-        {
-            return Err(Error::new(format!(
-                "{what}, expected {}",
-                expected_text(&self.expected)
-            )));
+        if !self.expected.contains(response.status) {
+            return Err(Error::new(format!("{what}, expected {}", self.expected)));
         }
         let body = response.text();
         let fail = |why: String| Err(Error::new(format!("{what} but the body {why}")));
@@ -123,20 +94,6 @@ impl Connector for HttpCheck {
             .message(what)
             .detail("status", response.status.to_string()))
     }
-}
-
-fn expected_text(ranges: &[(u16, u16)]) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(|(lo, hi)| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}-{hi}")
-            }
-        })
-        .collect();
-    parts.join(",")
 }
 
 export_connector!(HttpCheck);

@@ -19,40 +19,7 @@ use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export
 
 struct Webhook {
     request: http::Request,
-    expected: Vec<(u16, u16)>,
-}
-
-fn parse_status_ranges(spec: &str) -> Result<Vec<(u16, u16)>, String> {
-    let bad = |part: &str| {
-        format!("settings.expected_status: `{part}` is not a status code or range like 200-299")
-    };
-    spec.split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (low, high) = part.split_once('-').unwrap_or((part, part));
-            let low: u16 = low.trim().parse().map_err(|_| bad(part))?;
-            let high: u16 = high.trim().parse().map_err(|_| bad(part))?;
-            if !(100..=599).contains(&low) || !(low..=599).contains(&high) {
-                return Err(bad(part));
-            }
-            Ok((low, high))
-        })
-        .collect()
-}
-
-fn expected_text(ranges: &[(u16, u16)]) -> String {
-    let parts: Vec<String> = ranges
-        .iter()
-        .map(|(lo, hi)| {
-            if lo == hi {
-                lo.to_string()
-            } else {
-                format!("{lo}-{hi}")
-            }
-        })
-        .collect();
-    parts.join(",")
+    expected: http::StatusRanges,
 }
 
 /// An HTTP method is a token: letters, digits and a few symbols.
@@ -95,21 +62,14 @@ impl Connector for Webhook {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let expected = parse_status_ranges(config.setting("expected_status").unwrap_or("200-299"))?;
-        if expected.is_empty() {
-            return Err("settings.expected_status: names no status code".into());
-        }
+        let expected = http::StatusRanges::from_setting(config, "expected_status", "200-299")?;
         Ok(Webhook { request, expected })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = self.request.clone().send()?;
         let what = response.describe_status();
-        if !self
-            .expected
-            .iter()
-            .any(|(lo, hi)| (*lo..=*hi).contains(&response.status))
-        {
+        if !self.expected.contains(response.status) {
             let text = response.text();
             let said = text
                 .lines()
@@ -119,7 +79,7 @@ impl Connector for Webhook {
                 .unwrap_or_default();
             return Err(Error::new(format!(
                 "{what}{said}, expected {}",
-                expected_text(&self.expected)
+                self.expected
             )));
         }
         Ok(HealthReport::healthy()

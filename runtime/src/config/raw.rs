@@ -776,17 +776,11 @@ fn parse_auth(map: &Mapping, env: Env<'_>, problems: &mut Vec<(String, String)>)
         Kind::ApiKey => "api_key",
         Kind::AwsSigV4 => "aws_sigv4",
     };
-    for key in [
-        "username",
-        "password",
-        "token",
-        "api_key",
-        "access_key_id",
-        "secret_access_key",
-        "session_token",
-        "region",
-        "service",
-    ] {
+    // Every auth key but these three belongs to one type or another.
+    let typed = AUTH_KEYS
+        .iter()
+        .filter(|k| !["type", "headers", "share_with_connector"].contains(k));
+    for &key in typed {
         if !used.contains(&key) && f.get(key).is_some() {
             f.problem(
                 key,

@@ -40,8 +40,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
-
 /// A server program that the tests can start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -1249,7 +1247,8 @@ fn moto_iam_user(port: u16) -> Result<(String, String), StartError> {
 }
 
 /// Headers (host is sent by [`http_request`]) that sign a request with AWS
-/// Signature Version 4 for region us-east-1 (no query string).
+/// Signature Version 4 for region us-east-1 (no query string), made by the
+/// same `aws-sigv4` crate the runtime signs with.
 fn sigv4(
     method: &str,
     port: u16,
@@ -1259,74 +1258,42 @@ fn sigv4(
     key: &str,
     secret: &str,
 ) -> Vec<(String, String)> {
-    let region = "us-east-1";
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs();
-    let (date, time) = utc(now);
-    let amz_date = format!("{date}T{time}Z");
-    let payload = hex(&Sha256::digest(body));
-    // Sorted by name, as the canonical request wants them.
-    let signed: Vec<(String, String)> = vec![
-        ("host".into(), format!("127.0.0.1:{port}")),
-        ("x-amz-content-sha256".into(), payload.clone()),
-        ("x-amz-date".into(), amz_date.clone()),
-    ];
-    let names: Vec<&str> = signed.iter().map(|(name, _)| name.as_str()).collect();
-    let names = names.join(";");
-    let canonical_headers: String = signed
-        .iter()
-        .map(|(name, value)| format!("{name}:{value}\n"))
-        .collect();
-    let canonical = format!(
-        "{method}\n{}\n\n{canonical_headers}\n{names}\n{payload}",
-        uri_encode_path(path)
-    );
-    let scope = format!("{date}/{region}/{service}/aws4_request");
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    );
-    let mut signing = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    for part in [region, service, "aws4_request"] {
-        signing = hmac(&signing, part.as_bytes());
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    let identity = aws_credential_types::Credentials::new(key, secret, None, None, "tests").into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    if service == "s3" {
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
     }
-    let signature = hex(&hmac(&signing, to_sign.as_bytes()));
-    let mut headers: Vec<(String, String)> = signed
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name(service)
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("signing parameters")
+        .into();
+    let host = format!("127.0.0.1:{port}");
+    let url = format!("http://{host}{path}");
+    let request = SignableRequest::new(
+        method,
+        &url,
+        std::iter::once(("host", host.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("a signable request");
+    let (instructions, _signature) = sign(request, &params).expect("signed").into_parts();
+    instructions
+        .into_parts()
+        .0
         .into_iter()
-        .filter(|(name, _)| name != "host")
-        .collect();
-    headers.push((
-        "Authorization".into(),
-        format!(
-            "AWS4-HMAC-SHA256 Credential={key}/{scope}, SignedHeaders={names}, Signature={signature}"
-        ),
-    ));
-    headers
-}
-
-fn hmac(key: &[u8], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    if key.len() > 64 {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect()
 }
 
 fn uri_encode(value: &str) -> String {
@@ -1338,33 +1305,6 @@ fn uri_encode(value: &str) -> String {
         }
         s
     })
-}
-
-fn uri_encode_path(path: &str) -> String {
-    path.split('/')
-        .map(uri_encode)
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// ("YYYYMMDD", "HHMMSS") in UTC for seconds since the epoch.
-fn utc(seconds: u64) -> (String, String) {
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        format!("{year:04}{month:02}{day:02}"),
-        format!("{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60),
-    )
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -1763,21 +1703,5 @@ mod tests {
         assert_eq!(head("/missing-bucket", &secret), 404);
         assert_eq!(head("/probe-bucket", "wrong-secret"), 403);
         stop_and_check(server);
-    }
-
-    #[test]
-    fn utc_dates() {
-        assert_eq!(utc(0), ("19700101".into(), "000000".into()));
-        assert_eq!(utc(951_827_696), ("20000229".into(), "123456".into()));
-        assert_eq!(utc(1_767_225_599), ("20251231".into(), "235959".into()));
-    }
-
-    #[test]
-    fn hmac_sha256() {
-        // RFC 4231, test case 2.
-        assert_eq!(
-            hex(&hmac(b"Jefe", b"what do ya want for nothing?")),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 }

@@ -46,6 +46,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     .context("create the runtime")?;
     let rss_zero = report::rss_kib();
     let maps_zero = report::mappings();
+    let heap_zero = report::malloc_in_use();
     println!(
         "0 connectors: RSS {} KiB, {} mappings",
         thousands(rss_zero),
@@ -70,6 +71,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             maps.saturating_sub(maps_zero) as f64 / n as f64,
             human(took)
         );
+        print_heap(heap_zero, n);
         points.push((n, rss));
     }
     print_breakdown();
@@ -96,6 +98,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         thousands(rss_touched),
         thousands(report::mappings() as u64)
     );
+    print_heap(heap_zero, registered);
     print_breakdown();
     runtime.shutdown().await;
 
@@ -164,6 +167,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         ),
     ));
     Ok(rows)
+}
+
+/// The host heap in use per connector (what the allocator handed out, not
+/// what it keeps): the part of the RSS that is the runtime's own data.
+fn print_heap(zero: Option<u64>, connectors: usize) {
+    if let (Some(zero), Some(now)) = (zero, report::malloc_in_use()) {
+        println!(
+            "    host heap in use: {:.1} KiB per connector (malloc)",
+            now.saturating_sub(zero) as f64 / 1024.0 / connectors.max(1) as f64
+        );
+    }
 }
 
 /// Where the resident memory is, by kind of mapping.

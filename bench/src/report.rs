@@ -194,6 +194,22 @@ pub fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Bytes the C allocator has handed out and not had back (glibc's
+/// `mallinfo2`: small blocks in use plus large mmapped ones), or `None` off
+/// glibc. Unlike RSS, it leaves out freed memory the allocator keeps.
+pub fn malloc_in_use() -> Option<u64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        Some((info.uordblks + info.hblkhd) as u64)
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        None
+    }
+}
+
 /// This process's resident set now, in KiB.
 pub fn rss_kib() -> u64 {
     status_kib(None, "VmRSS").unwrap_or(0)

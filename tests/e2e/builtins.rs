@@ -242,6 +242,11 @@ async fn http_connector_checks_the_body_and_sends_method_headers_and_body() {
         snap.message
     );
     let snap = check_once(&format!(
+        "{{{base}, settings: {{path: /status, body_matches: '(?i)ALL SYSTEMS\\s+OPERATIONAL'}}}}"
+    ))
+    .await;
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    let snap = check_once(&format!(
         "{{{base}, settings: {{path: /status, body_not_matches: 'operational'}}}}"
     ))
     .await;
@@ -264,6 +269,18 @@ async fn http_connector_refuses_bad_settings_at_registration() {
         .expect_err("invalid regex must be refused");
     let text = err.to_string();
     assert!(text.contains("settings.body_matches"), "{text}");
+    // Unicode classes are not in the documented syntax: refused, not ignored.
+    let err = runtime
+        .register(entry(
+            "{id: web3, component: http, host: 127.0.0.1, port: 8080, settings: {body_not_matches: '\\p{Greek}'}}",
+        ))
+        .await
+        .expect_err("a Unicode class must be refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("settings.body_not_matches: invalid regex"),
+        "{text}"
+    );
     let err = runtime
         .register(entry(
             "{id: web2, component: http, host: 127.0.0.1, port: 8080, settings: {expected_status: '2xx'}}",

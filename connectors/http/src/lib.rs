@@ -9,8 +9,12 @@
 //! | `body_matches` / `body_not_matches` | | regex the body must / must not match |
 //! | `body` | | request body |
 //! | `headers.NAME` | | request header (a `headers:` map in YAML) |
+//!
+//! Regexes are `regex-lite`'s (ASCII classes, no `\p{..}`): its tables are a
+//! fraction of `regex`'s, and every instance holds its own copy of the
+//! component's data in linear memory.
 
-use regex::Regex;
+use regex_lite::Regex;
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct HttpCheck {

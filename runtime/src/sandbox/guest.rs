@@ -106,9 +106,12 @@ impl Guest {
         });
         arm(&mut store, budget);
         let memory_limit = config.sandbox.memory_limit;
-        let result =
-            tokio::time::timeout_at(budget.deadline, prepared.pre.instantiate_async(&mut store))
-                .await;
+        let offstack = store.data().offstack.clone();
+        let result = tokio::time::timeout_at(
+            budget.deadline,
+            offstack.drive(prepared.pre.instantiate_async(&mut store)),
+        )
+        .await;
         let bindings = classify(&store, result, budget, memory_limit).map_err(|mut e| {
             if e.kind == FailureKind::Trap {
                 e.kind = FailureKind::Instantiate;
@@ -149,8 +152,12 @@ impl Guest {
         // Cleared only if the call completes: a future dropped midway leaves
         // the instance unusable.
         self.usable = false;
-        let result =
-            tokio::time::timeout_at(budget.deadline, call(&self.bindings, &mut self.store)).await;
+        let offstack = self.store.data().offstack.clone();
+        let result = tokio::time::timeout_at(
+            budget.deadline,
+            offstack.drive(call(&self.bindings, &mut self.store)),
+        )
+        .await;
         let result = classify(&self.store, result, budget, self.memory_limit);
         self.usable = result.is_ok();
         result

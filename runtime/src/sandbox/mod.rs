@@ -9,6 +9,7 @@
 mod cache;
 mod convert;
 mod guest;
+mod offstack;
 mod state;
 mod stdio;
 

@@ -140,6 +140,16 @@ pub const MAX_MESSAGE: usize = 1024;
 /// characters and line breaks become spaces, runs of spaces collapse, and
 /// the length is capped.
 pub fn one_line(text: &str) -> String {
+    // Most messages are short printable ASCII with single spaces: as is.
+    let bytes = text.as_bytes();
+    if bytes.len() <= MAX_MESSAGE
+        && bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && !text.contains("  ")
+        && bytes.iter().all(|b| (b' '..=b'~').contains(b))
+    {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
     let mut last_space = false;
     for c in text.trim().chars() {
@@ -203,6 +213,9 @@ mod tests {
     #[test]
     fn guest_text_becomes_one_capped_line() {
         assert_eq!(one_line("  a\n\n  b\tc\u{7}d "), "a b c d");
+        assert_eq!(one_line("GET http://h/ returned 200"), "GET http://h/ returned 200");
+        assert_eq!(one_line("a  b"), "a b");
+        assert_eq!(one_line("é  b\u{a0}\u{a0}c "), "é b c");
         let long = "x".repeat(5000);
         assert!(one_line(&long).chars().count() <= MAX_MESSAGE + 1);
     }

@@ -100,6 +100,39 @@ async fn allowed_hosts_open_exactly_the_listed_origin() {
     assert_eq!(other.hits("/-/healthy"), 1);
 }
 
+#[tokio::test]
+async fn a_request_timeout_the_guest_asks_for_is_its_to_report() {
+    let server =
+        FakeServer::start(&[("/slow", Reply::ok("late").slow(Duration::from_secs(3)))]).await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "patient",
+            server.port(),
+            &format!(
+                "mode: fetch, url: '{}', request_timeout_ms: '200'",
+                server.url("/slow")
+            ),
+            ", health_check: {timeout: 5s}",
+        ))
+        .await
+        .expect("registers");
+    for _ in 0..2 {
+        let snap = runtime.check("patient").await.expect("known");
+        assert_eq!(snap.status, HealthStatus::Unhealthy);
+        // The guest's own report, not the call's deadline: it heard of the
+        // timeout and said which request it was.
+        assert_eq!(snap.failure, None, "{snap:?}");
+        assert!(
+            snap.message.contains("/slow") && snap.message.ends_with("timed out after 200ms"),
+            "{}",
+            snap.message
+        );
+        let latency = snap.latency.expect("latency recorded");
+        assert!(latency < Duration::from_secs(2), "took {latency:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_that_loops_forever_is_cut_off_and_does_not_delay_others() {
     let server = FakeServer::prometheus().await;

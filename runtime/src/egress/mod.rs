@@ -7,8 +7,8 @@
 //!   [`ip::vet`] for the rule that admitted the host (no DNS rebinding
 //!   window: reqwest is handed the vetted addresses and nothing else),
 //! - attaches the connector's credentials, and only to its own endpoint,
-//! - bounds the request by the earlier of the guest's timeout and the
-//!   current call's deadline,
+//! - bounds the request by the timeout the guest asked for (the current
+//!   call's deadline bounds it from outside: the sandbox drops the call),
 //! - caps the response body.
 //!
 //! Each connector gets its own [`reqwest::Client`] (its resolver carries the
@@ -27,7 +27,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-use tokio::time::Instant;
 
 use crate::budget::Budget;
 use url::Url;
@@ -392,11 +391,36 @@ impl Egress {
         Ok(allowed)
     }
 
-    /// Sends `request`, giving up when `budget` runs out at the latest.
-    pub async fn send(
+    /// Sends `request`, giving up at the timeout the guest asked for if it
+    /// ends before `budget`. The budget itself is the caller's to enforce:
+    /// the sandbox drops the whole guest call, this request included, when
+    /// the call's deadline passes. (A timer of its own here would cost every
+    /// check a timer registration and never fire first; the call's deadline
+    /// is armed before the guest runs.)
+    pub(crate) async fn send(
         &self,
         request: Request,
         budget: Budget,
+        usage: &mut CallUsage,
+    ) -> Result<Response, EgressError> {
+        // Messages name the limit that applies: the guest's own timeout if
+        // it is the shorter, else the whole call's.
+        match request.timeout {
+            Some(asked) if asked < budget.left() => {
+                tokio::time::timeout(asked, self.send_unbounded(request, asked, usage))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out(asked)))
+            }
+            _ => self.send_unbounded(request, budget.limit, usage).await,
+        }
+    }
+
+    /// [`Egress::send`] without a timer; `limit` is the time limit that
+    /// applies, for messages.
+    async fn send_unbounded(
+        &self,
+        request: Request,
+        limit: Duration,
         usage: &mut CallUsage,
     ) -> Result<Response, EgressError> {
         let mut method = Method::from_bytes(request.method.trim().to_ascii_uppercase().as_bytes())
@@ -429,14 +453,6 @@ impl Egress {
         {
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        // Messages name the limit that applies: the guest's own timeout if
-        // it is the shorter, else the whole call's.
-        let (timeout, limit) = match request.timeout {
-            Some(asked) if asked < budget.left() => (asked, asked),
-            _ => (budget.left(), budget.limit),
-        };
-        let started = Instant::now();
-
         for _hop in 0..=MAX_REDIRECTS {
             let Some(grant) = self.policy.grant_for_url(&url) else {
                 return Err(EgressError::Denied(format!(
@@ -462,15 +478,10 @@ impl Egress {
                 )));
             }
             usage.requests += 1;
-            let left = timeout.saturating_sub(started.elapsed());
-            if left.is_zero() {
-                return Err(timed_out(limit));
-            }
             let mut builder = self
                 .client
                 .request(method.clone(), url.clone())
-                .headers(headers.clone())
-                .timeout(left);
+                .headers(headers.clone());
             let own = self.policy.is_own(&url);
             if own {
                 for (name, value) in &self.credentials.headers {

@@ -3,7 +3,8 @@
 //!
 //! - `loop`: spins forever in `health-check`.
 //! - `alloc`: allocates memory until the host refuses.
-//! - `fetch`: GETs `settings.url` and reports what happened (for egress tests).
+//! - `fetch`: GETs `settings.url` (with `settings.request_timeout_ms` as the
+//!   request's own timeout, if set) and reports what happened.
 //! - `panic`: panics in `health-check`.
 //! - `fail-init`: refuses to initialise.
 //! - `log-and-print`: logs, prints to stdout/stderr, then reports healthy.
@@ -139,8 +140,11 @@ impl Connector for Hostile {
                 let _ = http::get(&self.url);
             },
             "fetch" => {
-                let response = http::get(&self.url)?;
-                Ok(HealthReport::from(response))
+                let mut request = http::Request::get(&self.url);
+                if let Ok(ms) = self.setting("request_timeout_ms").parse() {
+                    request = request.timeout(std::time::Duration::from_millis(ms));
+                }
+                Ok(HealthReport::from(request.send()?))
             }
             "credentials" => Ok(match sandport_sdk::credentials::get() {
                 None => HealthReport::healthy().detail("credentials", "none"),

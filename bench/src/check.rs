@@ -13,10 +13,13 @@ use sandport::{HealthStatus, Runtime, RuntimeOptions};
 use crate::report::{self, Row, Stats, human};
 use crate::targets::Targets;
 
+#[derive(Clone, Copy)]
 pub struct Options {
     pub iterations: usize,
     pub warmup: usize,
     pub block: usize,
+    /// This process on the first CPU, the target server on the last.
+    pub pin: bool,
 }
 
 /// Target: a check through wasm takes at most this times the native median.
@@ -45,11 +48,40 @@ async fn native_get(client: &reqwest::Client, url: &str) -> anyhow::Result<()> {
 }
 
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
+    // Both sides run in a task on the runtime's worker threads, as checks
+    // do in the service (the scheduler's tasks, the API's handlers) and as a
+    // native checker built on tokio would. Called from `block_on`'s thread
+    // instead, every I/O event would cross between that thread and the
+    // workers that drive the connections.
+    let options = *options;
+    tokio::spawn(async move { measure(&options).await })
+        .await
+        .context("the measuring task failed")?
+}
+
+async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
     println!(
         "method: {} warm-up + {} timed sequential checks per side, in alternating blocks of {}; target: a loopback axum server (child process) answering 200",
         options.warmup, options.iterations, options.block
     );
     let targets = Targets::spawn(1)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if options.pin && cpus >= 2 {
+        let pinned = report::pin_process(0, 0) && report::pin_process(targets.pid(), cpus - 1);
+        println!(
+            "pinning: {}",
+            if pinned {
+                format!(
+                    "this process on CPU 0, the target server on CPU {}",
+                    cpus - 1
+                )
+            } else {
+                "not possible here; both unpinned".to_string()
+            }
+        );
+    } else {
+        println!("pinning: none");
+    }
     let url = targets.url(0, "/-/healthy");
     let runtime = Runtime::new(RuntimeOptions {
         schedule: false,

@@ -69,6 +69,10 @@ enum Command {
         /// Calls per side before switching sides.
         #[arg(long, default_value_t = 100)]
         block: usize,
+        /// Leave the bench and the target server unpinned (by default they
+        /// run on separate CPUs; see docs/performance.md).
+        #[arg(long)]
+        no_pin: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -214,11 +218,13 @@ fn run(command: Command) -> anyhow::Result<()> {
             iterations,
             warmup,
             block,
+            no_pin,
             ..
         } => multi_thread()?.block_on(check::run(&check::Options {
             iterations,
             warmup,
             block: block.max(1),
+            pin: !no_pin,
         }))?,
         Command::CheckAll {
             connectors,

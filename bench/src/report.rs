@@ -316,6 +316,43 @@ pub fn threads_cpu_ns() -> u64 {
         .sum()
 }
 
+/// Pins every thread of process `pid` (0: this process) to `cpu`; threads
+/// they start later inherit it. False where that is not possible (not
+/// Linux with glibc, no such CPU, or not permitted).
+pub fn pin_process(pid: u32, cpu: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let dir = if pid == 0 {
+            "/proc/self/task".to_string()
+        } else {
+            format!("/proc/{pid}/task")
+        };
+        let Ok(tasks) = std::fs::read_dir(dir) else {
+            return false;
+        };
+        let mut all = true;
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+            // sched_setaffinity only read and write that set.
+            let pinned = unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            };
+            all &= pinned;
+        }
+        all
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (pid, cpu);
+        false
+    }
+}
+
 /// The soft limit on open files of this process.
 pub fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;

@@ -72,6 +72,11 @@ impl Targets {
         Ok(Targets { ports, child })
     }
 
+    /// The process id of the servers' process.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The URL of target `i` (round-robin over the servers).
     pub fn url(&self, i: usize, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port(i))

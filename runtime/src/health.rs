@@ -213,7 +213,10 @@ mod tests {
     #[test]
     fn guest_text_becomes_one_capped_line() {
         assert_eq!(one_line("  a\n\n  b\tc\u{7}d "), "a b c d");
-        assert_eq!(one_line("GET http://h/ returned 200"), "GET http://h/ returned 200");
+        assert_eq!(
+            one_line("GET http://h/ returned 200"),
+            "GET http://h/ returned 200"
+        );
         assert_eq!(one_line("a  b"), "a b");
         assert_eq!(one_line("é  b\u{a0}\u{a0}c "), "é b c");
         let long = "x".repeat(5000);

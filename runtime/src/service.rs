@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{broadcast, watch};
@@ -98,6 +99,10 @@ pub struct Service {
     base_dir: PathBuf,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
+    /// The tokio runtime the connectors live on. The APIs run on a thread
+    /// of their own (see `server`); what they ask of the connectors runs
+    /// here, so that answers never queue behind the scheduler's checks.
+    work: tokio::runtime::Handle,
 }
 
 impl Service {
@@ -141,6 +146,7 @@ impl Service {
             base_dir,
             shutting_down: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
+            work: tokio::runtime::Handle::current(),
         };
         Ok((service, problems))
     }
@@ -171,7 +177,15 @@ impl Service {
         }
     }
 
-    pub async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
+    pub async fn register(
+        self: &Arc<Self>,
+        config: ConnectorConfig,
+    ) -> Result<ConnectorInfo, ServiceError> {
+        self.on_work(|this| async move { this.register_here(config).await })
+            .await
+    }
+
+    async fn register_here(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
         self.check_running()?;
         let info = self.runtime.register(config.clone()).await?;
         if let Some(state) = &self.state
@@ -185,7 +199,18 @@ impl Service {
 
     /// Replaces a connector. Secrets sent back as `<redacted>` keep their
     /// current values.
-    pub async fn update(&self, mut config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
+    pub async fn update(
+        self: &Arc<Self>,
+        config: ConnectorConfig,
+    ) -> Result<ConnectorInfo, ServiceError> {
+        self.on_work(|this| async move { this.update_here(config).await })
+            .await
+    }
+
+    async fn update_here(
+        &self,
+        mut config: ConnectorConfig,
+    ) -> Result<ConnectorInfo, ServiceError> {
         self.check_running()?;
         let (_, current) = self
             .runtime
@@ -203,7 +228,13 @@ impl Service {
         Ok(info)
     }
 
-    pub async fn remove(&self, id: &str) -> Result<(), ServiceError> {
+    pub async fn remove(self: &Arc<Self>, id: &str) -> Result<(), ServiceError> {
+        let id = id.to_string();
+        self.on_work(|this| async move { this.remove_here(&id).await })
+            .await
+    }
+
+    async fn remove_here(&self, id: &str) -> Result<(), ServiceError> {
         self.check_running()?;
         self.runtime
             .get(id)
@@ -236,19 +267,50 @@ impl Service {
             .map_err(|e| ServiceError::NotFound(e.0))
     }
 
-    pub async fn check(&self, id: &str) -> Result<HealthSnapshot, ServiceError> {
-        self.runtime
-            .check(id)
-            .await
-            .map_err(|e| ServiceError::NotFound(e.0))
+    pub async fn check(self: &Arc<Self>, id: &str) -> Result<HealthSnapshot, ServiceError> {
+        let id = id.to_string();
+        self.on_work(|this| async move {
+            this.runtime
+                .check(&id)
+                .await
+                .map_err(|e| ServiceError::NotFound(e.0))
+        })
+        .await
     }
 
     pub async fn check_all(
-        &self,
+        self: &Arc<Self>,
         connector_type: Option<ConnectorType>,
         deadline: Option<Instant>,
     ) -> CheckAll {
-        self.runtime.check_all_until(connector_type, deadline).await
+        self.on_work(|this| async move {
+            Ok(this.runtime.check_all_until(connector_type, deadline).await)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Runs `job` on the connectors' runtime when called from the API
+    /// thread, else right here (the scheduler, the in-process client and
+    /// the tests already run there). A job cancelled because that runtime
+    /// is going away answers `ShuttingDown`.
+    async fn on_work<T, F>(
+        self: &Arc<Self>,
+        job: impl FnOnce(Arc<Self>) -> F,
+    ) -> Result<T, ServiceError>
+    where
+        F: Future<Output = Result<T, ServiceError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let job = job(self.clone());
+        if !crate::server::on_api_thread() {
+            return job.await;
+        }
+        match self.work.spawn(job).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ServiceError::ShuttingDown),
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<HealthEvent> {

@@ -41,7 +41,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     );
     let targets = Targets::spawn(8)?;
     let dir = TempDir::new("cold")?;
-    let config = serve::write_config(dir.path(), options.connectors, &components, &targets)?;
+    let config = serve::write_config(dir.path(), options.connectors, &components, &targets, None)?;
     let timeout = Duration::from_secs(120);
 
     let mut first = Vec::new();

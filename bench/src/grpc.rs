@@ -35,6 +35,11 @@ pub struct Options {
     pub connections: usize,
     pub concurrency: usize,
     pub sandport: Option<PathBuf>,
+    /// Then the cached HealthCheck again, against a service whose scheduler
+    /// checks this many connectors (0: skip).
+    pub busy: usize,
+    /// Their check interval.
+    pub busy_interval: Duration,
 }
 
 /// Target: p99 of a cached HealthCheck at 5,000 req/s.
@@ -256,40 +261,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     );
     let targets = Targets::spawn(8)?;
     let dir = TempDir::new("grpc")?;
-    let config = serve::write_config(dir.path(), options.connectors, &["http"], &targets)?;
+    let config = serve::write_config(dir.path(), options.connectors, &["http"], &targets, None)?;
     let cache = TempDir::new("cache")?;
     let mut service = Serve::spawn(&binary, &config, cache.path())?;
     let ready = service
         .wait_listed(options.connectors, Instant::now(), Duration::from_secs(120))
         .await?;
     println!("service ready in {}", human(ready));
-    // The first scheduled checks are spread over 2 s: wait for all of them,
-    // so that cached answers are real results.
-    let mut client = service.client().await?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let list = client
-            .list_connectors(pb::ListConnectorsRequest::default())
-            .await
-            .context("ListConnectors")?;
-        let healthy = list
-            .get_ref()
-            .connectors
-            .iter()
-            .filter(|c| c.status() == pb::ConnectorStatus::Healthy)
-            .count();
-        if healthy == options.connectors {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "only {healthy} of {} connectors became healthy:\n{}",
-                options.connectors,
-                service.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_healthy(&service, options.connectors, Duration::from_secs(10)).await?;
     let mut clients = Vec::new();
     for _ in 0..options.connections.max(1) {
         clients.push(service.client().await?);
@@ -347,6 +326,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     if let Some(kib) = service_rss {
         println!("service peak RSS: {} KiB", report::thousands(kib));
     }
+    let busy = if options.busy > 0 {
+        Some(busy_phase(options, &binary, &targets).await?)
+    } else {
+        None
+    };
 
     let errors = |p: &Phase| {
         if p.errors == 0 {
@@ -356,7 +340,38 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         }
     };
     let achieved_ok = health.rate() >= options.rate * 0.98;
-    Ok(vec![
+    let busy_rows = busy.map(|(phase, on_time)| {
+        vec![
+            Row::info(
+                6,
+                format!(
+                    "gRPC HealthCheck (cached), open loop {:.0} req/s, while the scheduler checks {} connectors every {}: p50 / p99 / max",
+                    options.rate,
+                    report::thousands(options.busy as u64),
+                    human(options.busy_interval)
+                ),
+                format!(
+                    "{} / {} / {} (achieved {:.0} req/s{})",
+                    human(phase.latencies.median()),
+                    human(phase.latencies.p99()),
+                    human(phase.latencies.max()),
+                    phase.rate(),
+                    errors(&phase)
+                ),
+            ),
+            Row::info(
+                6,
+                "the same: scheduled checks on time (last check younger than two intervals)",
+                format!(
+                    "{} of {}; service CPU {:.0}% of a core",
+                    report::thousands(on_time as u64),
+                    report::thousands(options.busy as u64),
+                    100.0 * phase.server_cpu.as_secs_f64() / phase.elapsed.as_secs_f64()
+                ),
+            ),
+        ]
+    });
+    let mut rows = vec![
         Row::target(
             6,
             format!(
@@ -412,5 +427,102 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 human(list.server_cpu / (list.latencies.len() + list.errors).max(1) as u32)
             ),
         ),
-    ])
+    ];
+    rows.extend(busy_rows.into_iter().flatten());
+    Ok(rows)
+}
+
+/// Waits until all `count` connectors of `service` are healthy (their first
+/// scheduled checks are spread over the first seconds), so that cached
+/// answers are real results.
+async fn wait_healthy(service: &Serve, count: usize, within: Duration) -> anyhow::Result<()> {
+    let mut client = service.client().await?;
+    let deadline = Instant::now() + within;
+    loop {
+        let list = client
+            .list_connectors(pb::ListConnectorsRequest::default())
+            .await
+            .context("ListConnectors")?;
+        let healthy = list
+            .get_ref()
+            .connectors
+            .iter()
+            .filter(|c| c.status() == pb::ConnectorStatus::Healthy)
+            .count();
+        if healthy == count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "only {healthy} of {count} connectors became healthy:\n{}",
+                service.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The cached HealthCheck at the open-loop rate against a service whose
+/// scheduler is checking `options.busy` connectors every
+/// `options.busy_interval`: does checking starve the API? Returns the phase
+/// and how many connectors were checked on time.
+async fn busy_phase(
+    options: &Options,
+    binary: &std::path::Path,
+    targets: &Targets,
+) -> anyhow::Result<(Phase, usize)> {
+    let every = format!("{}ms", options.busy_interval.as_millis());
+    let dir = TempDir::new("grpc-busy")?;
+    let config = serve::write_config(dir.path(), options.busy, &["http"], targets, Some(&every))?;
+    let cache = TempDir::new("cache-busy")?;
+    let mut service = Serve::spawn(binary, &config, cache.path())?;
+    service
+        .wait_listed(options.busy, Instant::now(), Duration::from_secs(180))
+        .await?;
+    wait_healthy(&service, options.busy, Duration::from_secs(60)).await?;
+    let mut clients = Vec::new();
+    for _ in 0..options.connections.max(1) {
+        clients.push(service.client().await?);
+    }
+    let (pid, n) = (service.pid(), options.busy);
+    let length = Duration::from_secs_f64(options.seconds);
+    open_loop(
+        &clients,
+        Call::HealthCached,
+        options.rate,
+        Duration::from_secs(1),
+        n,
+        pid,
+    )
+    .await?;
+    let phase = open_loop(&clients, Call::HealthCached, options.rate, length, n, pid).await?;
+    let list = clients[0]
+        .clone()
+        .list_connectors(pb::ListConnectorsRequest::default())
+        .await
+        .context("ListConnectors")?;
+    let now = std::time::SystemTime::now();
+    let on_time = list
+        .get_ref()
+        .connectors
+        .iter()
+        .filter_map(|c| c.last_checked.as_ref())
+        .filter_map(|t| {
+            let at = std::time::UNIX_EPOCH
+                + Duration::new(u64::try_from(t.seconds).ok()?, u32::try_from(t.nanos).ok()?);
+            now.duration_since(at).ok()
+        })
+        .filter(|age| *age <= options.busy_interval * 2)
+        .count();
+    println!(
+        "open loop, {} at {:.0} req/s while the scheduler checks {} connectors every {every}: {}; {on_time} of {n} connectors checked within two intervals",
+        Call::HealthCached.name(),
+        options.rate,
+        n,
+        phase.describe()
+    );
+    if let Some(error) = &phase.first_error {
+        println!("an error: {error}");
+    }
+    Ok((phase, on_time))
 }

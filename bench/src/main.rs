@@ -150,6 +150,13 @@ enum Command {
         /// Workers of the closed-loop phases.
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
+        /// Then the cached HealthCheck against a service whose scheduler
+        /// checks this many connectors (0: skip that phase).
+        #[arg(long, default_value_t = 0)]
+        busy: usize,
+        /// The check interval of those connectors, in milliseconds.
+        #[arg(long, default_value_t = 1_000)]
+        busy_interval_ms: u64,
         #[arg(long)]
         sandport: Option<PathBuf>,
         #[command(flatten)]
@@ -271,6 +278,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             seconds,
             connections,
             concurrency,
+            busy,
+            busy_interval_ms,
             sandport,
             ..
         } => {
@@ -287,6 +296,8 @@ fn run(command: Command) -> anyhow::Result<()> {
                     connections: connections.max(1),
                     concurrency: concurrency.max(1),
                     sandport,
+                    busy,
+                    busy_interval: std::time::Duration::from_millis(busy_interval_ms.max(1)),
                 }))?
         }
         Command::All { .. } | Command::Targets { .. } => unreachable!("handled above"),
@@ -323,7 +334,11 @@ fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Res
             "http".into(),
         ],
         [vec!["cold-start".to_string()], binary.clone()].concat(),
-        [vec!["grpc".to_string()], binary].concat(),
+        [
+            vec!["grpc".to_string(), "--busy".into(), "10000".into()],
+            binary,
+        ]
+        .concat(),
     ];
     let load_before = report::loadavg();
     let started = std::time::Instant::now();

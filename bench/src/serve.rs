@@ -75,17 +75,23 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Writes a `connectors.yaml` of `count` entries (ids `c00000`..), cycling
 /// through `components`, each pointed at a target server.
+/// `interval`, if given, is every entry's `health_check.interval` and
+/// timeout (a check must end before the next one starts).
 pub fn write_config(
     dir: &Path,
     count: usize,
     components: &[&str],
     targets: &Targets,
+    interval: Option<&str>,
 ) -> anyhow::Result<PathBuf> {
     let mut yaml = String::from("connectors:\n");
+    let health = interval
+        .map(|every| format!(", health_check: {{interval: {every}, timeout: {every}}}"))
+        .unwrap_or_default();
     for i in 0..count {
         let component = components[i % components.len()];
         yaml.push_str(&format!(
-            "  - {{id: c{i:05}, name: bench {i}, component: {component}, host: 127.0.0.1, port: {}}}\n",
+            "  - {{id: c{i:05}, name: bench {i}, component: {component}, host: 127.0.0.1, port: {}{health}}}\n",
             targets.port(i)
         ));
     }

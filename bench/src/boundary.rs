@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use sandport::HealthStatus;
 
 use crate::report::{Row, Stats, human};
 
@@ -49,12 +49,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         options.iterations,
         options.iterations / NATIVE_BATCH as usize
     );
-    let runtime = Runtime::new(RuntimeOptions {
-        schedule: false,
-        cache_dir: None,
-        ..RuntimeOptions::default()
-    })
-    .context("create the runtime")?;
+    let runtime = crate::unscheduled_runtime()?;
     let wasm = sandport_tests::HOSTILE_WASM;
     runtime
         .register(sandport_tests::entry(&format!(

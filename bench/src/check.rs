@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use sandport::HealthStatus;
 
 use crate::report::{self, Row, Stats, human};
 use crate::targets::Targets;
@@ -83,12 +83,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
         println!("pinning: none");
     }
     let url = targets.url(0, "/-/healthy");
-    let runtime = Runtime::new(RuntimeOptions {
-        schedule: false,
-        cache_dir: None,
-        ..RuntimeOptions::default()
-    })
-    .context("create the runtime")?;
+    let runtime = crate::unscheduled_runtime()?;
     runtime
         .register(sandport_tests::entry(&format!(
             "{{id: web, component: http, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy}}}}",
@@ -175,12 +170,13 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
         "ratio of the medians of each pair of blocks ({} pairs): quartiles {q1:.2}x / {q2:.2}x / {q3:.2}x",
         block_ratios.len()
     );
-    println!(
-        "CPU time of this process per call (all its threads): wasm {} vs native {} (+{})",
+    let cpu = format!(
+        "{} vs {} (+{})",
         human(wasm_cpu),
         human(native_cpu),
         human(wasm_cpu.saturating_sub(native_cpu))
     );
+    println!("CPU time of this process per call (all its threads), wasm vs native: {cpu}");
     let healthy = if unhealthy == 0 {
         String::new()
     } else {
@@ -206,12 +202,7 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
         Row::info(
             2,
             "the same: CPU time of the checking process per call",
-            format!(
-                "{} vs {} (+{})",
-                human(wasm_cpu),
-                human(native_cpu),
-                human(wasm_cpu.saturating_sub(native_cpu))
-            ),
+            cpu,
         ),
         Row::info(
             2,

@@ -241,12 +241,7 @@ async fn measure_sandport(
         );
     }
     let rss_before_kib = report::rss_kib();
-    let runtime = Runtime::new(RuntimeOptions {
-        schedule: false,
-        cache_dir: None,
-        ..RuntimeOptions::default()
-    })
-    .context("create the runtime")?;
+    let runtime = crate::unscheduled_runtime()?;
     let started = Instant::now();
     register_many(&runtime, &options.component, targets, n).await?;
     let register = started.elapsed();

@@ -7,7 +7,7 @@
 //! through the same cache as components given by path
 //! (`Sandbox::prepare_builtin` → `prepare` → `compile_or_load`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
@@ -42,18 +42,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     let targets = Targets::spawn(8)?;
     let dir = TempDir::new("cold")?;
     let config = serve::write_config(dir.path(), options.connectors, &components, &targets, None)?;
-    let timeout = Duration::from_secs(120);
 
     let mut first = Vec::new();
     let mut cache = None;
     for _ in 0..options.first_runs.max(1) {
         let fresh = TempDir::new("cache")?;
-        let since = Instant::now();
-        let mut service = Serve::spawn(&binary, &config, fresh.path())?;
-        let took = service
-            .wait_listed(options.connectors, since, timeout)
-            .await?;
-        drop(service);
+        let took = start_once(&binary, &config, fresh.path(), options.connectors).await?;
         println!("first start (empty cache): {}", human(took));
         first.push(took);
         cache = Some(fresh);
@@ -77,12 +71,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
 
     let mut second = Vec::new();
     for _ in 0..options.second_runs.max(1) {
-        let since = Instant::now();
-        let mut service = Serve::spawn(&binary, &config, cache.path())?;
-        let took = service
-            .wait_listed(options.connectors, since, timeout)
-            .await?;
-        drop(service);
+        let took = start_once(&binary, &config, cache.path(), options.connectors).await?;
         println!("second start (cached): {}", human(took));
         second.push(took);
     }
@@ -116,4 +105,19 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             second.median() <= TARGET,
         ),
     ])
+}
+
+/// Starts `sandport serve` on `config` and `cache`, and stops it once it
+/// lists all `connectors`: how long that took.
+async fn start_once(
+    binary: &Path,
+    config: &Path,
+    cache: &Path,
+    connectors: usize,
+) -> anyhow::Result<Duration> {
+    let since = Instant::now();
+    let mut service = Serve::spawn(binary, config, cache)?;
+    service
+        .wait_listed(connectors, since, Duration::from_secs(120))
+        .await
 }

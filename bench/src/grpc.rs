@@ -75,6 +75,29 @@ impl Phase {
         per_second(self.latencies.len() + self.errors, self.elapsed)
     }
 
+    /// The service's CPU time over the phase, as a percentage of one core.
+    fn cpu_percent(&self) -> f64 {
+        100.0 * self.server_cpu.as_secs_f64() / self.elapsed.as_secs_f64()
+    }
+
+    /// `p50 / p99 / max (achieved R req/s[, N errors])` for the table;
+    /// `bold_p99` marks the figure a target applies to.
+    fn latency_cell(&self, bold_p99: bool) -> String {
+        let p99 = human(self.latencies.p99());
+        let errors = if self.errors == 0 {
+            String::new()
+        } else {
+            format!(", {} errors", self.errors)
+        };
+        format!(
+            "{} / {} / {} (achieved {:.0} req/s{errors})",
+            human(self.latencies.median()),
+            if bold_p99 { format!("**{p99}**") } else { p99 },
+            human(self.latencies.max()),
+            self.rate(),
+        )
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} requests, {} errors, achieved {:.0} req/s; latency p50 {} p99 {} max {}; service CPU {:.0}% of a core ({} per request), generator CPU {:.0}%",
@@ -84,7 +107,7 @@ impl Phase {
             human(self.latencies.median()),
             human(self.latencies.p99()),
             human(self.latencies.max()),
-            100.0 * self.server_cpu.as_secs_f64() / self.elapsed.as_secs_f64(),
+            self.cpu_percent(),
             human(self.server_cpu / (self.latencies.len() + self.errors).max(1) as u32),
             100.0 * self.generator_cpu.as_secs_f64() / self.elapsed.as_secs_f64(),
         )
@@ -332,13 +355,6 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         None
     };
 
-    let errors = |p: &Phase| {
-        if p.errors == 0 {
-            String::new()
-        } else {
-            format!(", {} errors", p.errors)
-        }
-    };
     let achieved_ok = health.rate() >= options.rate * 0.98;
     let busy_rows = busy.map(|(phase, on_time)| {
         vec![
@@ -350,14 +366,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                     report::thousands(options.busy as u64),
                     human(options.busy_interval)
                 ),
-                format!(
-                    "{} / {} / {} (achieved {:.0} req/s{})",
-                    human(phase.latencies.median()),
-                    human(phase.latencies.p99()),
-                    human(phase.latencies.max()),
-                    phase.rate(),
-                    errors(&phase)
-                ),
+                phase.latency_cell(false),
             ),
             Row::info(
                 6,
@@ -366,7 +375,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                     "{} of {}; service CPU {:.0}% of a core",
                     report::thousands(on_time as u64),
                     report::thousands(options.busy as u64),
-                    100.0 * phase.server_cpu.as_secs_f64() / phase.elapsed.as_secs_f64()
+                    phase.cpu_percent()
                 ),
             ),
         ]
@@ -378,14 +387,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 "gRPC HealthCheck (cached), open loop {:.0} req/s: p50 / **p99** / max",
                 options.rate
             ),
-            format!(
-                "{} / **{}** / {} (achieved {:.0} req/s{})",
-                human(health.latencies.median()),
-                human(health.latencies.p99()),
-                human(health.latencies.max()),
-                health.rate(),
-                errors(&health)
-            ),
+            health.latency_cell(true),
             "p99 ≤ 1 ms at 5,000 req/s",
             health.latencies.p99() <= TARGET_P99 && health.errors == 0 && achieved_ok,
         ),
@@ -395,14 +397,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 "gRPC ListConnectors ({n} connectors), open loop {:.0} req/s: p50 / p99 / max",
                 options.list_rate
             ),
-            format!(
-                "{} / {} / {} (achieved {:.0} req/s{})",
-                human(list.latencies.median()),
-                human(list.latencies.p99()),
-                human(list.latencies.max()),
-                list.rate(),
-                errors(&list)
-            ),
+            list.latency_cell(false),
         ),
         Row::info(
             6,

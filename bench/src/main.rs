@@ -179,6 +179,17 @@ enum Command {
     },
 }
 
+/// A connector runtime with the scheduler off and no compiled-component
+/// cache: the parts call checks themselves, and every run compiles afresh.
+fn unscheduled_runtime() -> anyhow::Result<sandport::Runtime> {
+    sandport::Runtime::new(sandport::RuntimeOptions {
+        schedule: false,
+        cache_dir: None,
+        ..sandport::RuntimeOptions::default()
+    })
+    .context("create the runtime")
+}
+
 fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -7,7 +7,7 @@
 //! component.
 
 use anyhow::{Context, ensure};
-use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use sandport::HealthStatus;
 
 use crate::check_all::register_range;
 use crate::report::{self, Row, human, thousands};
@@ -38,12 +38,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             .join(", ")
     );
     let targets = Targets::spawn(options.servers)?;
-    let runtime = Runtime::new(RuntimeOptions {
-        schedule: false,
-        cache_dir: None,
-        ..RuntimeOptions::default()
-    })
-    .context("create the runtime")?;
+    let runtime = crate::unscheduled_runtime()?;
     let rss_zero = report::rss_kib();
     let maps_zero = report::mappings();
     let heap_zero = report::malloc_in_use();

@@ -261,36 +261,26 @@ async fn http_connector_checks_the_body_and_sends_method_headers_and_body() {
 #[tokio::test]
 async fn http_connector_refuses_bad_settings_at_registration() {
     let runtime = runtime();
-    let err = runtime
-        .register(entry(
-            "{id: web, component: http, host: 127.0.0.1, port: 8080, settings: {body_matches: '(unclosed'}}",
-        ))
-        .await
-        .expect_err("invalid regex must be refused");
-    let text = err.to_string();
+    // The registration error for an `http` entry with these settings.
+    let refused = async |id: &str, settings: &str| {
+        runtime
+            .register(entry(&format!(
+                "{{id: {id}, component: http, host: 127.0.0.1, port: 8080, settings: {{{settings}}}}}"
+            )))
+            .await
+            .expect_err("bad settings must be refused")
+            .to_string()
+    };
+    let text = refused("web", "body_matches: '(unclosed'").await;
     assert!(text.contains("settings.body_matches"), "{text}");
     // Unicode classes are not in the documented syntax: refused, not ignored.
-    let err = runtime
-        .register(entry(
-            "{id: web3, component: http, host: 127.0.0.1, port: 8080, settings: {body_not_matches: '\\p{Greek}'}}",
-        ))
-        .await
-        .expect_err("a Unicode class must be refused");
-    let text = err.to_string();
+    let text = refused("web3", "body_not_matches: '\\p{Greek}'").await;
     assert!(
         text.contains("settings.body_not_matches: invalid regex"),
         "{text}"
     );
-    let err = runtime
-        .register(entry(
-            "{id: web2, component: http, host: 127.0.0.1, port: 8080, settings: {expected_status: '2xx'}}",
-        ))
-        .await
-        .expect_err("bad status must be refused");
-    assert!(
-        err.to_string().contains("settings.expected_status"),
-        "{err}"
-    );
+    let text = refused("web2", "expected_status: '2xx'").await;
+    assert!(text.contains("settings.expected_status"), "{text}");
     assert!(
         runtime.list(None).is_empty(),
         "refused connectors are not registered"

@@ -363,51 +363,48 @@ async fn header_echo(prefix: &'static str) -> (u16, Arc<std::sync::Mutex<Vec<Str
     (port, seen)
 }
 
-#[tokio::test]
-async fn credentials_go_to_the_own_endpoint_only_even_across_redirects() {
+/// One GET of `own_path` on the connector's own endpoint and one of `/` on
+/// an allowed other host, for an entry with `auth`: the Authorization
+/// lines each of the two servers saw.
+async fn authorization_seen(auth: &str, own_path: &str) -> (Vec<String>, Vec<String>) {
     let (own, own_seen) = auth_echo().await;
     let (other, other_seen) = auth_echo().await;
     let e = egress(
         &format!(
-            "{{id: x, component: http, host: 127.0.0.1, port: {own}, auth: {{type: bearer, token: t0k}}, sandbox: {{allowed_hosts: ['http://127.0.0.1:{other}']}}}}"
+            "{{id: x, component: http, host: 127.0.0.1, port: {own}, auth: {{{auth}}}, sandbox: {{allowed_hosts: ['http://127.0.0.1:{other}']}}}}"
         ),
         &[],
     );
-    get(&e, &format!("http://127.0.0.1:{own}/"))
-        .await
-        .expect("own");
-    get(&e, &format!("http://127.0.0.1:{other}/"))
-        .await
-        .expect("other");
-    assert_eq!(
-        own_seen.lock().expect("log").as_slice(),
-        ["authorization: bearer t0k"]
-    );
-    assert_eq!(other_seen.lock().expect("log").as_slice(), ["none"]);
-}
-
-#[tokio::test]
-async fn aws_sigv4_signs_requests_to_the_own_endpoint_only() {
-    let (own, own_seen) = auth_echo().await;
-    let (other, other_seen) = auth_echo().await;
-    let e = egress(
-        &format!(
-            "{{id: x, component: http, host: 127.0.0.1, port: {own}, auth: {{type: aws_sigv4, access_key_id: AKIDEXAMPLE, secret_access_key: sk, region: eu-west-1}}, sandbox: {{allowed_hosts: ['http://127.0.0.1:{other}']}}}}"
-        ),
-        &[],
-    );
-    get(&e, &format!("http://127.0.0.1:{own}/bucket"))
+    get(&e, &format!("http://127.0.0.1:{own}{own_path}"))
         .await
         .expect("own");
     get(&e, &format!("http://127.0.0.1:{other}/"))
         .await
         .expect("other");
     let own_seen = own_seen.lock().expect("log").clone();
+    let other_seen = other_seen.lock().expect("log").clone();
+    (own_seen, other_seen)
+}
+
+#[tokio::test]
+async fn credentials_go_to_the_own_endpoint_only_even_across_redirects() {
+    let (own_seen, other_seen) = authorization_seen("type: bearer, token: t0k", "/").await;
+    assert_eq!(own_seen.as_slice(), ["authorization: bearer t0k"]);
+    assert_eq!(other_seen.as_slice(), ["none"]);
+}
+
+#[tokio::test]
+async fn aws_sigv4_signs_requests_to_the_own_endpoint_only() {
+    let (own_seen, other_seen) = authorization_seen(
+        "type: aws_sigv4, access_key_id: AKIDEXAMPLE, secret_access_key: sk, region: eu-west-1",
+        "/bucket",
+    )
+    .await;
     assert_eq!(own_seen.len(), 1);
     assert!(
         own_seen[0].starts_with("authorization: aws4-hmac-sha256 credential=akidexample/")
             && own_seen[0].contains("/eu-west-1/s3/aws4_request"),
         "{own_seen:?}"
     );
-    assert_eq!(other_seen.lock().expect("log").as_slice(), ["none"]);
+    assert_eq!(other_seen.as_slice(), ["none"]);
 }

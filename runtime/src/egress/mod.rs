@@ -13,7 +13,9 @@
 //!
 //! Each connector gets its own [`reqwest::Client`] (its resolver carries the
 //! connector's policy), so connections to its endpoint are reused from check
-//! to check; all clients share one TLS configuration.
+//! to check; all clients share one TLS configuration. The client is built at
+//! the connector's first request: one that never speaks HTTP (the TCP
+//! connectors) never holds one.
 
 pub mod ip;
 mod resolve;
@@ -21,7 +23,7 @@ mod rule;
 mod sigv4;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -69,8 +71,6 @@ pub struct Response {
 pub enum EgressSetupError {
     #[error(transparent)]
     Rule(#[from] RuleError),
-    #[error("cannot create the HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
 }
 
 /// Why a request failed; mirrors the WIT `http-error` variant.
@@ -216,27 +216,15 @@ impl HttpClient {
             lookup,
         })
     }
-
-    fn client_for(&self, policy: Arc<EgressPolicy>) -> Result<reqwest::Client, reqwest::Error> {
-        reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4)
-            .dns_resolver(Arc::new(resolve::VettingResolver::new(
-                policy,
-                self.lookup.clone(),
-            )))
-            .tls_backend_preconfigured((*self.tls).clone())
-            .build()
-    }
 }
 
 /// One connector's view of the outside world.
 #[derive(Clone)]
 pub struct Egress {
-    client: reqwest::Client,
+    /// Built by [`Egress::client`] at the first request (~2.5 KiB a
+    /// connector); shared by the clones, so they share its connections.
+    client: Arc<OnceLock<reqwest::Client>>,
+    tls: Arc<rustls::ClientConfig>,
     lookup: Arc<dyn Lookup>,
     tcp: Arc<TcpAllowed>,
     policy: Arc<EgressPolicy>,
@@ -323,7 +311,8 @@ impl Egress {
             }
         }
         Ok(Egress {
-            client: client.client_for(policy.clone())?,
+            client: Arc::default(),
+            tls: client.tls.clone(),
             lookup: client.lookup.clone(),
             tcp: Arc::new(tcp),
             policy,
@@ -332,6 +321,28 @@ impl Egress {
             max_requests: config.sandbox.max_requests_per_call,
             max_bytes: config.sandbox.max_bytes_per_call,
         })
+    }
+
+    /// The connector's HTTP client, built at the first call.
+    fn client(&self) -> Result<&reqwest::Client, EgressError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(4)
+            .dns_resolver(Arc::new(resolve::VettingResolver::new(
+                self.policy.clone(),
+                self.lookup.clone(),
+            )))
+            .tls_backend_preconfigured((*self.tls).clone())
+            .build()
+            .map_err(|e| EgressError::Other(format!("cannot create the HTTP client: {e}")))?;
+        // A concurrent first request may have won; its client is as good.
+        Ok(self.client.get_or_init(|| built))
     }
 
     /// The addresses the guest may open TCP connections to.
@@ -453,6 +464,7 @@ impl Egress {
         {
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
+        let client = self.client()?;
         for _hop in 0..=MAX_REDIRECTS {
             let Some(grant) = self.policy.grant_for_url(&url) else {
                 return Err(EgressError::Denied(format!(
@@ -478,8 +490,7 @@ impl Egress {
                 )));
             }
             usage.requests += 1;
-            let mut builder = self
-                .client
+            let mut builder = client
                 .request(method.clone(), url.clone())
                 .headers(headers.clone());
             let own = self.policy.is_own(&url);
@@ -497,8 +508,7 @@ impl Egress {
                     .sign(&mut prepared, std::time::SystemTime::now())
                     .map_err(EgressError::Other)?;
             }
-            let response = self
-                .client
+            let response = client
                 .execute(prepared)
                 .await
                 .map_err(|e| classify(e, limit))?;

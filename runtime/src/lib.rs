@@ -20,7 +20,8 @@
 //!
 //! For connector authors: [`conformance`] (the kit behind
 //! `sandport test-connector`) and [`project`] (`sandport new` / `build`).
-// The one exception, loading cached compiled code, carries its reasons.
+// The exceptions (loading cached compiled code, mapping the fiber stacks)
+// carry their reasons.
 #![deny(unsafe_code)]
 
 mod budget;

@@ -402,6 +402,8 @@ impl Runtime {
                 })?;
             // The operator's `type` is what lists and filters go by.
             info.connector_type = config.connector_type;
+            // Its first check is an interval away, or never.
+            guest.release_stack();
             let health = if config.health_check.enabled {
                 HealthSnapshot::unknown()
             } else {

@@ -71,6 +71,9 @@ pub struct Guest {
     store: Store<GuestState>,
     bindings: Connector,
     memory_limit: u64,
+    /// The store's fiber stack, once a call created it.
+    #[cfg(unix)]
+    stack: Option<super::stack::StackHandle>,
     /// False once a call trapped, timed out or was dropped midway.
     usable: bool,
 }
@@ -107,11 +110,14 @@ impl Guest {
         arm(&mut store, budget);
         let memory_limit = config.sandbox.memory_limit;
         let offstack = store.data().offstack.clone();
-        let result = tokio::time::timeout_at(
+        let instantiate = tokio::time::timeout_at(
             budget.deadline,
             offstack.drive(prepared.pre.instantiate_async(&mut store)),
-        )
-        .await;
+        );
+        #[cfg(unix)]
+        let (result, stack) = super::stack::capture(instantiate).await;
+        #[cfg(not(unix))]
+        let result = instantiate.await;
         let bindings = classify(&store, result, budget, memory_limit).map_err(|mut e| {
             if e.kind == FailureKind::Trap {
                 e.kind = FailureKind::Instantiate;
@@ -123,8 +129,20 @@ impl Guest {
             store,
             bindings,
             memory_limit,
+            #[cfg(unix)]
+            stack,
             usable: true,
         })
+    }
+
+    /// Gives the pages of the instance's fiber stack back to the kernel
+    /// (4–12 KiB): for an instance that will sit idle a while. The next call
+    /// faults in a fresh page or three.
+    pub fn release_stack(&mut self) {
+        #[cfg(unix)]
+        if let Some(stack) = &self.stack {
+            stack.release();
+        }
     }
 
     /// Whether the last call had a request denied by the egress policy.
@@ -153,11 +171,22 @@ impl Guest {
         // the instance unusable.
         self.usable = false;
         let offstack = self.store.data().offstack.clone();
-        let result = tokio::time::timeout_at(
+        let call = tokio::time::timeout_at(
             budget.deadline,
             offstack.drive(call(&self.bindings, &mut self.store)),
-        )
-        .await;
+        );
+        // wasmtime creates the store's stack at its first call on a fiber,
+        // which instantiation may not have needed.
+        #[cfg(unix)]
+        let result = if self.stack.is_none() {
+            let (result, stack) = super::stack::capture(call).await;
+            self.stack = stack;
+            result
+        } else {
+            call.await
+        };
+        #[cfg(not(unix))]
+        let result = call.await;
         let result = classify(&self.store, result, budget, self.memory_limit);
         self.usable = result.is_ok();
         result
@@ -279,5 +308,58 @@ fn trap_message(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::egress::HttpClient;
+
+    impl Guest {
+        fn stack_resident_pages(&self) -> Option<usize> {
+            self.stack
+                .as_ref()
+                .map(super::super::stack::StackHandle::resident_pages)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guest_gives_its_stack_back_and_runs_on_afterwards() {
+        let sandbox = Sandbox::new(None).expect("a sandbox");
+        let builtin = crate::builtin::find("prometheus").expect("a built-in");
+        let prepared = sandbox
+            .prepare_builtin(builtin.name, builtin.component)
+            .await
+            .expect("the built-in compiles");
+        let config = crate::config::parse_entry(
+            "{id: p, component: prometheus, host: 127.0.0.1, port: 9}",
+            std::path::Path::new("."),
+            &crate::builtin::Builtins,
+        )
+        .expect("a valid entry");
+        let egress = Egress::new(&HttpClient::new().expect("a client"), &config).expect("egress");
+        let budget = Budget::new(Duration::from_secs(30));
+        let mut guest = Guest::instantiate(&sandbox, &prepared, &config, egress, budget)
+            .await
+            .expect("instantiates");
+        guest
+            .initialize(&config, budget)
+            .await
+            .expect("no trap")
+            .expect("initialized");
+        let before = guest
+            .stack_resident_pages()
+            .expect("the store's stack is known");
+        assert!(before > 0, "the calls so far ran on the stack");
+
+        guest.release_stack();
+        assert_eq!(guest.stack_resident_pages(), Some(0));
+
+        let info = guest.info(budget).await.expect("a call after the release");
+        assert_eq!(info.endpoint, "http://127.0.0.1:9");
+        assert!(guest.stack_resident_pages().is_some_and(|pages| pages > 0));
     }
 }

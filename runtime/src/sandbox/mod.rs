@@ -10,6 +10,8 @@ mod cache;
 mod convert;
 mod guest;
 mod offstack;
+#[cfg(unix)]
+mod stack;
 mod state;
 mod stdio;
 
@@ -106,6 +108,9 @@ impl Sandbox {
         config.memory_reservation(crate::config::SandboxConfig::DEFAULT_MEMORY_LIMIT);
         config.memory_guard_size(0);
         config.memory_reservation_for_growth(16 << 20);
+        // Stacks an idle instance can give back (see `stack`).
+        #[cfg(unix)]
+        config.with_host_stack(Arc::new(stack::Stacks));
         let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
 
         let mut linker = Linker::new(&engine);

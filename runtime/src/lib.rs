@@ -17,13 +17,15 @@
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`grpc`], [`rest`], [`server`]: the APIs over the service; [`client`]:
 //!   the control plane's `ConnectorService` (in-process or remote).
+//! - [`allocator`]: the malloc settings the binary applies at start.
 //!
 //! For connector authors: [`conformance`] (the kit behind
 //! `sandport test-connector`) and [`project`] (`sandport new` / `build`).
-// The exceptions (loading cached compiled code, mapping the fiber stacks)
-// carry their reasons.
+// The exceptions (loading cached compiled code, mapping the fiber stacks,
+// tuning malloc) carry their reasons.
 #![deny(unsafe_code)]
 
+pub mod allocator;
 mod budget;
 mod builtin;
 pub mod client;

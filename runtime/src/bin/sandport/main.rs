@@ -149,6 +149,7 @@ const EXIT_UNHEALTHY: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    sandport::allocator::limit_arenas();
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Serve { .. } | Command::Watch { .. } => "info",

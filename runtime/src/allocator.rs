@@ -7,7 +7,7 @@
 //! with 3,000 idle `http` connectors the heap held about 29 KiB per
 //! connector for 19 KiB in use. Two arenas keep the threads from queueing on
 //! one lock (each thread also has its own cache) and bring that to about
-//! 20 KiB, at a few per cent of checks per second (docs/performance.md).
+//! 21 KiB, at a few per cent of checks per second (docs/performance.md).
 //!
 //! Unsafe code: one call into the C library, made before other threads
 //! allocate.

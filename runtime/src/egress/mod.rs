@@ -216,6 +216,21 @@ impl HttpClient {
             lookup,
         })
     }
+
+    fn client_for(&self, policy: Arc<EgressPolicy>) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(4)
+            .dns_resolver(Arc::new(resolve::VettingResolver::new(
+                policy,
+                self.lookup.clone(),
+            )))
+            .tls_backend_preconfigured((*self.tls).clone())
+            .build()
+    }
 }
 
 /// One connector's view of the outside world.
@@ -224,8 +239,7 @@ pub struct Egress {
     /// Built by [`Egress::client`] at the first request (~2.5 KiB a
     /// connector); shared by the clones, so they share its connections.
     client: Arc<OnceLock<reqwest::Client>>,
-    tls: Arc<rustls::ClientConfig>,
-    lookup: Arc<dyn Lookup>,
+    http: HttpClient,
     tcp: Arc<TcpAllowed>,
     policy: Arc<EgressPolicy>,
     credentials: Arc<Credentials>,
@@ -312,8 +326,7 @@ impl Egress {
         }
         Ok(Egress {
             client: Arc::default(),
-            tls: client.tls.clone(),
-            lookup: client.lookup.clone(),
+            http: client.clone(),
             tcp: Arc::new(tcp),
             policy,
             credentials: Arc::new(Credentials::from_config(config)),
@@ -328,18 +341,9 @@ impl Egress {
         if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let built = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(4)
-            .dns_resolver(Arc::new(resolve::VettingResolver::new(
-                self.policy.clone(),
-                self.lookup.clone(),
-            )))
-            .tls_backend_preconfigured((*self.tls).clone())
-            .build()
+        let built = self
+            .http
+            .client_for(self.policy.clone())
             .map_err(|e| EgressError::Other(format!("cannot create the HTTP client: {e}")))?;
         // A concurrent first request may have won; its client is as good.
         Ok(self.client.get_or_init(|| built))
@@ -375,6 +379,7 @@ impl Egress {
         let candidates = match literal {
             Some(address) => vec![address],
             None => self
+                .http
                 .lookup
                 .lookup(host.clone())
                 .await
@@ -464,7 +469,6 @@ impl Egress {
         {
             headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
         }
-        let client = self.client()?;
         for _hop in 0..=MAX_REDIRECTS {
             let Some(grant) = self.policy.grant_for_url(&url) else {
                 return Err(EgressError::Denied(format!(
@@ -489,6 +493,7 @@ impl Egress {
                     self.max_requests
                 )));
             }
+            let client = self.client()?;
             usage.requests += 1;
             let mut builder = client
                 .request(method.clone(), url.clone())

@@ -72,7 +72,6 @@ pub struct Guest {
     bindings: Connector,
     memory_limit: u64,
     /// The store's fiber stack, once a call created it.
-    #[cfg(unix)]
     stack: Option<super::stack::StackHandle>,
     /// False once a call trapped, timed out or was dropped midway.
     usable: bool,
@@ -114,10 +113,7 @@ impl Guest {
             budget.deadline,
             offstack.drive(prepared.pre.instantiate_async(&mut store)),
         );
-        #[cfg(unix)]
         let (result, stack) = super::stack::capture(instantiate).await;
-        #[cfg(not(unix))]
-        let result = instantiate.await;
         let bindings = classify(&store, result, budget, memory_limit).map_err(|mut e| {
             if e.kind == FailureKind::Trap {
                 e.kind = FailureKind::Instantiate;
@@ -129,7 +125,6 @@ impl Guest {
             store,
             bindings,
             memory_limit,
-            #[cfg(unix)]
             stack,
             usable: true,
         })
@@ -139,7 +134,6 @@ impl Guest {
     /// (4–12 KiB): for an instance that will sit idle a while. The next call
     /// faults in a fresh page or three.
     pub fn release_stack(&mut self) {
-        #[cfg(unix)]
         if let Some(stack) = &self.stack {
             stack.release();
         }
@@ -177,7 +171,6 @@ impl Guest {
         );
         // wasmtime creates the store's stack at its first call on a fiber,
         // which instantiation may not have needed.
-        #[cfg(unix)]
         let result = if self.stack.is_none() {
             let (result, stack) = super::stack::capture(call).await;
             self.stack = stack;
@@ -185,8 +178,6 @@ impl Guest {
         } else {
             call.await
         };
-        #[cfg(not(unix))]
-        let result = call.await;
         let result = classify(&self.store, result, budget, self.memory_limit);
         self.usable = result.is_ok();
         result

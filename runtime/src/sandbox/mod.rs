@@ -10,7 +10,6 @@ mod cache;
 mod convert;
 mod guest;
 mod offstack;
-#[cfg(unix)]
 mod stack;
 mod state;
 mod stdio;

@@ -1,47 +1,13 @@
-//! Fiber stacks that an idle instance gives back to the kernel.
-//!
-//! wasmtime runs every call into a guest on a fiber with a stack of its own
-//! (2 MiB of address space), and each store keeps its stack from call to
-//! call. Only the pages a call touched are resident, but they stay so: 4 KiB
-//! after a connector's start, 12 KiB after a check, for every connector, for
-//! as long as it lives. wasmtime has no call that releases a store's stack,
-//! so the sandbox maps the stacks itself ([`Stacks`], installed with
-//! `Config::with_host_stack`) and keeps a [`StackHandle`] to each store's
-//! stack, with which the store's owner gives the pages back
-//! (`madvise(MADV_DONTNEED)`) when no call is running. The next call starts
-//! on zeroed pages, as on a fresh stack.
-//!
-//! A store's stack is created at its first call; [`capture`] runs that call
-//! and hands back the handle of the stack created in it.
-//!
-//! Unsafe code: the mapping calls, and wasmtime's contract for a stack (a
-//! page-aligned, zeroed range with a guard page below, valid while wasmtime
-//! holds it). Each block says why it holds.
+//! The Unix side of `stack`: each fiber stack an anonymous mapping of its
+//! own, made and given back with mmap, mprotect and madvise.
 #![allow(unsafe_code)]
 
-use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Arc;
 
 use wasmtime::{StackCreator, StackMemory};
 
-tokio::task_local! {
-    /// Where [`Stacks::new_stack`] leaves the handle of a stack it creates
-    /// while [`capture`] runs.
-    static CREATED: RefCell<Option<StackHandle>>;
-}
-
-/// Runs `call` and returns, besides its output, the handle of the stack
-/// wasmtime created for it, if it created one.
-pub(crate) async fn capture<F: Future>(call: F) -> (F::Output, Option<StackHandle>) {
-    CREATED
-        .scope(RefCell::new(None), async {
-            let output = call.await;
-            let created = CREATED.with(RefCell::take);
-            (output, created)
-        })
-        .await
-}
+use super::{CREATED, StackHandle};
 
 /// The engine's stack creator: each stack is its own mapping, with a guard
 /// page below it, as wasmtime maps its own.
@@ -56,42 +22,6 @@ unsafe impl StackCreator for Stacks {
         let mapping = Arc::new(Mapping::new(size)?);
         let _ = CREATED.try_with(|slot| slot.replace(Some(StackHandle(mapping.clone()))));
         Ok(Box::new(Stack(mapping)))
-    }
-}
-
-/// One store's stack, as the store's owner holds it.
-pub(crate) struct StackHandle(Arc<Mapping>);
-
-impl StackHandle {
-    /// Gives the stack's resident pages back to the kernel.
-    ///
-    /// Only for a store that no call is running in (its owner holds it
-    /// mutably); wasmtime keeps nothing on the stack between calls.
-    pub(crate) fn release(&self) {
-        let usable = self.0.usable();
-        // SAFETY: the range is inside the mapping, which this handle keeps
-        // alive, and no fiber runs on it (see above): discarding its
-        // contents is what a new stack would look like.
-        let result = unsafe {
-            libc::madvise(
-                usable.start as *mut libc::c_void,
-                usable.len(),
-                libc::MADV_DONTNEED,
-            )
-        };
-        if result != 0 {
-            tracing::debug!(
-                "cannot release a fiber stack: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-impl StackHandle {
-    pub(crate) fn resident_pages(&self) -> usize {
-        tests::resident(self.0.usable())
     }
 }
 
@@ -114,7 +44,7 @@ unsafe impl StackMemory for Stack {
 }
 
 /// An anonymous mapping: `guard` inaccessible bytes, then the stack.
-struct Mapping {
+pub(super) struct Mapping {
     base: usize,
     len: usize,
     guard: usize,
@@ -171,8 +101,28 @@ impl Mapping {
         Ok(mapping)
     }
 
-    fn usable(&self) -> Range<usize> {
+    pub(super) fn usable(&self) -> Range<usize> {
         self.base + self.guard..self.base + self.len
+    }
+
+    pub(super) fn release(&self) {
+        let usable = self.usable();
+        // SAFETY: the range is inside this mapping, and no fiber runs on it
+        // (see `StackHandle::release`): discarding its contents is what a
+        // new stack would look like.
+        let result = unsafe {
+            libc::madvise(
+                usable.start as *mut libc::c_void,
+                usable.len(),
+                libc::MADV_DONTNEED,
+            )
+        };
+        if result != 0 {
+            tracing::debug!(
+                "cannot release a fiber stack: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
 }
 
@@ -185,11 +135,15 @@ impl Drop for Mapping {
 }
 
 #[cfg(test)]
+pub(super) use tests::resident;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::stack::capture;
 
     /// Resident pages of `range` (mincore).
-    pub(super) fn resident(range: Range<usize>) -> usize {
+    pub(crate) fn resident(range: Range<usize>) -> usize {
         let pages = range.len() / 4096;
         let mut flags = vec![0u8; pages];
         // SAFETY: the range is a live mapping; `flags` has a byte per page.

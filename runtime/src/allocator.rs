@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 /// The arenas glibc may create.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 const ARENAS: i32 = 2;
 
 /// Limits glibc's malloc to [`ARENAS`] arenas, unless the operator chose a

@@ -478,6 +478,14 @@ impl Runtime {
         Ok((entry.info(), entry.config.clone()))
     }
 
+    /// The connector's last health snapshot, without running a check.
+    /// Cheaper than [`Runtime::get`]: the cached-health APIs answer
+    /// thousands of these a second.
+    pub fn health(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
+        let entry = self.entry(id)?;
+        Ok(lock(&entry.health).clone())
+    }
+
     /// Runs a health check now and returns the updated snapshot.
     pub async fn check(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
         let entry = self.entry(id)?;

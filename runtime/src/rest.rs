@@ -312,7 +312,7 @@ async fn check(
         )
     })?;
     let snapshot = if query.cached {
-        service.get(&id)?.0.health
+        service.health(&id)?
     } else {
         service.check(&id).await?
     };

@@ -267,6 +267,13 @@ impl Service {
             .map_err(|e| ServiceError::NotFound(e.0))
     }
 
+    /// The last health snapshot, without running a check.
+    pub fn health(&self, id: &str) -> Result<HealthSnapshot, ServiceError> {
+        self.runtime
+            .health(id)
+            .map_err(|e| ServiceError::NotFound(e.0))
+    }
+
     pub async fn check(self: &Arc<Self>, id: &str) -> Result<HealthSnapshot, ServiceError> {
         let id = id.to_string();
         self.on_work(|this| async move {

@@ -170,7 +170,7 @@ impl ConnectorsService for GrpcApi {
         let request = request.into_inner();
         let id = required_id(&request.id)?;
         let snapshot = if request.cached {
-            self.service.get(id)?.0.health
+            self.service.health(id)?
         } else {
             self.service.check(id).await?
         };

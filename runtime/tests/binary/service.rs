@@ -185,14 +185,16 @@ async fn every_rpc_works_and_errors_carry_the_right_codes() {
         .into_inner();
     assert_eq!(all.results.len(), 3);
     assert!(all.unfinished.is_empty());
-    let err = c
-        .health_check(pb::HealthCheckRequest {
-            id: "nope".into(),
-            cached: false,
-        })
-        .await
-        .expect_err("unknown");
-    assert_eq!(err.code(), Code::NotFound);
+    for cached in [false, true] {
+        let err = c
+            .health_check(pb::HealthCheckRequest {
+                id: "nope".into(),
+                cached,
+            })
+            .await
+            .expect_err("unknown");
+        assert_eq!(err.code(), Code::NotFound, "cached: {cached}");
+    }
 
     // Update: a redacted secret sent back keeps its value; a new port applies.
     target.set_status(200);
@@ -586,6 +588,25 @@ async fn the_rest_api_serves_the_same_operations_with_json_errors() {
         .expect("json");
     assert_eq!(health["status"], "healthy", "{health}");
     assert!(health["latency"].is_string());
+    // `cached=true` answers with that check instead of running another
+    // (which would carry a later `checked_at`, to the millisecond).
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let cached: serde_json::Value = http
+        .get(url("/api/v1/connectors/web/health?cached=true"))
+        .send()
+        .await
+        .expect("cached health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(cached["checked_at"], health["checked_at"], "{cached}");
+    assert_eq!(cached["message"], health["message"]);
+    let unknown = http
+        .get(url("/api/v1/connectors/nope/health?cached=true"))
+        .send()
+        .await
+        .expect("cached health of an unknown id");
+    assert_eq!(unknown.status(), 404);
 
     let put = http
         .put(url("/api/v1/connectors/web"))

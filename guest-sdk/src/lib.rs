@@ -44,6 +44,7 @@ pub mod log;
 pub mod net;
 mod report;
 mod shim;
+mod socket;
 pub mod tcp;
 
 /// One entry of the operator's config (secrets left out).

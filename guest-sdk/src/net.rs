@@ -39,7 +39,7 @@ pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Er
 /// `TcpStream::connect_timeout` returns Ok for a connection that failed (the
 /// error waits in SO_ERROR, readable once), which would report a refused
 /// connection as open and never try the next address.
-pub(crate) fn connect_to(address: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+fn connect_to(address: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&address, timeout)?;
     match stream.take_error() {
         Ok(Some(e)) | Err(e) => return Err(e),

@@ -55,6 +55,14 @@ fn ensure_target() {
     }
 }
 
+/// Where cargo keeps the registry's sources: `CARGO_HOME` (rustup sets it
+/// for the tools it runs), else `~/.cargo`.
+fn cargo_home() -> Option<PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")))
+}
+
 /// Builds `packages` and returns the path of each one's `.wasm`, in order.
 pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
     ensure_target();
@@ -88,6 +96,15 @@ pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
         "CARGO_BUILD_RUSTFLAGS",
     ] {
         command.env_remove(var);
+    }
+    // Panic locations name source files, and those of registry crates
+    // would carry this machine's cargo home into every component (and into
+    // each instance's copy of its data).
+    if let Some(home) = cargo_home() {
+        command.env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--remap-path-prefix={}=/cargo", home.display()),
+        );
     }
     let status = command
         .status()

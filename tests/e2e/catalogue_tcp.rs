@@ -663,6 +663,50 @@ async fn tcp_connects_sends_and_expects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_reaches_an_ipv6_loopback_server_and_reports_refusals_there() {
+    let Ok(listener) = TcpListener::bind("[::1]:0").await else {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    };
+    let port = listener.local_addr().expect("address").port();
+    let closed = {
+        let spare = std::net::TcpListener::bind("[::1]:0").expect("bind a spare port");
+        spare.local_addr().expect("address").port()
+    };
+    let server = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 256];
+                if let Ok(n) = socket.read(&mut buf).await {
+                    let _ = socket.write_all(&buf[..n]).await;
+                }
+            });
+        }
+    });
+    let runtime = registered(&[
+        format!(
+            "{{id: v6, component: tcp, host: '::1', port: {port}, settings: {{send: 'PING\\r\\n', expect: 'PING'}}}}"
+        ),
+        format!("{{id: v6closed, component: tcp, host: '::1', port: {closed}}}"),
+    ])
+    .await;
+    let snap = check(&runtime, "v6").await;
+    assert_healthy(&snap);
+    assert!(
+        snap.message.ends_with("the answer contains \"PING\""),
+        "{snap:?}"
+    );
+    let snap = check(&runtime, "v6closed").await;
+    assert_unhealthy_with(&snap, &[]);
+    assert_eq!(
+        snap.message,
+        format!("tcp://[::1]:{closed}: connection refused")
+    );
+    runtime.shutdown().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_settings_are_checked_when_the_entry_is_registered() {
     let runtime = runtime();
     for (settings, problem) in [

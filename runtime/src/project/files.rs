@@ -3,8 +3,9 @@
 
 use super::Lang;
 
-/// wit-bindgen as the workspace pins it (checked by a test).
-pub const WIT_BINDGEN_VERSION: &str = "0.61";
+/// wit-bindgen and wasip2 as the workspace pins them (checked by a test).
+pub const WIT_BINDGEN_VERSION: &str = "0.62";
+pub const WASIP2_VERSION: &str = "2";
 /// The componentize-py the Python SDK is tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The componentize-js the JavaScript SDK is tested with.
@@ -39,6 +40,7 @@ const RUST: &[(&str, &str)] = &[
     embed!("sdk/src/net.rs", "guest-sdk/src/net.rs"),
     embed!("sdk/src/report.rs", "guest-sdk/src/report.rs"),
     embed!("sdk/src/shim.rs", "guest-sdk/src/shim.rs"),
+    embed!("sdk/src/socket.rs", "guest-sdk/src/socket.rs"),
     embed!("sdk/src/tcp.rs", "guest-sdk/src/tcp.rs"),
 ];
 

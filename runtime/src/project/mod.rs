@@ -151,6 +151,7 @@ pub fn new(lang: Lang, dir: &Path) -> Result<Created, ProjectError> {
             .replace("{{lang}}", lang.display_name())
             .replace("{{sdk_version}}", env!("CARGO_PKG_VERSION"))
             .replace("{{wit_bindgen}}", files::WIT_BINDGEN_VERSION)
+            .replace("{{wasip2}}", files::WASIP2_VERSION)
     };
     let mut written = Vec::new();
     for (path, template) in files::template(lang) {

@@ -23,16 +23,18 @@ fn every_sdk_source_is_embedded() {
 }
 
 #[test]
-fn the_vendored_sdk_uses_the_workspace_wit_bindgen() {
+fn the_vendored_sdk_uses_the_workspace_wit_bindgen_and_wasip2() {
     let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
-    let line = manifest
-        .lines()
-        .find(|l| l.starts_with("wit-bindgen"))
-        .unwrap();
-    assert!(
-        line.contains(&format!("version = \"{}\"", files::WIT_BINDGEN_VERSION)),
-        "{line}"
-    );
+    for (crate_name, version) in [
+        ("wit-bindgen", files::WIT_BINDGEN_VERSION),
+        ("wasip2", files::WASIP2_VERSION),
+    ] {
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with(&format!("{crate_name} =")))
+            .unwrap_or_else(|| panic!("no {crate_name} in the workspace manifest"));
+        assert!(line.contains(&format!("version = \"{version}\"")), "{line}");
+    }
 }
 
 #[test]

@@ -218,9 +218,10 @@ async fn open_loop(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
-    let mut phase = phase(outcomes, elapsed, cpu_before, cpu_after);
-    phase.pacing = Some(lateness);
-    Ok(phase)
+    Ok(Phase {
+        pacing: Some(lateness),
+        ..phase(outcomes, elapsed, cpu_before, cpu_after)
+    })
 }
 
 /// `concurrency` workers, each sending its next request when the last one

@@ -64,10 +64,7 @@ impl Target {
     pub fn connect(&self, clock: &Clock) -> Result<Session, Error> {
         let remaining = clock.remaining();
         if remaining < Duration::from_millis(1) {
-            return Err(self.error(format!(
-                "timed out after {} connecting",
-                clock.elapsed_text()
-            )));
+            return Err(self.error(Failure::TimedOut.describe("connecting", clock)));
         }
         let addresses = net::resolve(&self.host, self.port).map_err(|e| {
             // The SDK says "host:port: why"; say it with the scheme.
@@ -81,10 +78,7 @@ impl Target {
         for address in addresses {
             let remaining = clock.remaining();
             if remaining < Duration::from_millis(1) {
-                last = Some(format!(
-                    "timed out after {} connecting",
-                    clock.elapsed_text()
-                ));
+                last = Some(Failure::TimedOut.describe("connecting", clock));
                 break;
             }
             let before = Instant::now();
@@ -98,18 +92,7 @@ impl Target {
                         buf: Vec::new(),
                     });
                 }
-                Err(failure) => {
-                    last = Some(match failure {
-                        Failure::Refused => "connection refused".to_string(),
-                        Failure::TimedOut => {
-                            format!("timed out after {} connecting", clock.elapsed_text())
-                        }
-                        Failure::Denied => "denied by the sandbox".to_string(),
-                        Failure::Reset => "connection reset while connecting".to_string(),
-                        Failure::Closed => "connection closed while connecting".to_string(),
-                        Failure::Other(why) => why,
-                    });
-                }
+                Err(failure) => last = Some(failure.describe("connecting", clock)),
             }
         }
         Err(self.error(last.unwrap_or_else(|| "no address to connect to".to_string())))
@@ -126,6 +109,22 @@ impl Target {
 pub struct Clock {
     started: Instant,
     deadline: Instant,
+}
+
+impl Failure {
+    /// The failure as the end of a check's message; `what` is the step it
+    /// interrupted, e.g. "connecting" or "sending PING". Refusals and
+    /// denials read the same at every step, so they name none.
+    fn describe(self, what: &str, clock: &Clock) -> String {
+        match self {
+            Failure::Refused => "connection refused".to_string(),
+            Failure::Denied => "denied by the sandbox".to_string(),
+            Failure::TimedOut => format!("timed out after {} {what}", clock.elapsed_text()),
+            Failure::Reset => format!("the server reset the connection while {what}"),
+            Failure::Closed => format!("the server closed the connection while {what}"),
+            Failure::Other(why) => format!("{why} while {what}"),
+        }
+    }
 }
 
 impl Clock {
@@ -185,21 +184,11 @@ impl Session {
     }
 
     fn timed_out(&self, what: &str) -> Error {
-        self.error(format!(
-            "timed out after {} {what}",
-            self.clock.elapsed_text()
-        ))
+        self.failed(Failure::TimedOut, what)
     }
 
     fn failed(&self, failure: Failure, what: &str) -> Error {
-        match failure {
-            Failure::TimedOut => self.timed_out(what),
-            Failure::Reset => self.error(format!("the server reset the connection while {what}")),
-            Failure::Closed => self.error(format!("the server closed the connection while {what}")),
-            Failure::Refused => self.error(format!("connection refused while {what}")),
-            Failure::Denied => self.error(format!("denied by the sandbox while {what}")),
-            Failure::Other(why) => self.error(format!("{why} while {what}")),
-        }
+        self.error(failure.describe(what, &self.clock))
     }
 
     /// Writes all of `bytes`; `what` completes "timed out after 12ms ...",

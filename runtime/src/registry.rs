@@ -483,7 +483,7 @@ impl Runtime {
     /// thousands of these a second.
     pub fn health(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
         let entry = self.entry(id)?;
-        Ok(lock(&entry.health).clone())
+        Ok(entry.health())
     }
 
     /// Runs a health check now and returns the updated snapshot.
@@ -570,9 +570,7 @@ impl Runtime {
             match done.remove(&id) {
                 Some(snapshot) => result.results.push((id, snapshot)),
                 None => {
-                    result
-                        .results
-                        .push((id.clone(), lock(&entry.health).clone()));
+                    result.results.push((id.clone(), entry.health()));
                     result.unfinished.push(id);
                 }
             }
@@ -710,6 +708,11 @@ async fn start_guest(
 }
 
 impl Entry {
+    /// The last recorded check, as a copy that holds no lock.
+    fn health(&self) -> HealthSnapshot {
+        lock(&self.health).clone()
+    }
+
     fn info(&self) -> ConnectorInfo {
         ConnectorInfo {
             id: self.config.id.clone(),
@@ -722,7 +725,7 @@ impl Entry {
             metadata: self.config.metadata.clone(),
             tags: self.config.tags.clone(),
             component_digest: self.prepared.digest().to_string(),
-            health: lock(&self.health).clone(),
+            health: self.health(),
         }
     }
 }
@@ -742,14 +745,14 @@ async fn close(entry: &Entry) {
 /// Runs one check of `entry` and records it in the cache.
 async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
     if !entry.config.enabled {
-        return lock(&entry.health).clone();
+        return entry.health();
     }
     if lock(&entry.quarantine).blocks(Instant::now()) {
-        return lock(&entry.health).clone();
+        return entry.health();
     }
     let mut outcome = match inner.permits.acquire().await {
         Ok(_permit) => check_once(inner, entry).await,
-        Err(_) => return lock(&entry.health).clone(),
+        Err(_) => return entry.health(),
     };
     let quarantined = lock(&entry.quarantine).observe(outcome.failure.as_ref(), Instant::now());
     if let Some((backoff, overruns)) = quarantined {

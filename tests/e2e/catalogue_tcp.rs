@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sandport::{HealthSnapshot, HealthStatus, Runtime};
 use sandport_tests::servers::{Kind, Options, RealServer};
-use sandport_tests::{HOSTILE_WASM, closed_port, entry, runtime};
+use sandport_tests::{HOSTILE_WASM, closed_port, closed_port_on, entry, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -669,10 +669,7 @@ async fn tcp_reaches_an_ipv6_loopback_server_and_reports_refusals_there() {
         return;
     };
     let port = listener.local_addr().expect("address").port();
-    let closed = {
-        let spare = std::net::TcpListener::bind("[::1]:0").expect("bind a spare port");
-        spare.local_addr().expect("address").port()
-    };
+    let closed = closed_port_on(std::net::Ipv6Addr::LOCALHOST.into());
     let server = tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
             tokio::spawn(async move {

@@ -162,9 +162,15 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, request: Request) -> R
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-/// A loopback port with nothing listening on it.
+/// A port on 127.0.0.1 with nothing listening on it.
 pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    closed_port_on(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// A port on `ip` with nothing listening on it: bound once to learn a free
+/// number, then released.
+pub fn closed_port_on(ip: std::net::IpAddr) -> u16 {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a loopback port");
     let port = listener.local_addr().expect("local address").port();
     drop(listener);
     port

@@ -500,24 +500,18 @@ async fn the_rest_api_serves_the_same_operations_with_json_errors() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
     let url = |path: &str| format!("{}{path}", server.http);
+    let get_json = async |path: &str| -> serde_json::Value {
+        let answer = http.get(url(path)).send().await;
+        let answer = answer.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        answer
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}"))
+    };
 
-    let list: serde_json::Value = http
-        .get(url("/api/v1/connectors"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = get_json("/api/v1/connectors").await;
     assert_eq!(list.as_array().map(Vec::len), Some(2));
-    let filtered: serde_json::Value = http
-        .get(url("/api/v1/connectors?type=custom"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let filtered = get_json("/api/v1/connectors?type=custom").await;
     assert_eq!(filtered.as_array().map(Vec::len), Some(0));
 
     let entry = serde_json::json!({
@@ -566,39 +560,18 @@ async fn the_rest_api_serves_the_same_operations_with_json_errors() {
     let body: serde_json::Value = sneaky.json().await.expect("json");
     assert_eq!(body["error"]["problems"][0]["key"], "auth.token");
 
-    let got: serde_json::Value = http
-        .get(url("/api/v1/connectors/web"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let got = get_json("/api/v1/connectors/web").await;
     assert_eq!(got["config"]["auth"]["token"], "<redacted>");
     assert_eq!(got["config"]["health_check"]["timeout"], "2s");
     assert!(!got.to_string().contains("t0ken"));
 
-    let health: serde_json::Value = http
-        .get(url("/api/v1/connectors/web/health"))
-        .send()
-        .await
-        .expect("health")
-        .json()
-        .await
-        .expect("json");
+    let health = get_json("/api/v1/connectors/web/health").await;
     assert_eq!(health["status"], "healthy", "{health}");
     assert!(health["latency"].is_string());
     // `cached=true` answers with that check instead of running another
     // (which would carry a later `checked_at`, to the millisecond).
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let cached: serde_json::Value = http
-        .get(url("/api/v1/connectors/web/health?cached=true"))
-        .send()
-        .await
-        .expect("cached health")
-        .json()
-        .await
-        .expect("json");
+    let cached = get_json("/api/v1/connectors/web/health?cached=true").await;
     assert_eq!(cached["checked_at"], health["checked_at"], "{cached}");
     assert_eq!(cached["message"], health["message"]);
     let unknown = http
@@ -623,14 +596,7 @@ async fn the_rest_api_serves_the_same_operations_with_json_errors() {
         .expect("put");
     assert_eq!(mismatch.status(), 422);
 
-    let all: serde_json::Value = http
-        .get(url("/api/v1/health"))
-        .send()
-        .await
-        .expect("all")
-        .json()
-        .await
-        .expect("json");
+    let all = get_json("/api/v1/health").await;
     assert_eq!(all.as_array().map(Vec::len), Some(3));
 
     assert_eq!(

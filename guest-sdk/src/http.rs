@@ -14,25 +14,25 @@ pub fn get(url: &str) -> Result<Response, Error> {
     Request::get(url).send()
 }
 
-/// A request being built; send it with [`Request::send`].
+/// A request being built; send it with [`Request::send`], as often as the
+/// connector likes: sending does not consume it.
 #[derive(Debug, Clone)]
 pub struct Request {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: Option<Vec<u8>>,
-    timeout: Option<Duration>,
+    /// Kept as the host wants it, so that a send lowers it as it is.
+    wire: wit::Request,
 }
 
 impl Request {
     /// A request with any method (`GET`, `HEAD`, `POST`, ...).
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
         Request {
-            method: method.into(),
-            url: url.into(),
-            headers: Vec::new(),
-            body: None,
-            timeout: None,
+            wire: wit::Request {
+                method: method.into(),
+                url: url.into(),
+                headers: Vec::new(),
+                body: None,
+                timeout_ms: None,
+            },
         }
     }
 
@@ -48,42 +48,34 @@ impl Request {
 
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        self.wire.headers.push((name.into(), value.into()));
         self
     }
 
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = Some(body.into());
+        self.wire.body = Some(body.into());
         self
     }
 
     /// Sets a timeout; the host caps it at what is left of the check's deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
+        self.wire.timeout_ms = Some(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
         self
     }
 
     /// Sends the request through the host.
-    pub fn send(self) -> Result<Response, Error> {
-        let request = wit::Request {
-            method: self.method.clone(),
-            url: self.url.clone(),
-            headers: self.headers,
-            body: self.body,
-            timeout_ms: self
-                .timeout
-                .map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
-        };
-        match wit::send(&request) {
+    pub fn send(&self) -> Result<Response, Error> {
+        let (method, url) = (self.wire.method.clone(), self.wire.url.clone());
+        match wit::send(&self.wire) {
             Ok(response) => Ok(Response {
-                method: self.method,
-                url: self.url,
+                method,
+                url,
                 status: response.status,
                 headers: response.headers,
                 body: response.body,
             }),
-            Err(error) => Err(Error::from_wit(self.method, self.url, error)),
+            Err(error) => Err(Error::from_wit(method, url, error)),
         }
     }
 }

@@ -139,17 +139,19 @@ pub const MAX_MESSAGE: usize = 1024;
 /// Makes a guest-supplied string fit for one log line or API field: control
 /// characters and line breaks become spaces, runs of spaces collapse, and
 /// the length is capped.
-pub fn one_line(text: &str) -> String {
-    // Most messages are short printable ASCII with single spaces: as is.
-    let bytes = text.as_bytes();
+pub fn one_line(text: impl AsRef<str> + Into<String>) -> String {
+    // Most messages are short printable ASCII with single spaces: as they
+    // are, and an owned one without a copy.
+    let bytes = text.as_ref().as_bytes();
     if bytes.len() <= MAX_MESSAGE
         && bytes.first() != Some(&b' ')
         && bytes.last() != Some(&b' ')
-        && !text.contains("  ")
+        && !bytes.windows(2).any(|pair| pair == b"  ")
         && bytes.iter().all(|b| (b' '..=b'~').contains(b))
     {
-        return text.to_string();
+        return text.into();
     }
+    let text = text.as_ref();
     let mut out = String::with_capacity(text.len().min(MAX_MESSAGE));
     let mut last_space = false;
     for c in text.trim().chars() {
@@ -221,6 +223,11 @@ mod tests {
         assert_eq!(one_line("é  b\u{a0}\u{a0}c "), "é b c");
         let long = "x".repeat(5000);
         assert!(one_line(&long).chars().count() <= MAX_MESSAGE + 1);
+        assert!(one_line(long).chars().count() <= MAX_MESSAGE + 1);
+        // A clean message the caller owns is kept, not copied.
+        let clean = String::from("GET http://h/ returned 200");
+        let at = clean.as_ptr();
+        assert_eq!(one_line(clean).as_ptr(), at);
     }
 
     #[test]

@@ -838,17 +838,17 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
                 && guest.was_denied())
             .then_some(FailureKind::EgressDenied),
             status: crate::sandbox::status_from_wit(report.status),
-            message: one_line(&report.message),
+            message: one_line(report.message),
             details: report
                 .details
-                .iter()
+                .into_iter()
                 .take(MAX_DETAILS)
                 .map(|(k, v)| (one_line(k), one_line(v)))
                 .collect(),
             latency: started.elapsed(),
             checked_at: SystemTime::now(),
         },
-        Ok(Err(message)) => fail(FailureKind::GuestError, one_line(&message)),
+        Ok(Err(message)) => fail(FailureKind::GuestError, one_line(message)),
         Err(e) => {
             *slot = None;
             fail(e.kind, e.message)

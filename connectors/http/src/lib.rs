@@ -67,12 +67,13 @@ impl Connector for HttpCheck {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = self.request.clone().send()?;
+        let response = self.request.send()?;
         let what = response.describe_status();
         if !self.expected.contains(response.status) {
             return Err(Error::new(format!("{what}, expected {}", self.expected)));
         }
-        let body = response.text();
+        // Borrowed unless the body is not UTF-8.
+        let body = String::from_utf8_lossy(&response.body);
         let fail = |why: String| Err(Error::new(format!("{what} but the body {why}")));
         if let Some(needle) = &self.contains
             && !body.contains(needle.as_str())

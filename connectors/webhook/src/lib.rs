@@ -67,7 +67,7 @@ impl Connector for Webhook {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = self.request.clone().send()?;
+        let response = self.request.send()?;
         let what = response.describe_status();
         if !self.expected.contains(response.status) {
             let text = response.text();

@@ -203,12 +203,12 @@ impl Guest {
         self.guarded(budget, async |b, s| {
             let api = b.sandport_connector_connector_api();
             Ok(GuestInfo {
-                name: one_line(&api.call_name(&mut *s).await?),
-                description: one_line(&api.call_description(&mut *s).await?),
+                name: one_line(api.call_name(&mut *s).await?),
+                description: one_line(api.call_description(&mut *s).await?),
                 connector_type: super::convert::from_wit_type(
                     api.call_connector_type(&mut *s).await?,
                 ),
-                endpoint: one_line(&api.call_get_endpoint(&mut *s).await?),
+                endpoint: one_line(api.call_get_endpoint(&mut *s).await?),
             })
         })
         .await

@@ -179,19 +179,25 @@ impl Serve {
             if let Some(status) = self.child.try_wait().context("wait for sandport")? {
                 bail!("sandport serve exited ({status}):\n{}", self.log_tail());
             }
-            if let Ok(mut client) = self.client().await
-                && let Ok(Ok(list)) = tokio::time::timeout(
-                    timeout,
-                    client.list_connectors(pb::ListConnectorsRequest::default()),
-                )
-                .await
-                && list.get_ref().connectors.len() >= count
-            {
-                return Ok(since.elapsed());
-            }
+            // What this attempt saw, for the message if the wait runs out.
+            let last = match self.client().await {
+                Err(e) => format!("cannot connect: {e:#}"),
+                Ok(mut client) => {
+                    // One slow answer must not use up the whole wait.
+                    let call = client.list_connectors(pb::ListConnectorsRequest::default());
+                    match tokio::time::timeout(Duration::from_secs(20), call).await {
+                        Err(_) => "ListConnectors did not answer within 20s".to_string(),
+                        Ok(Err(status)) => format!("ListConnectors failed: {status}"),
+                        Ok(Ok(list)) if list.get_ref().connectors.len() >= count => {
+                            return Ok(since.elapsed());
+                        }
+                        Ok(Ok(list)) => format!("{} listed", list.get_ref().connectors.len()),
+                    }
+                }
+            };
             if since.elapsed() > timeout {
                 bail!(
-                    "sandport did not list {count} connectors within {timeout:?}:\n{}",
+                    "sandport did not list {count} connectors within {timeout:?} (last attempt: {last}):\n{}",
                     self.log_tail()
                 );
             }

@@ -227,7 +227,8 @@ mod tests {
         // A clean message the caller owns is kept, not copied.
         let clean = String::from("GET http://h/ returned 200");
         let at = clean.as_ptr();
-        assert_eq!(one_line(clean).as_ptr(), at);
+        let kept = one_line(clean);
+        assert_eq!(kept.as_ptr(), at);
     }
 
     #[test]

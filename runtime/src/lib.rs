@@ -49,6 +49,8 @@ pub use registry::{
     CheckAll, ConnectorInfo, HealthEvent, NotFound, RegisterError, Runtime, RuntimeError,
     RuntimeOptions,
 };
+/// Memory mappings one live connector instance holds at most.
+pub use sandbox::mappings::PER_INSTANCE as MAPPINGS_PER_INSTANCE;
 
 /// The built-ins, for config parsing.
 pub fn builtins() -> &'static dyn config::BuiltinCatalog {

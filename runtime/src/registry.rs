@@ -22,10 +22,14 @@ use crate::egress::{Egress, HttpClient};
 use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus, one_line};
 use crate::quarantine::Quarantine;
 pub use crate::sandbox::Echo;
-use crate::sandbox::{Guest, GuestError, GuestInfo, Prepared, Sandbox, SandboxError};
+use crate::sandbox::{Guest, GuestError, GuestInfo, Prepared, Sandbox, SandboxError, mappings};
 
 /// How long `close` may take when a connector is removed or on shutdown.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Connectors started at once. Starts are mostly CPU work, so more would
+/// only queue; enough that starts waiting on the network overlap.
+const MAX_CONCURRENT_STARTS: usize = 128;
 
 /// The most details kept from one health report.
 const MAX_DETAILS: usize = 64;
@@ -90,6 +94,10 @@ pub enum RegisterError {
     },
     #[error("connector `{id}`: {message}")]
     Sandbox { id: String, message: String },
+    /// Instantiating or initialising the connector took longer than its
+    /// `health_check.timeout`.
+    #[error("connector `{id}`: {message} (starting a connector has its health_check.timeout)")]
+    StartTimedOut { id: String, message: String },
     #[error("connector `{id}` refused its config: {message}")]
     Initialize { id: String, message: String },
     #[error("no connector with id `{0}`")]
@@ -107,6 +115,7 @@ impl RegisterError {
             RegisterError::AlreadyExists(_) => "id",
             RegisterError::Component { .. } => "component",
             RegisterError::Sandbox { .. } => "sandbox",
+            RegisterError::StartTimedOut { .. } => "health_check.timeout",
             RegisterError::Initialize { .. } => "settings",
             RegisterError::NotFound(_) | RegisterError::Conflict(_) => "id",
             RegisterError::ResourceExhausted { .. } => "sandbox.memory_limit",
@@ -168,11 +177,52 @@ struct Inner {
     sandbox: Sandbox,
     http: HttpClient,
     options: RuntimeOptions,
+    instance_limit: InstanceLimit,
     permits: Semaphore,
+    /// Connectors being started (instantiated and initialised) at once.
+    starts: Semaphore,
     connectors: RwLock<BTreeMap<String, Arc<Entry>>>,
     /// Components given by path, by file identity: registering 10,000
     /// entries of one file reads and hashes it once, not 10,000 times.
     by_path: Mutex<std::collections::HashMap<std::path::PathBuf, (FileStamp, Weak<Prepared>)>>,
+}
+
+/// The most enabled connectors the node runs, and what sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct InstanceLimit {
+    max: usize,
+    /// `vm.max_map_count`, when the kernel's limit on memory mappings is
+    /// lower than the configured limit and so sets it instead.
+    max_map_count: Option<usize>,
+}
+
+impl InstanceLimit {
+    fn new(configured: usize, max_map_count: Option<usize>) -> Self {
+        match max_map_count {
+            Some(count) if mappings::instances_within(count) < configured => InstanceLimit {
+                max: mappings::instances_within(count),
+                max_map_count: Some(count),
+            },
+            _ => InstanceLimit {
+                max: configured,
+                max_map_count: None,
+            },
+        }
+    }
+
+    /// Why one more instance is refused, with `instances` running.
+    fn refusal(&self, instances: usize) -> String {
+        match self.max_map_count {
+            None => format!(
+                "the node runs {instances} of at most {} connector instances",
+                self.max
+            ),
+            Some(count) => format!(
+                "the node runs {instances} connector instances, as many as the kernel's limit on memory mappings leaves room for (vm.max_map_count = {count}, {} per instance); raise it (e.g. `sysctl -w vm.max_map_count=262144`) to run more",
+                mappings::PER_INSTANCE
+            ),
+        }
+    }
 }
 
 /// What tells one version of a file from another without reading it.
@@ -227,12 +277,15 @@ impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
         let sandbox = Sandbox::new(options.cache_dir.clone())?;
         let http = HttpClient::new().map_err(RuntimeError::Http)?;
+        let instance_limit = InstanceLimit::new(options.max_instances, mappings::max_map_count());
         Ok(Runtime {
             inner: Arc::new(Inner {
                 events: broadcast::channel(1024).0,
                 sandbox,
                 http,
+                instance_limit,
                 permits: Semaphore::new(options.max_concurrent_checks.max(1)),
+                starts: Semaphore::new(MAX_CONCURRENT_STARTS),
                 options,
                 connectors: RwLock::new(BTreeMap::new()),
                 by_path: Mutex::new(std::collections::HashMap::new()),
@@ -240,28 +293,57 @@ impl Runtime {
         })
     }
 
+    /// The most enabled connectors this node runs: the configured limit, or
+    /// fewer where the kernel's limit on memory mappings allows fewer.
+    pub fn max_instances(&self) -> usize {
+        self.inner.instance_limit.max
+    }
+
     /// Registers every connector of a loaded config, concurrently. Returns
     /// the config's problems plus one per connector that failed to start.
     pub async fn load(&self, loaded: Loaded) -> Vec<Problem> {
         let mut problems = loaded.problems;
-        let mut tasks = JoinSet::new();
-        for config in loaded.connectors {
-            let runtime = self.clone();
-            tasks.spawn(async move {
-                let id = config.id.clone();
-                runtime.register(config).await.err().map(|e| (id, e))
-            });
-        }
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok(Some((id, error))) = joined {
-                problems.push(Problem {
-                    entry: format!("connector \"{id}\""),
-                    key: error.key().into(),
-                    message: error.to_string(),
-                });
+        let mut again = Vec::new();
+        for (config, error) in self.register_all(loaded.connectors).await {
+            match error {
+                RegisterError::StartTimedOut { .. } => again.push(config),
+                error => problems.push(load_problem(&config.id, &error)),
             }
         }
+        // A node starting thousands of connectors can leave one short of
+        // time; it gets a second start once the others have theirs.
+        for (config, error) in self.register_all(again).await {
+            let mut problem = load_problem(&config.id, &error);
+            if matches!(error, RegisterError::StartTimedOut { .. }) {
+                problem
+                    .message
+                    .push_str("; a second start, once the others had started, timed out too");
+            }
+            problems.push(problem);
+        }
         problems
+    }
+
+    /// Registers `configs` concurrently; returns those that failed.
+    async fn register_all(
+        &self,
+        configs: Vec<ConnectorConfig>,
+    ) -> Vec<(ConnectorConfig, RegisterError)> {
+        let mut tasks = JoinSet::new();
+        for config in configs {
+            let runtime = self.clone();
+            tasks.spawn(async move {
+                let kept = config.clone();
+                runtime.register(config).await.err().map(|e| (kept, e))
+            });
+        }
+        let mut failed = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(Some(failure)) = joined {
+                failed.push(failure);
+            }
+        }
+        failed
     }
 
     /// Loads, compiles, instantiates and initialises a connector, then
@@ -346,11 +428,8 @@ impl Runtime {
                 message,
             })
         };
-        if instances + 1 > options.max_instances {
-            return refuse(format!(
-                "the node runs {instances} of at most {} connector instances",
-                options.max_instances
-            ));
+        if instances + 1 > self.inner.instance_limit.max {
+            return refuse(self.inner.instance_limit.refusal(instances));
         }
         if let Some(budget) = options.memory_budget {
             let used: u64 = enabled()
@@ -379,6 +458,10 @@ impl Runtime {
                 id: id.clone(),
                 message: e.to_string(),
             })?;
+        // A start's budget counts from when it may run: loading thousands
+        // of connectors at once would otherwise spend it queued behind the
+        // others' starts.
+        let _start = self.inner.starts.acquire().await;
         let budget = Budget::new(config.health_check.timeout);
         let (instance, info, health) = if config.enabled {
             let mut guest = start_guest(&self.inner, &prepared, &config, &egress, budget)
@@ -388,18 +471,9 @@ impl Runtime {
                         id: id.clone(),
                         message: one_line(&message),
                     },
-                    StartError::Sandbox(e) => RegisterError::Sandbox {
-                        id: id.clone(),
-                        message: e.message,
-                    },
+                    StartError::Sandbox(e) => start_failed(&id, e),
                 })?;
-            let mut info = guest
-                .info(budget)
-                .await
-                .map_err(|e| RegisterError::Sandbox {
-                    id: id.clone(),
-                    message: e.message,
-                })?;
+            let mut info = guest.info(budget).await.map_err(|e| start_failed(&id, e))?;
             // The operator's `type` is what lists and filters go by.
             info.connector_type = config.connector_type;
             // Its first check is an interval away, or never.
@@ -690,6 +764,23 @@ enum StartError {
     Sandbox(GuestError),
 }
 
+fn start_failed(id: &str, error: GuestError) -> RegisterError {
+    let (id, message) = (id.to_string(), error.message);
+    if error.kind == FailureKind::Deadline {
+        RegisterError::StartTimedOut { id, message }
+    } else {
+        RegisterError::Sandbox { id, message }
+    }
+}
+
+fn load_problem(id: &str, error: &RegisterError) -> Problem {
+    Problem {
+        entry: format!("connector \"{id}\""),
+        key: error.key().into(),
+        message: error.to_string(),
+    }
+}
+
 async fn start_guest(
     inner: &Inner,
     prepared: &Prepared,
@@ -889,4 +980,28 @@ fn fraction_of(text: &str) -> f64 {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernels_mapping_limit_lowers_the_instance_limit_and_says_how_to_raise_it() {
+        let configured = InstanceLimit::new(20_000, None);
+        assert_eq!(configured.max, 20_000);
+        assert_eq!(
+            configured.refusal(20_000),
+            "the node runs 20000 of at most 20000 connector instances"
+        );
+        // A raised kernel limit leaves the configured one in charge.
+        assert_eq!(InstanceLimit::new(20_000, Some(262_144)), configured);
+
+        let mapped = InstanceLimit::new(20_000, Some(65_530));
+        assert_eq!(mapped.max, mappings::instances_within(65_530));
+        assert!(mapped.max >= 10_000, "{mapped:?}");
+        let message = mapped.refusal(mapped.max);
+        assert!(message.contains("vm.max_map_count = 65530"), "{message}");
+        assert!(message.contains("sysctl -w vm.max_map_count="), "{message}");
+    }
 }

@@ -236,6 +236,43 @@ async fn a_guest_that_refuses_its_config_is_not_registered() {
     assert!(runtime.get("grumpy").is_err());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_runs_out_of_time_is_tried_again_once_then_names_the_timeout() {
+    let runtime = runtime();
+    let yaml = format!(
+        "connectors:\n  - {{id: stuck, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: 9, settings: {{mode: init-loop}}, health_check: {{timeout: 300ms}}}}\n  - {{id: fine, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: 9, health_check: {{timeout: 300ms}}}}\n"
+    );
+    let loaded = sandport::config::parse(
+        &yaml,
+        "test",
+        std::path::Path::new("."),
+        sandport::builtins(),
+    )
+    .expect("parses");
+    let started = std::time::Instant::now();
+    let problems = runtime.load(loaded).await;
+    let took = started.elapsed();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "health_check.timeout");
+    assert!(
+        problems[0].message.contains("timed out after 300ms"),
+        "{problems:?}"
+    );
+    assert!(
+        problems[0]
+            .message
+            .ends_with("a second start, once the others had started, timed out too"),
+        "{problems:?}"
+    );
+    // Two starts of 300 ms each.
+    assert!(
+        took >= std::time::Duration::from_millis(600),
+        "took {took:?}"
+    );
+    assert!(runtime.get("stuck").is_err());
+    assert!(runtime.get("fine").is_ok());
+}
+
 #[tokio::test]
 async fn instance_state_survives_between_checks() {
     let server = FakeServer::prometheus().await;

@@ -114,6 +114,14 @@ impl Guest {
             offstack.drive(prepared.pre.instantiate_async(&mut store)),
         );
         let (result, stack) = super::stack::capture(instantiate).await;
+        if let Ok(Err(error)) = &result
+            && let Some(why) = host_failure(&store, error)
+        {
+            return Err(GuestError {
+                kind: FailureKind::Instantiate,
+                message: format!("cannot instantiate: {why}"),
+            });
+        }
         let bindings = classify(&store, result, budget, memory_limit).map_err(|mut e| {
             if e.kind == FailureKind::Trap {
                 e.kind = FailureKind::Instantiate;
@@ -294,6 +302,24 @@ fn classify<R>(
     }
 }
 
+/// Says why, when `error` is the host's failure rather than the guest's: not
+/// a trap of the guest's code, its deadline or its memory limit, but e.g.
+/// the process out of memory mappings (`vm.max_map_count`) when a new
+/// instance's memory is mapped.
+fn host_failure(store: &Store<GuestState>, error: &wasmtime::Error) -> Option<String> {
+    if error.is::<wasmtime::Trap>()
+        || error.is::<DeadlineReached>()
+        || store.data().limits.memory_refused
+    {
+        return None;
+    }
+    let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+    Some(format!(
+        "the host could not set up the instance: {}",
+        causes.join(": ")
+    ))
+}
+
 /// The trap's own message without wasmtime's multi-line backtrace.
 fn trap_message(error: &wasmtime::Error) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
@@ -315,6 +341,31 @@ mod tests {
                 .as_ref()
                 .map(super::super::stack::StackHandle::resident_pages)
         }
+    }
+
+    #[test]
+    fn a_failure_of_the_host_is_not_called_a_trap_of_the_guest() {
+        let config = crate::config::parse_entry(
+            "{id: p, component: prometheus, host: 127.0.0.1, port: 9}",
+            std::path::Path::new("."),
+            &crate::builtin::Builtins,
+        )
+        .expect("a valid entry");
+        let egress = Egress::new(&HttpClient::new().expect("a client"), &config).expect("egress");
+        let sandbox = Sandbox::new(None).expect("a sandbox");
+        let store = Store::new(sandbox.engine(), GuestState::new(&config, egress));
+        let enomem = wasmtime::Error::msg("Cannot allocate memory (os error 12)")
+            .context("cannot allocate 0x110000 with guard regions");
+        assert_eq!(
+            host_failure(&store, &enomem).as_deref(),
+            Some(
+                "the host could not set up the instance: cannot allocate 0x110000 with guard regions: Cannot allocate memory (os error 12)"
+            )
+        );
+        let trap = wasmtime::Error::new(wasmtime::Trap::UnreachableCodeReached);
+        assert_eq!(host_failure(&store, &trap), None);
+        let late = wasmtime::Error::new(DeadlineReached);
+        assert_eq!(host_failure(&store, &late), None);
     }
 
     #[tokio::test]

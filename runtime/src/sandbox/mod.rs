@@ -9,6 +9,7 @@
 mod cache;
 mod convert;
 mod guest;
+pub mod mappings;
 mod offstack;
 mod stack;
 mod state;

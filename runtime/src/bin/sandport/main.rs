@@ -65,7 +65,9 @@ enum Command {
             default_value = "127.0.0.1:8080"
         )]
         http_addr: String,
-        /// Enabled connectors this node accepts
+        /// Enabled connectors this node accepts (fewer if the kernel's
+        /// vm.max_map_count leaves room for fewer: about 15,800 at its
+        /// default of 65,530)
         #[arg(long, value_name = "N", default_value_t = 20_000)]
         max_connectors: usize,
         /// Sum of the connectors' memory limits this node accepts, e.g. 16GiB [default: no limit]
@@ -441,6 +443,7 @@ async fn serve(
         grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or(grpc_addr),
         http = %http.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| http_addr.to_string()),
         connectors = service.runtime().list(None).len(),
+        max_connectors = service.runtime().max_instances(),
         state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
         "sandport is listening; stop it with Ctrl-C or SIGTERM"
     );

@@ -7,6 +7,7 @@
 //!   request's own timeout, if set) and reports what happened.
 //! - `panic`: panics in `health-check`.
 //! - `fail-init`: refuses to initialise.
+//! - `init-loop`: spins forever in `initialize`.
 //! - `log-and-print`: logs, prints to stdout/stderr, then reports healthy.
 //! - `credentials`: reports what `credentials.get` gives it.
 //! - `leak`: healthy, but keeps 256 KiB more memory after every check.
@@ -53,6 +54,12 @@ impl Connector for Hostile {
         let mode = config.setting("mode").unwrap_or("count").to_string();
         if mode == "fail-init" {
             return Err("settings.mode is fail-init, so initialisation fails".into());
+        }
+        if mode == "init-loop" {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
         }
         Ok(Hostile {
             config_text: format!("{config:?}"),

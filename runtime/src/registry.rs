@@ -105,7 +105,12 @@ pub enum RegisterError {
     #[error("connector `{0}` was changed or removed while it was being updated; try again")]
     Conflict(String),
     #[error("connector `{id}` refused: {message}")]
-    ResourceExhausted { id: String, message: String },
+    ResourceExhausted {
+        id: String,
+        message: String,
+        /// The entry's key that would make it fit, if one would.
+        key: &'static str,
+    },
 }
 
 impl RegisterError {
@@ -118,7 +123,7 @@ impl RegisterError {
             RegisterError::StartTimedOut { .. } => "health_check.timeout",
             RegisterError::Initialize { .. } => "settings",
             RegisterError::NotFound(_) | RegisterError::Conflict(_) => "id",
-            RegisterError::ResourceExhausted { .. } => "sandbox.memory_limit",
+            RegisterError::ResourceExhausted { key, .. } => key,
         }
     }
 }
@@ -422,14 +427,16 @@ impl Runtime {
         let freed = replacing.filter(|c| c.enabled);
         let instances = enabled().count() - usize::from(freed.is_some());
         let options = &self.inner.options;
-        let refuse = |message: String| {
+        let refuse = |key, message: String| {
             Err(RegisterError::ResourceExhausted {
                 id: config.id.clone(),
                 message,
+                key,
             })
         };
         if instances + 1 > self.inner.instance_limit.max {
-            return refuse(self.inner.instance_limit.refusal(instances));
+            // No key of the entry changes the count but `enabled` itself.
+            return refuse("", self.inner.instance_limit.refusal(instances));
         }
         if let Some(budget) = options.memory_budget {
             let used: u64 = enabled()
@@ -438,12 +445,15 @@ impl Runtime {
                 - freed.map_or(0, |c| c.sandbox.memory_limit);
             let wanted = config.sandbox.memory_limit;
             if used.saturating_add(wanted) > budget {
-                return refuse(format!(
-                    "its memory limit of {} does not fit: {} of the node's {} memory budget is taken",
-                    crate::config::format_size(wanted),
-                    crate::config::format_size(used),
-                    crate::config::format_size(budget)
-                ));
+                return refuse(
+                    "sandbox.memory_limit",
+                    format!(
+                        "its memory limit of {} does not fit: {} of the node's {} memory budget is taken",
+                        crate::config::format_size(wanted),
+                        crate::config::format_size(used),
+                        crate::config::format_size(budget)
+                    ),
+                );
             }
         }
         Ok(())

@@ -302,6 +302,7 @@ async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
         text.contains("64 MiB") && text.contains("100 MiB"),
         "{text}"
     );
+    assert_eq!(err.key(), "sandbox.memory_limit");
     runtime
         .register(entry(&yaml("d", "16MiB", true)))
         .await
@@ -311,6 +312,8 @@ async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
         .await
         .expect_err("no instances left");
     assert!(err.to_string().contains("3 of at most 3"), "{err}");
+    // No key of the entry would make it fit.
+    assert_eq!(err.key(), "");
     runtime
         .register(entry(&yaml("off", "64MiB", false)))
         .await

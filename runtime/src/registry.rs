@@ -203,9 +203,10 @@ struct InstanceLimit {
 
 impl InstanceLimit {
     fn new(configured: usize, max_map_count: Option<usize>) -> Self {
-        match max_map_count {
-            Some(count) if mappings::instances_within(count) < configured => InstanceLimit {
-                max: mappings::instances_within(count),
+        let fits = max_map_count.map(|count| (count, mappings::instances_within(count)));
+        match fits {
+            Some((count, fits)) if fits < configured => InstanceLimit {
+                max: fits,
                 max_map_count: Some(count),
             },
             _ => InstanceLimit {

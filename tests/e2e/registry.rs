@@ -171,13 +171,7 @@ async fn many_connectors_of_one_component_compile_once_and_check_concurrently() 
             server.port()
         ));
     }
-    let loaded = sandport::config::parse(
-        &yaml,
-        "test",
-        std::path::Path::new("."),
-        sandport::builtins(),
-    )
-    .expect("parses");
+    let loaded = sandport_tests::config(&yaml);
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
     let runtime = sandport_tests::runtime();
     let problems = runtime.load(loaded).await;
@@ -387,13 +381,7 @@ async fn an_idle_instance_costs_few_memory_mappings() {
             "  - {{id: p{i}, component: prometheus, host: 127.0.0.1, port: 9}}\n"
         ));
     }
-    let loaded = sandport::config::parse(
-        &yaml,
-        "test",
-        std::path::Path::new("."),
-        sandport::builtins(),
-    )
-    .expect("parses");
+    let loaded = sandport_tests::config(&yaml);
     assert!(runtime.load(loaded).await.is_empty());
     let added = mappings() - before;
     // The kernel allows 65,530 per process by default, and the registry

@@ -242,13 +242,7 @@ async fn a_start_that_runs_out_of_time_is_tried_again_once_then_names_the_timeou
     let yaml = format!(
         "connectors:\n  - {{id: stuck, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: 9, settings: {{mode: init-loop}}, health_check: {{timeout: 300ms}}}}\n  - {{id: fine, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: 9, health_check: {{timeout: 300ms}}}}\n"
     );
-    let loaded = sandport::config::parse(
-        &yaml,
-        "test",
-        std::path::Path::new("."),
-        sandport::builtins(),
-    )
-    .expect("parses");
+    let loaded = sandport_tests::config(&yaml);
     let started = std::time::Instant::now();
     let problems = runtime.load(loaded).await;
     let took = started.elapsed();

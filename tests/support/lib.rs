@@ -186,6 +186,13 @@ pub fn entry(yaml: &str) -> ConnectorConfig {
     )
 }
 
+/// Parses a whole config file written in YAML (entries with problems are
+/// left out and listed in `problems`, as the service loads them).
+pub fn config(yaml: &str) -> sandport::config::Loaded {
+    sandport::config::parse(yaml, "test", Path::new("."), sandport::builtins())
+        .unwrap_or_else(|e| panic!("bad test config file: {e}"))
+}
+
 /// A runtime without the scheduler: tests call checks themselves.
 pub fn runtime() -> sandport::Runtime {
     sandport::Runtime::new(sandport::RuntimeOptions {

@@ -335,6 +335,18 @@ mod tests {
     use super::*;
     use crate::egress::HttpClient;
 
+    /// A `prometheus` entry for a port nothing answers on, with its egress.
+    fn prometheus_entry() -> (ConnectorConfig, Egress) {
+        let config = crate::config::parse_entry(
+            "{id: p, component: prometheus, host: 127.0.0.1, port: 9}",
+            std::path::Path::new("."),
+            &crate::builtin::Builtins,
+        )
+        .expect("a valid entry");
+        let egress = Egress::new(&HttpClient::new().expect("a client"), &config).expect("egress");
+        (config, egress)
+    }
+
     impl Guest {
         fn stack_resident_pages(&self) -> Option<usize> {
             self.stack
@@ -345,13 +357,7 @@ mod tests {
 
     #[test]
     fn a_failure_of_the_host_is_not_called_a_trap_of_the_guest() {
-        let config = crate::config::parse_entry(
-            "{id: p, component: prometheus, host: 127.0.0.1, port: 9}",
-            std::path::Path::new("."),
-            &crate::builtin::Builtins,
-        )
-        .expect("a valid entry");
-        let egress = Egress::new(&HttpClient::new().expect("a client"), &config).expect("egress");
+        let (config, egress) = prometheus_entry();
         let sandbox = Sandbox::new(None).expect("a sandbox");
         let store = Store::new(sandbox.engine(), GuestState::new(&config, egress));
         let enomem = wasmtime::Error::msg("Cannot allocate memory (os error 12)")
@@ -376,13 +382,7 @@ mod tests {
             .prepare_builtin(builtin.name, builtin.component)
             .await
             .expect("the built-in compiles");
-        let config = crate::config::parse_entry(
-            "{id: p, component: prometheus, host: 127.0.0.1, port: 9}",
-            std::path::Path::new("."),
-            &crate::builtin::Builtins,
-        )
-        .expect("a valid entry");
-        let egress = Egress::new(&HttpClient::new().expect("a client"), &config).expect("egress");
+        let (config, egress) = prometheus_entry();
         let budget = Budget::new(Duration::from_secs(30));
         let mut guest = Guest::instantiate(&sandbox, &prepared, &config, egress, budget)
             .await

@@ -5,6 +5,7 @@
 //! by the host to requests bound for the connector's own endpoint.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bindings::sandport::connector::http_client::{self as wit, HttpError};
@@ -20,15 +21,19 @@ pub fn get(url: &str) -> Result<Response, Error> {
 pub struct Request {
     /// Kept as the host wants it, so that a send lowers it as it is.
     wire: wit::Request,
+    /// `"GET http://host/path"`, shared with every response and error.
+    label: Arc<str>,
 }
 
 impl Request {
     /// A request with any method (`GET`, `HEAD`, `POST`, ...).
     pub fn new(method: impl Into<String>, url: impl Into<String>) -> Self {
+        let (method, url) = (method.into(), url.into());
         Request {
+            label: Arc::from(format!("{method} {url}")),
             wire: wit::Request {
-                method: method.into(),
-                url: url.into(),
+                method,
+                url,
                 headers: Vec::new(),
                 body: None,
                 timeout_ms: None,
@@ -66,31 +71,38 @@ impl Request {
 
     /// Sends the request through the host.
     pub fn send(&self) -> Result<Response, Error> {
-        let (method, url) = (self.wire.method.clone(), self.wire.url.clone());
-        match wit::send(&self.wire) {
-            Ok(response) => Ok(Response {
-                method,
-                url,
-                status: response.status,
-                headers: response.headers,
-                body: response.body,
+        match wit::fetch(&self.wire) {
+            Ok(reply) => Ok(Response {
+                label: self.label.clone(),
+                status: reply.status,
+                headers: reply.headers,
+                body: reply.body,
             }),
-            Err(error) => Err(Error::from_wit(method, url, error)),
+            Err(error) => Err(Error::from_wit(self.label.clone(), error)),
         }
     }
 }
 
-/// A response, body included.
-#[derive(Debug, Clone)]
+/// A response, body included. Its headers stay in the host until asked
+/// for (most checks read none); they count against the connector's memory
+/// limit until the response is dropped.
 pub struct Response {
-    method: String,
-    url: String,
+    label: Arc<str>,
     /// The status code.
     pub status: u16,
-    /// The headers, in the order received.
-    pub headers: Vec<(String, String)>,
+    headers: wit::Headers,
     /// The body (capped by the host).
     pub body: Vec<u8>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("request", &self.label)
+            .field("status", &self.status)
+            .field("body_len", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Response {
@@ -99,12 +111,16 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
-    /// The first header with this name (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    /// The first header with this name (case-insensitive). Each call asks
+    /// the host.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name)
+    }
+
+    /// Every header as `(name, value)`, in the order received; names in
+    /// lower case.
+    pub fn headers(&self) -> Vec<(String, String)> {
+        self.headers.entries()
     }
 
     /// The body as text (invalid UTF-8 replaced).
@@ -114,7 +130,7 @@ impl Response {
 
     /// `"GET http://host/path returned 503"`: the usual failure message.
     pub fn describe_status(&self) -> String {
-        format!("{} {} returned {}", self.method, self.url, self.status)
+        format!("{} returned {}", self.label, self.status)
     }
 
     /// The response if its status is 2xx, else an error saying what came back.
@@ -158,13 +174,13 @@ pub enum ErrorKind {
 #[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
-    method: String,
-    url: String,
+    /// `"GET http://host/path"`.
+    label: Arc<str>,
     message: String,
 }
 
 impl Error {
-    fn from_wit(method: String, url: String, error: HttpError) -> Self {
+    fn from_wit(label: Arc<str>, error: HttpError) -> Self {
         let (kind, message) = match error {
             HttpError::Denied(m) => (ErrorKind::Denied, m),
             HttpError::InvalidUrl(m) => (ErrorKind::InvalidUrl, m),
@@ -176,8 +192,7 @@ impl Error {
         };
         Error {
             kind,
-            method,
-            url,
+            label,
             message,
         }
     }
@@ -195,7 +210,7 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.method, self.url, self.message)
+        write!(f, "{}: {}", self.label, self.message)
     }
 }
 

@@ -268,6 +268,48 @@ async fn a_start_that_runs_out_of_time_is_tried_again_once_then_names_the_timeou
 }
 
 #[tokio::test]
+async fn response_headers_held_for_a_guest_count_against_its_memory_limit_until_dropped() {
+    let fat = "f".repeat(32 * 1024);
+    let server = FakeServer::start(&[("/fat", Reply::ok("").header("X-Fat", &fat))]).await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "hoarder",
+            server.port(),
+            &format!("mode: hold-headers, url: '{}'", server.url("/fat")),
+            ", sandbox: {memory_limit: 4MiB, max_requests_per_call: 1000}, health_check: {timeout: 20s}",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("hoarder").await.expect("known");
+    let detail = |key: &str| {
+        snap.details
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no detail {key}: {snap:?}"))
+    };
+    // 4 MiB holds the guest's own memory and fewer than 128 such headers;
+    // the request limit (1,000) is not what stopped it.
+    let held: usize = detail("held").parse().expect("a count");
+    assert!((10..128).contains(&held), "{snap:?}");
+    assert_eq!(detail("kind"), "TooLarge", "{snap:?}");
+    assert!(detail("error").contains("sandbox.memory_limit"), "{snap:?}");
+    // Asked for by any case; listed in lower case.
+    assert_eq!(detail("fat"), fat.len().to_string(), "{snap:?}");
+    assert!(
+        detail("names").split(',').any(|name| name == "x-fat"),
+        "{snap:?}"
+    );
+    // Dropping the responses gave the memory back.
+    assert_eq!(detail("again"), fat.len().to_string(), "{snap:?}");
+    assert_eq!(server.hits("/fat"), held + 2);
+    // And the instance is no worse for it.
+    let snap = runtime.check("hoarder").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+}
+
+#[tokio::test]
 async fn instance_state_survives_between_checks() {
     let server = FakeServer::prometheus().await;
     let runtime = runtime();

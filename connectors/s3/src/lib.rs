@@ -58,6 +58,7 @@ impl Connector for S3 {
             Some(b) => format!("bucket `{b}`"),
             None => "the bucket".to_string(),
         };
+        let region = response.header("x-amz-bucket-region");
         let report = match response.status {
             200..=299 => HealthReport::healthy().message(format!("{what} is reachable")),
             404 => HealthReport::unhealthy(format!(
@@ -73,9 +74,7 @@ impl Connector for S3 {
                 response.describe_status()
             )),
             301 | 307 => {
-                let region = response
-                    .header("x-amz-bucket-region")
-                    .unwrap_or("another region");
+                let region = region.as_deref().unwrap_or("another region");
                 HealthReport::unhealthy(format!(
                     "{what} is in {region} ({}); set auth.region and the regional endpoint",
                     response.describe_status()
@@ -84,7 +83,7 @@ impl Connector for S3 {
             _ => HealthReport::unhealthy(response.describe_status()),
         };
         let mut report = report.detail("status", response.status.to_string());
-        if let Some(region) = response.header("x-amz-bucket-region") {
+        if let Some(region) = region {
             report = report.detail("region", region);
         }
         Ok(report)

@@ -55,7 +55,9 @@ impl Connector for Slack {
             .header("Content-Type", "application/x-www-form-urlencoded")
             .send()?;
         if response.status == 429 {
-            return Ok(rate_limited(response.header("retry-after").map(str::trim)));
+            return Ok(rate_limited(
+                response.header("retry-after").as_deref().map(str::trim),
+            ));
         }
         let response = response.expect_success()?;
         let body: Value = serde_json::from_slice(&response.body).map_err(|_| {
@@ -78,7 +80,9 @@ impl Connector for Slack {
             Some(false) => {
                 let error = text("error").unwrap_or("no error code");
                 if error == "ratelimited" {
-                    return Ok(rate_limited(response.header("retry-after").map(str::trim)));
+                    return Ok(rate_limited(
+                        response.header("retry-after").as_deref().map(str::trim),
+                    ));
                 }
                 let message = if error == "not_authed" {
                     "Slack refused the token: not_authed (no token was sent; \

@@ -62,7 +62,9 @@ pub struct Request {
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,
-    pub headers: Vec<(String, String)>,
+    /// As received: turning them into strings is left to whoever hands them
+    /// on, and only for the ones asked for.
+    pub headers: HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -557,16 +559,6 @@ impl Egress {
         usage: &mut CallUsage,
     ) -> Result<Response, EgressError> {
         let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
         let call_left = self.max_bytes.saturating_sub(usage.bytes);
         let cap = self.max_response.min(call_left);
         let too_large = || {
@@ -596,7 +588,7 @@ impl Egress {
         usage.bytes += body.len() as u64;
         Ok(Response {
             status,
-            headers,
+            headers: std::mem::take(response.headers_mut()),
             body,
         })
     }

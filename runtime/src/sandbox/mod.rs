@@ -34,6 +34,9 @@ pub(crate) mod bindings {
         world: "connector",
         imports: { default: async | trappable },
         exports: { default: async },
+        with: {
+            "sandport:connector/http-client.headers": super::state::HeldHeaders,
+        },
     });
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::budget::Budget;
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -111,6 +111,9 @@ impl WasiView for GuestState {
 pub struct Limits {
     memory_limit: usize,
     memory_used: usize,
+    /// Bytes the host keeps for the guest (response headers it holds
+    /// handles to); they count against the limit as its memory does.
+    held: usize,
     pub(super) memory_refused: bool,
 }
 
@@ -126,8 +129,32 @@ impl Limits {
         Limits {
             memory_limit: usize::try_from(memory_limit).unwrap_or(usize::MAX),
             memory_used: 0,
+            held: 0,
             memory_refused: false,
         }
+    }
+
+    /// Room a hold leaves under the limit, so that the guest can still
+    /// grow its memory by a page and be told why the hold was refused (the
+    /// message is lowered into its memory).
+    const HOLD_RESERVE: usize = 64 * 1024;
+
+    /// Counts `bytes` the host keeps for the guest; false, counting
+    /// nothing, if they do not fit under the limit.
+    fn hold(&mut self, bytes: usize) -> bool {
+        let total = (self.memory_used)
+            .saturating_add(self.held)
+            .saturating_add(bytes)
+            .saturating_add(Self::HOLD_RESERVE);
+        if total > self.memory_limit {
+            return false;
+        }
+        self.held += bytes;
+        true
+    }
+
+    fn release(&mut self, bytes: usize) {
+        self.held = self.held.saturating_sub(bytes);
     }
 }
 
@@ -142,7 +169,7 @@ impl ResourceLimiter for Limits {
             .memory_used
             .saturating_sub(current)
             .saturating_add(desired);
-        if total > self.memory_limit {
+        if total.saturating_add(self.held) > self.memory_limit {
             self.memory_refused = true;
             return Ok(false);
         }
@@ -179,6 +206,123 @@ impl http_client::Host for GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
+        Ok(self
+            .exchange(request)
+            .await?
+            .map(|r| http_client::Response {
+                status: r.status,
+                headers: r
+                    .headers
+                    .iter()
+                    .map(|(name, value)| header_strings(name, value))
+                    .collect(),
+                body: r.body,
+            }))
+    }
+
+    async fn fetch(
+        &mut self,
+        request: http_client::Request,
+    ) -> wasmtime::Result<Result<http_client::Reply, http_client::HttpError>> {
+        let response = match self.exchange(request).await? {
+            Ok(response) => response,
+            Err(error) => return Ok(Err(error)),
+        };
+        let charge = HeldHeaders::charge(&response.headers);
+        if !self.limits.hold(charge) {
+            return Ok(Err(http_client::HttpError::TooLarge(format!(
+                "the response's headers ({}) do not fit in what is left of the connector's memory (sandbox.memory_limit)",
+                crate::config::format_size(charge as u64)
+            ))));
+        }
+        let held = HeldHeaders {
+            map: response.headers,
+            charge,
+        };
+        match self.table.push(held) {
+            Ok(headers) => Ok(Ok(http_client::Reply {
+                status: response.status,
+                headers,
+                body: response.body,
+            })),
+            Err(_) => {
+                self.limits.release(charge);
+                Ok(Err(http_client::HttpError::Other(format!(
+                    "the connector holds {} handles (responses' headers, streams, ...) at once; drop some before sending another request",
+                    Self::MAX_RESOURCES
+                ))))
+            }
+        }
+    }
+}
+
+/// A response's headers while the guest holds their handle: strings are
+/// made only of what it asks for.
+pub struct HeldHeaders {
+    map: http::HeaderMap,
+    /// What they count against the instance's memory limit.
+    charge: usize,
+}
+
+impl HeldHeaders {
+    /// Bytes counted for each header beyond its name and value: about what
+    /// the map spends on an entry.
+    const ENTRY_OVERHEAD: usize = 64;
+
+    fn charge(map: &http::HeaderMap) -> usize {
+        map.iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + Self::ENTRY_OVERHEAD)
+            .sum()
+    }
+}
+
+/// A header as the guest sees it: the name in lower case, the value with
+/// bytes that are not UTF-8 replaced.
+fn header_strings(name: &http::HeaderName, value: &http::HeaderValue) -> (String, String) {
+    (
+        name.as_str().to_string(),
+        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+    )
+}
+
+impl http_client::HostHeaders for GuestState {
+    async fn get(
+        &mut self,
+        headers: Resource<HeldHeaders>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        let held = self.table.get(&headers)?;
+        Ok(held
+            .map
+            .get(name.as_str())
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()))
+    }
+
+    async fn entries(
+        &mut self,
+        headers: Resource<HeldHeaders>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        let held = self.table.get(&headers)?;
+        Ok(held
+            .map
+            .iter()
+            .map(|(name, value)| header_strings(name, value))
+            .collect())
+    }
+
+    async fn drop(&mut self, headers: Resource<HeldHeaders>) -> wasmtime::Result<()> {
+        let held = self.table.delete(headers)?;
+        self.limits.release(held.charge);
+        Ok(())
+    }
+}
+
+impl GuestState {
+    /// One request through the egress policy, off the fiber stack.
+    async fn exchange(
+        &mut self,
+        request: http_client::Request,
+    ) -> wasmtime::Result<Result<egress::Response, http_client::HttpError>> {
         let request = egress::Request {
             method: request.method,
             url: request.url,
@@ -206,21 +350,15 @@ impl http_client::Host for GuestState {
                 self.denied = true;
             }
         }
-        Ok(result
-            .map(|r| http_client::Response {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
-            .map_err(|e| match e {
-                EgressError::Denied(m) => http_client::HttpError::Denied(m),
-                EgressError::InvalidUrl(m) => http_client::HttpError::InvalidUrl(m),
-                EgressError::Timeout(m) => http_client::HttpError::Timeout(m),
-                EgressError::Connect(m) => http_client::HttpError::Connect(m),
-                EgressError::Tls(m) => http_client::HttpError::Tls(m),
-                EgressError::TooLarge(m) => http_client::HttpError::TooLarge(m),
-                EgressError::Other(m) => http_client::HttpError::Other(m),
-            }))
+        Ok(result.map_err(|e| match e {
+            EgressError::Denied(m) => http_client::HttpError::Denied(m),
+            EgressError::InvalidUrl(m) => http_client::HttpError::InvalidUrl(m),
+            EgressError::Timeout(m) => http_client::HttpError::Timeout(m),
+            EgressError::Connect(m) => http_client::HttpError::Connect(m),
+            EgressError::Tls(m) => http_client::HttpError::Tls(m),
+            EgressError::TooLarge(m) => http_client::HttpError::TooLarge(m),
+            EgressError::Other(m) => http_client::HttpError::Other(m),
+        }))
     }
 }
 
@@ -285,5 +423,49 @@ impl logging::Host for GuestState {
             &message,
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_bytes_and_linear_memory_share_one_limit() {
+        let mut limits = Limits::new(1 << 20);
+        assert!(limits.memory_growing(0, 512 * 1024, None).expect("asks"));
+        // 512 KiB used; a hold must leave a page for the guest.
+        assert!(!limits.hold(512 * 1024 - Limits::HOLD_RESERVE + 1));
+        assert!(limits.hold(256 * 1024));
+        // Growing into what the hold took is refused, and recorded.
+        assert!(
+            !limits
+                .memory_growing(512 * 1024, 900 * 1024, None)
+                .expect("asks")
+        );
+        assert!(limits.memory_refused);
+        limits.release(256 * 1024);
+        assert!(
+            limits
+                .memory_growing(512 * 1024, 900 * 1024, None)
+                .expect("asks")
+        );
+        assert_eq!(limits.memory_used(), 900 * 1024);
+    }
+
+    #[test]
+    fn a_header_reaches_the_guest_with_a_lower_case_name_and_text_for_bad_bytes() {
+        let name = http::HeaderName::from_static("x-fat");
+        let value = http::HeaderValue::from_bytes(b"caf\xe9").expect("a header value");
+        assert_eq!(
+            header_strings(&name, &value),
+            ("x-fat".to_string(), "caf\u{fffd}".to_string())
+        );
+        let mut map = http::HeaderMap::new();
+        map.insert(name, value);
+        assert_eq!(
+            HeldHeaders::charge(&map),
+            5 + 4 + HeldHeaders::ENTRY_OVERHEAD
+        );
     }
 }

@@ -16,6 +16,9 @@
 //! - `big-string`: answers with a 4 MB message and a huge detail.
 //! - `log-flood`: logs and prints in a tight loop, then reports healthy.
 //! - `host-loop`: calls the host's HTTP client in a tight loop.
+//! - `hold-headers`: GETs `settings.url` again and again, keeping every
+//!   response (and so the headers the host holds for it) until a request
+//!   fails; then lets them go, GETs it once more, and reports what it saw.
 //! - `tcp`: connects to `settings.tcp_host:tcp_port` through the host's
 //!   resolver, sends `PING\r\n` and reports the first line of the answer.
 //! - `snoop`: looks for files, environment, arguments, and for the secret
@@ -152,6 +155,35 @@ impl Connector for Hostile {
                     request = request.timeout(std::time::Duration::from_millis(ms));
                 }
                 Ok(HealthReport::from(request.send()?))
+            }
+            "hold-headers" => {
+                let request = http::Request::get(&self.url);
+                // Reserved up front, so that what runs out is the room
+                // for headers, not for this list.
+                let mut held = Vec::with_capacity(1024);
+                let error = loop {
+                    match request.send() {
+                        Ok(response) => held.push(response),
+                        Err(error) => break error,
+                    }
+                };
+                let first = held.first();
+                let names = first.map(|r| r.headers()).unwrap_or_default();
+                let names: Vec<&str> = names.iter().map(|(name, _)| name.as_str()).collect();
+                let fat = first.and_then(|r| r.header("X-Fat")).map_or(0, |v| v.len());
+                let held_count = held.len();
+                drop(held);
+                let again = request
+                    .send()
+                    .map(|r| r.header("x-fat").map_or(0, |v| v.len()).to_string())
+                    .unwrap_or_else(|e| e.to_string());
+                Ok(HealthReport::healthy()
+                    .detail("held", held_count.to_string())
+                    .detail("error", error.to_string())
+                    .detail("kind", format!("{:?}", error.kind()))
+                    .detail("names", names.join(","))
+                    .detail("fat", fat.to_string())
+                    .detail("again", again))
             }
             "credentials" => Ok(match sandport_sdk::credentials::get() {
                 None => HealthReport::healthy().detail("credentials", "none"),

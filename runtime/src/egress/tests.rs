@@ -408,3 +408,73 @@ async fn aws_sigv4_signs_requests_to_the_own_endpoint_only() {
     );
     assert_eq!(other_seen.as_slice(), ["none"]);
 }
+
+#[tokio::test]
+async fn the_url_kept_from_the_last_request_is_used_only_for_the_same_text() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    let own = format!("http://127.0.0.1:{port}/");
+    for _ in 0..2 {
+        assert_eq!(get(&e, &own).await.expect("allowed").status, 200);
+    }
+    // A URL that differs, even only in its port, is parsed and judged anew.
+    let other = format!("http://127.0.0.1:{}/", other_port(port));
+    let err = get(&e, &other).await.expect_err("another port");
+    assert!(matches!(err, EgressError::Denied(_)), "{err:?}");
+    let err = get(&e, "http://[::1").await.expect_err("not a URL");
+    assert!(matches!(err, EgressError::InvalidUrl(_)), "{err:?}");
+    // The same text in another case is the same URL once parsed.
+    let shouted = format!("HTTP://127.0.0.1:{port}/");
+    assert_eq!(get(&e, &shouted).await.expect("allowed").status, 200);
+    assert_eq!(get(&e, &own).await.expect("allowed").status, 200);
+}
+
+fn other_port(port: u16) -> u16 {
+    if port == u16::MAX { port - 1 } else { port + 1 }
+}
+
+#[tokio::test]
+async fn a_method_in_lower_case_is_sent_in_upper_case() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let seen = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("a request");
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).await.expect("read");
+        let _ = stream.write_all(OK.as_bytes()).await;
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    });
+    let e = egress(
+        &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    let mut request = get_request(&format!("http://127.0.0.1:{port}/"));
+    request.method = " head ".into();
+    let response = e
+        .send(
+            request,
+            Budget::new(Duration::from_secs(5)),
+            &mut CallUsage::default(),
+        )
+        .await
+        .expect("sent");
+    assert_eq!(response.status, 200);
+    let seen = seen.await.expect("the server's task");
+    assert!(seen.starts_with("HEAD / HTTP/1.1\r\n"), "{seen}");
+    let mut request = get_request(&format!("http://127.0.0.1:{port}/"));
+    request.method = "G\u{e9}T".into();
+    let err = e
+        .send(
+            request,
+            Budget::new(Duration::from_secs(5)),
+            &mut CallUsage::default(),
+        )
+        .await
+        .expect_err("not a method");
+    assert!(err.to_string().contains("is not an HTTP method"), "{err}");
+}

@@ -100,11 +100,20 @@ pub fn build(packages: &[&str], watch: &[&str]) -> Vec<PathBuf> {
     // Panic locations name source files, and those of registry crates
     // would carry this machine's cargo home into every component (and into
     // each instance's copy of its data).
+    // Cargo takes its flags from the first of its sources that is set, and
+    // this one comes first: the guest target's own flags are appended, so
+    // that setting them keeps working.
     if let Some(home) = cargo_home() {
-        command.env(
-            "CARGO_ENCODED_RUSTFLAGS",
-            format!("--remap-path-prefix={}=/cargo", home.display()),
+        let mut flags = vec![format!("--remap-path-prefix={}=/cargo", home.display())];
+        let own = format!(
+            "CARGO_TARGET_{}_RUSTFLAGS",
+            TARGET.to_ascii_uppercase().replace('-', "_")
         );
+        println!("cargo:rerun-if-env-changed={own}");
+        if let Ok(extra) = std::env::var(&own) {
+            flags.extend(extra.split_whitespace().map(str::to_string));
+        }
+        command.env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));
     }
     let status = command
         .status()

@@ -72,32 +72,49 @@ impl Connector for HttpCheck {
         if !self.expected.contains(response.status) {
             return Err(Error::new(format!("{what}, expected {}", self.expected)));
         }
-        // Borrowed unless the body is not UTF-8.
-        let body = String::from_utf8_lossy(&response.body);
-        let fail = |why: String| Err(Error::new(format!("{what} but the body {why}")));
-        if let Some(needle) = &self.contains
-            && !body.contains(needle.as_str())
-        {
-            return fail(format!("does not contain {needle:?}"));
-        }
-        if let Some(needle) = &self.not_contains
-            && body.contains(needle.as_str())
-        {
-            return fail(format!("contains {needle:?}"));
-        }
-        if let Some(re) = &self.matches
-            && !re.is_match(&body)
-        {
-            return fail(format!("does not match /{re}/"));
-        }
-        if let Some(re) = &self.not_matches
-            && re.is_match(&body)
-        {
-            return fail(format!("matches /{re}/"));
+        if let Some(why) = self.body_problem(&response.body) {
+            return Err(Error::new(format!("{what} but the body {why}")));
         }
         Ok(HealthReport::healthy()
             .message(what)
             .detail("status", response.status.to_string()))
+    }
+}
+
+impl HttpCheck {
+    /// What the body settings find wrong with `body`, if anything.
+    fn body_problem(&self, body: &[u8]) -> Option<String> {
+        if self.contains.is_none()
+            && self.not_contains.is_none()
+            && self.matches.is_none()
+            && self.not_matches.is_none()
+        {
+            // Nothing to read the body for: not even its UTF-8 check.
+            return None;
+        }
+        // Borrowed unless the body is not UTF-8.
+        let body = String::from_utf8_lossy(body);
+        if let Some(needle) = &self.contains
+            && !body.contains(needle.as_str())
+        {
+            return Some(format!("does not contain {needle:?}"));
+        }
+        if let Some(needle) = &self.not_contains
+            && body.contains(needle.as_str())
+        {
+            return Some(format!("contains {needle:?}"));
+        }
+        if let Some(re) = &self.matches
+            && !re.is_match(&body)
+        {
+            return Some(format!("does not match /{re}/"));
+        }
+        if let Some(re) = &self.not_matches
+            && re.is_match(&body)
+        {
+            return Some(format!("matches /{re}/"));
+        }
+        None
     }
 }
 

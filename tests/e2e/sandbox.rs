@@ -310,6 +310,36 @@ async fn response_headers_held_for_a_guest_count_against_its_memory_limit_until_
 }
 
 #[tokio::test]
+async fn a_component_built_against_send_still_gets_every_header() {
+    let server = FakeServer::start(&[(
+        "/h",
+        Reply::ok("")
+            .header("X-One", "1")
+            .header("x-two", "caf\u{e9}"),
+    )])
+    .await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "old",
+            server.port(),
+            &format!("mode: raw-send, url: '{}'", server.url("/h")),
+            "",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("old").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    for pair in [("status", "200"), ("x-one", "1"), ("x-two", "caf\u{e9}")] {
+        assert!(
+            snap.details
+                .contains(&(pair.0.to_string(), pair.1.to_string())),
+            "{pair:?}: {snap:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn instance_state_survives_between_checks() {
     let server = FakeServer::prometheus().await;
     let runtime = runtime();

@@ -16,6 +16,9 @@
 //! - `big-string`: answers with a 4 MB message and a huge detail.
 //! - `log-flood`: logs and prints in a tight loop, then reports healthy.
 //! - `host-loop`: calls the host's HTTP client in a tight loop.
+//! - `raw-send`: GETs `settings.url` through `http-client.send`, the import
+//!   that hands every header over at once (the Python and JavaScript SDKs
+//!   use it), and reports the headers as details.
 //! - `hold-headers`: GETs `settings.url` again and again, keeping every
 //!   response (and so the headers the host holds for it) until a request
 //!   fails; then lets them go, GETs it once more, and reports what it saw.
@@ -155,6 +158,27 @@ impl Connector for Hostile {
                     request = request.timeout(std::time::Duration::from_millis(ms));
                 }
                 Ok(HealthReport::from(request.send()?))
+            }
+            "raw-send" => {
+                use sandport_sdk::bindings::sandport::connector::http_client as wit;
+                let request = wit::Request {
+                    method: "GET".into(),
+                    url: self.url.clone(),
+                    headers: Vec::new(),
+                    body: None,
+                    timeout_ms: None,
+                };
+                match wit::send(&request) {
+                    Ok(response) => {
+                        let mut report =
+                            HealthReport::healthy().detail("status", response.status.to_string());
+                        for (name, value) in response.headers {
+                            report = report.detail(name, value);
+                        }
+                        Ok(report)
+                    }
+                    Err(error) => Ok(HealthReport::unhealthy(format!("{error:?}"))),
+                }
             }
             "hold-headers" => {
                 let request = http::Request::get(&self.url);

@@ -17,7 +17,7 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const ARENAS: i32 = 2;
 
-/// Limits glibc's malloc to [`ARENAS`] arenas, unless the operator chose a
+/// Limits glibc's malloc to two arenas (`ARENAS`), unless the operator chose a
 /// limit (`MALLOC_ARENA_MAX`, or `glibc.malloc.arena_max` in
 /// `GLIBC_TUNABLES`). Call it first thing in `main`. Does nothing with
 /// another C library or allocator.

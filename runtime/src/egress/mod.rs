@@ -68,13 +68,6 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Why a connector's egress could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum EgressSetupError {
-    #[error(transparent)]
-    Rule(#[from] RuleError),
-}
-
 /// Why a request failed; mirrors the WIT `http-error` variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -318,7 +311,7 @@ impl Credentials {
 }
 
 impl Egress {
-    pub fn new(client: &HttpClient, config: &ConnectorConfig) -> Result<Self, EgressSetupError> {
+    pub fn new(client: &HttpClient, config: &ConnectorConfig) -> Result<Self, RuleError> {
         let policy = Arc::new(EgressPolicy::for_connector(config)?);
         let tcp = TcpAllowed::default();
         // IP-literal targets need no lookup.

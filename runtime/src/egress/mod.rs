@@ -234,9 +234,10 @@ pub struct Egress {
     /// Built by [`Egress::client`] at the first request (~2.5 KiB a
     /// connector); shared by the clones, so they share its connections.
     client: Arc<OnceLock<reqwest::Client>>,
-    /// The URL parsed last: a connector sends the same one on every check,
-    /// and parsing it (host, IDNA, path) was a tenth of a check's host work.
-    last_url: Arc<std::sync::Mutex<Option<Url>>>,
+    /// The URLs parsed last, newest at the end: a connector sends the same
+    /// few on every check (`prometheus` two), and parsing one (host, IDNA,
+    /// path) was a tenth of a check's host work.
+    recent_urls: Arc<std::sync::Mutex<Vec<Url>>>,
     http: HttpClient,
     tcp: Arc<TcpAllowed>,
     policy: Arc<EgressPolicy>,
@@ -324,7 +325,7 @@ impl Egress {
         }
         Ok(Egress {
             client: Arc::default(),
-            last_url: Arc::default(),
+            recent_urls: Arc::default(),
             http: client.clone(),
             tcp: Arc::new(tcp),
             policy,
@@ -348,21 +349,30 @@ impl Egress {
         Ok(self.client.get_or_init(|| built))
     }
 
+    /// URLs kept per connector by [`Egress::parse_url`].
+    const RECENT_URLS: usize = 4;
+
     /// `text` as a URL. Serialising a parsed URL and parsing that again
-    /// gives the same URL, so a text equal to the last one's serialisation
-    /// is that URL.
+    /// gives the same URL, so a text equal to a kept URL's serialisation is
+    /// that URL.
     fn parse_url(&self, text: &str) -> Result<Url, EgressError> {
-        let last = || {
-            self.last_url
+        let recent = || {
+            self.recent_urls
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        if let Some(url) = last().as_ref().filter(|url| url.as_str() == text) {
+        if let Some(url) = recent().iter().rev().find(|url| url.as_str() == text) {
             return Ok(url.clone());
         }
         let url =
             Url::parse(text).map_err(|e| EgressError::InvalidUrl(format!("`{text}`: {e}")))?;
-        *last() = Some(url.clone());
+        let mut recent = recent();
+        // Another spelling of a kept URL replaces it.
+        recent.retain(|kept| kept != &url);
+        if recent.len() == Self::RECENT_URLS {
+            recent.remove(0);
+        }
+        recent.push(url.clone());
         Ok(url)
     }
 

@@ -430,6 +430,36 @@ async fn the_url_kept_from_the_last_request_is_used_only_for_the_same_text() {
     let shouted = format!("HTTP://127.0.0.1:{port}/");
     assert_eq!(get(&e, &shouted).await.expect("allowed").status, 200);
     assert_eq!(get(&e, &own).await.expect("allowed").status, 200);
+    let kept = |e: &Egress| -> Vec<String> {
+        e.recent_urls
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .map(|url| url.to_string())
+            .collect()
+    };
+    // The upper-case spelling took the place of its URL: kept once.
+    assert_eq!(kept(&e).iter().filter(|url| **url == own).count(), 1);
+    let e = egress(
+        &format!("{{id: y, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    // Two URLs in turn (as `prometheus` sends) are both kept, once each.
+    let ready = format!("http://127.0.0.1:{port}/-/ready");
+    for _ in 0..3 {
+        get(&e, &own).await.expect("allowed");
+        get(&e, &ready).await.expect("allowed");
+    }
+    assert_eq!(kept(&e), [own.clone(), ready.clone()]);
+    // Past four, the oldest goes.
+    for path in ["a", "b", "c"] {
+        get(&e, &format!("http://127.0.0.1:{port}/{path}"))
+            .await
+            .expect("allowed");
+    }
+    assert_eq!(kept(&e).len(), Egress::RECENT_URLS);
+    assert!(!kept(&e).contains(&own), "{:?}", kept(&e));
+    assert_eq!(get(&e, &own).await.expect("allowed").status, 200);
 }
 
 fn other_port(port: u16) -> u16 {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sandport::{HealthSnapshot, HealthStatus};
-use sandport_tests::{FakeServer, Reply, closed_port, entry, runtime};
+use sandport_tests::{FakeServer, Reply, closed_port, detail, entry, runtime};
 
 async fn check_once(yaml: &str) -> HealthSnapshot {
     let runtime = runtime();
@@ -13,14 +13,6 @@ async fn check_once(yaml: &str) -> HealthSnapshot {
     let snapshot = runtime.check(&id).await.expect("known id");
     runtime.shutdown().await;
     snapshot
-}
-
-fn detail<'a>(snapshot: &'a HealthSnapshot, key: &str) -> Option<&'a str> {
-    snapshot
-        .details
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 #[tokio::test]

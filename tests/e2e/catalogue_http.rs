@@ -16,7 +16,7 @@ use axum::response::Response;
 use sandport::conformance::{self, rows};
 use sandport::{HealthSnapshot, HealthStatus};
 use sandport_tests::servers::{Kind, RealServer};
-use sandport_tests::{FakeServer, Reply, closed_port, entry, runtime};
+use sandport_tests::{FakeServer, Reply, closed_port, detail, entry, runtime};
 use serde_json::{Value, json};
 
 async fn check_once(yaml: &str) -> HealthSnapshot {
@@ -40,14 +40,6 @@ fn yaml(component: &str, port: u16, extra: &str) -> String {
     format!(
         "{{id: {component}-test, component: {component}, host: 127.0.0.1, port: {port}, scheme: http{extra}}}"
     )
-}
-
-fn detail<'a>(snapshot: &'a HealthSnapshot, key: &str) -> Option<&'a str> {
-    snapshot
-        .details
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 fn header<'a>(seen: &'a sandport_tests::Seen, name: &str) -> Option<&'a str> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sandport::{HealthSnapshot, HealthStatus, Runtime};
 use sandport_tests::servers::{Kind, Options, RealServer};
-use sandport_tests::{HOSTILE_WASM, closed_port, closed_port_on, entry, runtime};
+use sandport_tests::{HOSTILE_WASM, closed_port, closed_port_on, detail, entry, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -23,14 +23,6 @@ async fn registered(entries: &[String]) -> Runtime {
 
 async fn check(runtime: &Runtime, id: &str) -> HealthSnapshot {
     runtime.check(id).await.expect("known id")
-}
-
-fn detail<'a>(snapshot: &'a HealthSnapshot, key: &str) -> Option<&'a str> {
-    snapshot
-        .details
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.as_str())
 }
 
 #[track_caller]

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sandport::{FailureKind, HealthStatus};
-use sandport_tests::{FakeServer, HOSTILE_WASM, Reply, entry, runtime};
+use sandport_tests::{FakeServer, HOSTILE_WASM, Reply, detail, entry, runtime};
 
 fn hostile(id: &str, port: u16, settings: &str, extra: &str) -> sandport::ConnectorConfig {
     entry(&format!(
@@ -282,27 +282,22 @@ async fn response_headers_held_for_a_guest_count_against_its_memory_limit_until_
         .await
         .expect("registers");
     let snap = runtime.check("hoarder").await.expect("known");
-    let detail = |key: &str| {
-        snap.details
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no detail {key}: {snap:?}"))
-    };
+    let found =
+        |key: &str| detail(&snap, key).unwrap_or_else(|| panic!("no detail {key}: {snap:?}"));
     // 4 MiB holds the guest's own memory and fewer than 128 such headers;
     // the request limit (1,000) is not what stopped it.
-    let held: usize = detail("held").parse().expect("a count");
+    let held: usize = found("held").parse().expect("a count");
     assert!((10..128).contains(&held), "{snap:?}");
-    assert_eq!(detail("kind"), "TooLarge", "{snap:?}");
-    assert!(detail("error").contains("sandbox.memory_limit"), "{snap:?}");
+    assert_eq!(found("kind"), "TooLarge", "{snap:?}");
+    assert!(found("error").contains("sandbox.memory_limit"), "{snap:?}");
     // Asked for by any case; listed in lower case.
-    assert_eq!(detail("fat"), fat.len().to_string(), "{snap:?}");
+    assert_eq!(found("fat"), fat.len().to_string(), "{snap:?}");
     assert!(
-        detail("names").split(',').any(|name| name == "x-fat"),
+        found("names").split(',').any(|name| name == "x-fat"),
         "{snap:?}"
     );
     // Dropping the responses gave the memory back.
-    assert_eq!(detail("again"), fat.len().to_string(), "{snap:?}");
+    assert_eq!(found("again"), fat.len().to_string(), "{snap:?}");
     assert_eq!(server.hits("/fat"), held + 2);
     // And the instance is no worse for it.
     let snap = runtime.check("hoarder").await.expect("known");
@@ -678,18 +673,13 @@ async fn a_guest_sees_no_files_environment_arguments_or_secrets() {
         .await
         .expect("registers");
     let snap = runtime.check("snoop").await.expect("known");
-    let detail = |k: &str| {
-        snap.details
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(detail("dirs").as_deref(), Some("0"), "{snap:?}");
-    assert_eq!(detail("passwd").as_deref(), Some("false"));
-    assert_eq!(detail("env").as_deref(), Some("0"));
-    assert_eq!(detail("args").as_deref(), Some("0"));
-    assert_eq!(detail("secret_seen").as_deref(), Some("false"), "{snap:?}");
-    assert!(detail("config_len").is_some_and(|l| l.parse::<usize>().unwrap_or(0) > 100));
+    let found = |key: &str| detail(&snap, key);
+    assert_eq!(found("dirs"), Some("0"), "{snap:?}");
+    assert_eq!(found("passwd"), Some("false"));
+    assert_eq!(found("env"), Some("0"));
+    assert_eq!(found("args"), Some("0"));
+    assert_eq!(found("secret_seen"), Some("false"), "{snap:?}");
+    assert!(found("config_len").is_some_and(|l| l.parse::<usize>().unwrap_or(0) > 100));
 }
 
 #[tokio::test]

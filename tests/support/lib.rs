@@ -176,6 +176,15 @@ pub fn closed_port_on(ip: std::net::IpAddr) -> u16 {
     port
 }
 
+/// The value of a snapshot's detail, if it has one by that key.
+pub fn detail<'a>(snapshot: &'a sandport::HealthSnapshot, key: &str) -> Option<&'a str> {
+    snapshot
+        .details
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Parses one config entry written in YAML, panicking with the problems.
 pub fn entry(yaml: &str) -> ConnectorConfig {
     sandport::config::parse_entry(yaml, Path::new("."), sandport::builtins()).unwrap_or_else(

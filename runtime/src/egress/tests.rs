@@ -58,20 +58,19 @@ fn egress(entry: &str, names: &[(&str, &str)]) -> Egress {
     Egress::new(&client, &config).expect("egress")
 }
 
-async fn get(egress: &Egress, url: &str) -> Result<Response, EgressError> {
+/// Sends `request` as a call of its own: nothing used yet, 5 s left.
+async fn send(egress: &Egress, request: Request) -> Result<Response, EgressError> {
     egress
         .send(
-            Request {
-                method: "GET".into(),
-                url: url.into(),
-                headers: Vec::new(),
-                body: None,
-                timeout: None,
-            },
+            request,
             Budget::new(Duration::from_secs(5)),
             &mut CallUsage::default(),
         )
         .await
+}
+
+async fn get(egress: &Egress, url: &str) -> Result<Response, EgressError> {
+    send(egress, get_request(url)).await
 }
 
 const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
@@ -302,14 +301,7 @@ async fn a_host_header_from_the_guest_is_refused() {
     request
         .headers
         .push(("Host".into(), "metadata.internal".into()));
-    let err = e
-        .send(
-            request,
-            Budget::new(Duration::from_secs(5)),
-            &mut CallUsage::default(),
-        )
-        .await
-        .expect_err("refused");
+    let err = send(&e, request).await.expect_err("refused");
     assert!(matches!(err, EgressError::Denied(_)), "{err:?}");
 }
 
@@ -485,26 +477,12 @@ async fn a_method_in_lower_case_is_sent_in_upper_case() {
     );
     let mut request = get_request(&format!("http://127.0.0.1:{port}/"));
     request.method = " head ".into();
-    let response = e
-        .send(
-            request,
-            Budget::new(Duration::from_secs(5)),
-            &mut CallUsage::default(),
-        )
-        .await
-        .expect("sent");
+    let response = send(&e, request).await.expect("sent");
     assert_eq!(response.status, 200);
     let seen = seen.await.expect("the server's task");
     assert!(seen.starts_with("HEAD / HTTP/1.1\r\n"), "{seen}");
     let mut request = get_request(&format!("http://127.0.0.1:{port}/"));
     request.method = "G\u{e9}T".into();
-    let err = e
-        .send(
-            request,
-            Budget::new(Duration::from_secs(5)),
-            &mut CallUsage::default(),
-        )
-        .await
-        .expect_err("not a method");
+    let err = send(&e, request).await.expect_err("not a method");
     assert!(err.to_string().contains("is not an HTTP method"), "{err}");
 }

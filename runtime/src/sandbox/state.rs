@@ -279,10 +279,11 @@ impl HeldHeaders {
 /// A header as the guest sees it: the name in lower case, the value with
 /// bytes that are not UTF-8 replaced.
 fn header_strings(name: &http::HeaderName, value: &http::HeaderValue) -> (String, String) {
-    (
-        name.as_str().to_string(),
-        String::from_utf8_lossy(value.as_bytes()).into_owned(),
-    )
+    (name.as_str().to_string(), header_text(value))
+}
+
+fn header_text(value: &http::HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes()).into_owned()
 }
 
 impl http_client::HostHeaders for GuestState {
@@ -292,10 +293,7 @@ impl http_client::HostHeaders for GuestState {
         name: String,
     ) -> wasmtime::Result<Option<String>> {
         let held = self.table.get(&headers)?;
-        Ok(held
-            .map
-            .get(name.as_str())
-            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        Ok(held.map.get(name.as_str()).map(header_text))
     }
 
     async fn entries(

@@ -20,6 +20,14 @@ pub struct Options {
     pub block: usize,
     /// This process on the first CPU, the target server on the last.
     pub pin: bool,
+    /// One side alone, or both.
+    pub only: Option<Side>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    Wasm,
+    Native,
 }
 
 /// Target: a check through wasm takes at most this times the native median.
@@ -95,11 +103,19 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
 
     let mut unhealthy = 0usize;
     let mut last_message = String::new();
+    let (run_wasm, run_native) = (
+        options.only != Some(Side::Native),
+        options.only != Some(Side::Wasm),
+    );
     for _ in 0..options.warmup {
-        let snapshot = runtime.check("web").await.context("check")?;
-        unhealthy += usize::from(snapshot.status != HealthStatus::Healthy);
-        last_message = snapshot.message;
-        native_get(&client, &url).await?;
+        if run_wasm {
+            let snapshot = runtime.check("web").await.context("check")?;
+            unhealthy += usize::from(snapshot.status != HealthStatus::Healthy);
+            last_message = snapshot.message;
+        }
+        if run_native {
+            native_get(&client, &url).await?;
+        }
     }
     let mut wasm = Vec::with_capacity(options.iterations);
     let mut native = Vec::with_capacity(options.iterations);
@@ -107,10 +123,12 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
     // the target server is another process) per side.
     let (mut wasm_cpu, mut native_cpu) = (0u64, 0u64);
     let mut block_ratios = Vec::new();
-    while wasm.len() < options.iterations {
-        let block = options.block.min(options.iterations - wasm.len());
+    let mut done = 0;
+    while done < options.iterations {
+        let block = options.block.min(options.iterations - done);
+        done += block;
         let cpu = report::threads_cpu_ns();
-        for _ in 0..block {
+        for _ in 0..if run_wasm { block } else { 0 } {
             let t = Instant::now();
             let snapshot = runtime.check("web").await.context("check")?;
             wasm.push(t.elapsed());
@@ -121,12 +139,15 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
         }
         let middle = report::threads_cpu_ns();
         wasm_cpu += middle.saturating_sub(cpu);
-        for _ in 0..block {
+        for _ in 0..if run_native { block } else { 0 } {
             let t = Instant::now();
             native_get(&client, &url).await?;
             native.push(t.elapsed());
         }
         native_cpu += report::threads_cpu_ns().saturating_sub(middle);
+        if options.only.is_some() {
+            continue;
+        }
         // How the two sides compare within one stretch of machine weather.
         let wasm_block = Stats::new(wasm[wasm.len() - block..].to_vec());
         let native_block = Stats::new(native[native.len() - block..].to_vec());
@@ -142,6 +163,21 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
     let (wasm_cpu, native_cpu) = (per(wasm_cpu), per(native_cpu));
     runtime.shutdown().await;
     drop(targets);
+    if let Some(side) = options.only {
+        let (name, samples, cpu) = match side {
+            Side::Wasm => ("wasm check (Runtime::check, http built-in)", wasm, wasm_cpu),
+            Side::Native => ("native reqwest GET", native, native_cpu),
+        };
+        let stats = Stats::new(samples);
+        println!(
+            "{name} alone: median {} p99 {} max {}; CPU time of this process per call {}; checks not healthy: {unhealthy}",
+            human(stats.median()),
+            human(stats.p99()),
+            human(stats.max()),
+            human(cpu)
+        );
+        return Ok(Vec::new());
+    }
     let (wasm, native) = (Stats::new(wasm), Stats::new(native));
     let ratio_p99 = ratio(wasm.p99(), native.p99());
     let ratio = ratio(wasm.median(), native.median());

@@ -73,6 +73,11 @@ enum Command {
         /// run on separate CPUs; see docs/performance.md).
         #[arg(long)]
         no_pin: bool,
+        /// Run one side alone (for a profiler or callgrind: subtracting a
+        /// run of N calls from one of 2N gives the cost of N); prints that
+        /// side's figures and no table.
+        #[arg(long, value_enum)]
+        only: Option<check::Side>,
         #[command(flatten)]
         common: Common,
     },
@@ -239,12 +244,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             warmup,
             block,
             no_pin,
+            only,
             ..
         } => multi_thread()?.block_on(check::run(&check::Options {
             iterations,
             warmup,
             block: block.max(1),
             pin: !no_pin,
+            only,
         }))?,
         Command::CheckAll {
             connectors,

@@ -88,7 +88,7 @@ pub fn finish(rows: &[Row], emit: bool) {
                 Err(e) => eprintln!("cannot encode a row: {e}"),
             }
         }
-    } else {
+    } else if !rows.is_empty() {
         println!();
         print!("{}", table(rows));
     }

@@ -32,6 +32,9 @@ pub enum Side {
 
 /// Target: a check through wasm takes at most this times the native median.
 const TARGET_RATIO: f64 = 1.15;
+/// How the two sides are named in the figures printed.
+const WASM_SIDE: &str = "wasm check (Runtime::check, http built-in)";
+const NATIVE_SIDE: &str = "native reqwest GET";
 
 /// A plain keep-alive client, as an operator's own Rust checker would use.
 pub fn native_client() -> anyhow::Result<reqwest::Client> {
@@ -128,21 +131,25 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
         let block = options.block.min(options.iterations - done);
         done += block;
         let cpu = report::threads_cpu_ns();
-        for _ in 0..if run_wasm { block } else { 0 } {
-            let t = Instant::now();
-            let snapshot = runtime.check("web").await.context("check")?;
-            wasm.push(t.elapsed());
-            if snapshot.status != HealthStatus::Healthy {
-                unhealthy += 1;
-                last_message = snapshot.message;
+        if run_wasm {
+            for _ in 0..block {
+                let t = Instant::now();
+                let snapshot = runtime.check("web").await.context("check")?;
+                wasm.push(t.elapsed());
+                if snapshot.status != HealthStatus::Healthy {
+                    unhealthy += 1;
+                    last_message = snapshot.message;
+                }
             }
         }
         let middle = report::threads_cpu_ns();
         wasm_cpu += middle.saturating_sub(cpu);
-        for _ in 0..if run_native { block } else { 0 } {
-            let t = Instant::now();
-            native_get(&client, &url).await?;
-            native.push(t.elapsed());
+        if run_native {
+            for _ in 0..block {
+                let t = Instant::now();
+                native_get(&client, &url).await?;
+                native.push(t.elapsed());
+            }
         }
         native_cpu += report::threads_cpu_ns().saturating_sub(middle);
         if options.only.is_some() {
@@ -165,8 +172,8 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
     drop(targets);
     if let Some(side) = options.only {
         let (name, samples, cpu) = match side {
-            Side::Wasm => ("wasm check (Runtime::check, http built-in)", wasm, wasm_cpu),
-            Side::Native => ("native reqwest GET", native, native_cpu),
+            Side::Wasm => (WASM_SIDE, wasm, wasm_cpu),
+            Side::Native => (NATIVE_SIDE, native, native_cpu),
         };
         let stats = Stats::new(samples);
         println!(
@@ -182,16 +189,18 @@ async fn measure(options: &Options) -> anyhow::Result<Vec<Row>> {
     let ratio_p99 = ratio(wasm.p99(), native.p99());
     let ratio = ratio(wasm.median(), native.median());
     println!(
-        "wasm check (Runtime::check, http built-in): median {} p99 {} max {}",
+        "{WASM_SIDE}: median {} p99 {} max {}",
         human(wasm.median()),
         human(wasm.p99()),
         human(wasm.max())
     );
     println!(
-        "native reqwest GET:                        median {} p99 {} max {}",
+        "{:<width$} median {} p99 {} max {}",
+        format!("{NATIVE_SIDE}:"),
         human(native.median()),
         human(native.p99()),
-        human(native.max())
+        human(native.max()),
+        width = WASM_SIDE.len() + 1
     );
     println!(
         "ratio of medians {ratio:.2}x, of p99s {ratio_p99:.2}x; wasm-side extra per check (medians): {}; checks not healthy: {unhealthy}{}",

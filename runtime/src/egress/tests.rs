@@ -402,7 +402,7 @@ async fn aws_sigv4_signs_requests_to_the_own_endpoint_only() {
 }
 
 #[tokio::test]
-async fn the_url_kept_from_the_last_request_is_used_only_for_the_same_text() {
+async fn the_urls_kept_from_recent_requests_are_used_only_for_the_same_text() {
     let port = server(OK).await;
     let e = egress(
         &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),

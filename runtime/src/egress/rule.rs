@@ -1,10 +1,11 @@
 //! Allowlist rules, parsed once at config load time.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use url::{Host, Url};
 
-use super::ip::Grant;
+use super::ip::{self, Grant};
 
 /// One entry of `sandbox.allowed_hosts`:
 /// `[scheme://]host[:port][/path-prefix]`, where host may start with `*.`.
@@ -21,10 +22,15 @@ pub struct HostRule {
     path_prefix: String,
 }
 
+/// Kept in the form a URL's host is compared in, so that judging a request
+/// (twice per request: the allowlist, then the own-endpoint credentials)
+/// neither formats nor parses anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HostPattern {
-    /// A name or IP literal in canonical form (as `url` prints it).
-    Exact(String),
+    /// A name in canonical lower case (as `url` prints it), no trailing dot.
+    Name(String),
+    /// An IP literal, as the network sees it ([`ip::canonical`]).
+    Ip(IpAddr),
     /// `*.example.com`: any name ending in `.example.com`.
     Suffix(String),
 }
@@ -74,15 +80,22 @@ impl HostRule {
         let probe =
             Url::parse(&format!("http://{host_text}/")).map_err(|e| fail(&e.to_string()))?;
         let host = match probe.host() {
-            Some(Host::Domain(d)) => d.trim_end_matches('.').to_string(),
-            Some(Host::Ipv4(ip)) if !wildcard => ip.to_string(),
-            Some(Host::Ipv6(ip)) if !wildcard => ip_text(std::net::IpAddr::V6(ip)),
+            Some(Host::Domain(d)) => {
+                let name = d.trim_end_matches('.');
+                if name.is_empty() {
+                    return Err(fail("no host"));
+                }
+                if wildcard {
+                    HostPattern::Suffix(name.to_string())
+                } else {
+                    HostPattern::Name(name.to_string())
+                }
+            }
+            Some(Host::Ipv4(v4)) if !wildcard => HostPattern::Ip(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) if !wildcard => HostPattern::Ip(ip::canonical(IpAddr::V6(v6))),
             Some(_) => return Err(fail("`*.` needs a domain name after it")),
             None => return Err(fail("no host")),
         };
-        if host.is_empty() {
-            return Err(fail("no host"));
-        }
         let port = if host_text
             .rsplit_once(':')
             .is_some_and(|(_, p)| !p.contains(']'))
@@ -101,11 +114,7 @@ impl HostRule {
         Ok(HostRule {
             text: trimmed.to_string(),
             scheme,
-            host: if wildcard {
-                HostPattern::Suffix(host)
-            } else {
-                HostPattern::Exact(host)
-            },
+            host,
             port,
             path_prefix,
         })
@@ -125,27 +134,33 @@ impl HostRule {
     pub fn grant(&self) -> Grant {
         match &self.host {
             HostPattern::Suffix(_) => Grant::Wildcard,
-            HostPattern::Exact(h) => {
-                match h.trim_start_matches('[').trim_end_matches(']').parse() {
-                    Ok(ip) => Grant::ExactIp(ip),
-                    Err(_) => Grant::Named,
-                }
+            HostPattern::Name(_) => Grant::Named,
+            HostPattern::Ip(ip) => Grant::ExactIp(*ip),
+        }
+    }
+
+    /// Whether the rule's host pattern matches `host` (a name, or an IP
+    /// with IPv6 in brackets), whatever the scheme and port.
+    pub fn matches_host(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.');
+        match &self.host {
+            HostPattern::Name(name) => name.eq_ignore_ascii_case(host),
+            HostPattern::Ip(_) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .is_ok_and(|ip| self.matches_ip(ip)),
+            HostPattern::Suffix(suffix) => {
+                let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
+                host.len() > suffix.len() + 1
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                    && host[host.len() - suffix.len() - 1] == b'.'
             }
         }
     }
 
-    /// Whether the rule's host pattern matches `host` (a name in canonical
-    /// lower case), whatever the scheme and port.
-    pub fn matches_host(&self, host: &str) -> bool {
-        let host = host.trim_end_matches('.');
-        match &self.host {
-            HostPattern::Exact(h) => h == host,
-            HostPattern::Suffix(s) => {
-                host.len() > s.len() + 1
-                    && host.ends_with(s.as_str())
-                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
-            }
-        }
+    fn matches_ip(&self, address: IpAddr) -> bool {
+        matches!(self.host, HostPattern::Ip(ip) if ip == ip::canonical(address))
     }
 
     /// Whether this rule opens raw TCP to `host:port`. `own` rules (the
@@ -182,27 +197,19 @@ impl HostRule {
         if port != wanted_port {
             return false;
         }
-        let host = match url.host() {
-            Some(Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
-            Some(Host::Ipv4(ip)) => ip.to_string(),
-            Some(Host::Ipv6(ip)) => ip_text(std::net::IpAddr::V6(ip)),
-            None => return false,
+        let host_matches = match url.host() {
+            Some(Host::Domain(name)) => self.matches_host(name),
+            Some(Host::Ipv4(v4)) => self.matches_ip(IpAddr::V4(v4)),
+            Some(Host::Ipv6(v6)) => self.matches_ip(IpAddr::V6(v6)),
+            None => false,
         };
-        self.matches_host(&host)
+        host_matches
             && (self.path_prefix.is_empty()
                 || url.path() == self.path_prefix
                 || url
                     .path()
                     .strip_prefix(self.path_prefix.as_str())
                     .is_some_and(|rest| rest.starts_with('/')))
-    }
-}
-
-/// An IP as rules compare it: IPv4-mapped IPv6 as the IPv4 address.
-fn ip_text(ip: std::net::IpAddr) -> String {
-    match super::ip::canonical(ip) {
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
     }
 }
 
@@ -262,6 +269,40 @@ mod tests {
         assert!(permits("http://127.0.0.1:80", "http://2130706433/"));
         assert!(permits("http://[::1]:8080", "http://[0:0::1]:8080/"));
         assert!(permits("http://example.com", "http://EXAMPLE.com./"));
+    }
+
+    #[test]
+    fn ipv6_forms_of_an_ipv4_address_are_that_address() {
+        // Mapped and NAT64 forms reach the IPv4 address: judged as it.
+        assert!(permits("http://10.0.0.5:80", "http://[::ffff:10.0.0.5]/"));
+        assert!(permits("http://[::ffff:10.0.0.5]:80", "http://10.0.0.5/"));
+        assert!(permits("http://10.0.0.5:80", "http://[64:ff9b::a00:5]/"));
+        assert!(!permits("http://10.0.0.5:80", "http://[::ffff:10.0.0.6]/"));
+        assert!(!permits("http://[::1]:80", "http://127.0.0.1/"));
+        let rule = HostRule::parse("http://[::ffff:10.0.0.5]:80").unwrap();
+        assert_eq!(rule.grant(), Grant::ExactIp("10.0.0.5".parse().unwrap()));
+    }
+
+    #[test]
+    fn hosts_given_as_text_match_as_urls_do() {
+        let ip = HostRule::parse("tcp://[::1]:5432").unwrap();
+        assert!(ip.matches_host("[::1]"));
+        assert!(ip.matches_host("[0:0::1]"));
+        assert!(!ip.matches_host("[::2]"));
+        assert!(!ip.matches_host("localhost"));
+        let v4 = HostRule::parse("tcp://10.0.0.5:5432").unwrap();
+        assert!(v4.matches_host("10.0.0.5"));
+        assert!(v4.matches_host("[::ffff:10.0.0.5]"));
+        assert!(!v4.matches_host("10.0.0.50"));
+        let name = HostRule::parse("db.example.com").unwrap();
+        assert!(name.matches_host("DB.Example.com."));
+        assert!(!name.matches_host("db.example.co"));
+        let wildcard = HostRule::parse("*.example.com").unwrap();
+        assert!(wildcard.matches_host("A.EXAMPLE.COM"));
+        assert!(!wildcard.matches_host("example.com"));
+        assert!(!wildcard.matches_host("aexample.com"));
+        assert_eq!(name.grant(), Grant::Named);
+        assert_eq!(wildcard.grant(), Grant::Wildcard);
     }
 
     #[test]

@@ -574,7 +574,8 @@ impl Runtime {
     /// Runs a health check now and returns the updated snapshot.
     pub async fn check(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
         let entry = self.entry(id)?;
-        Ok(run_check(&self.inner, &entry).await)
+        run_check(&self.inner, &entry).await;
+        Ok(entry.health())
     }
 
     /// Calls the guest's `id` and `get-config` exports (the conformance kit
@@ -626,8 +627,8 @@ impl Runtime {
             let inner = self.inner.clone();
             let entry = entry.clone();
             tasks.spawn(async move {
-                let snapshot = run_check(&inner, &entry).await;
-                (entry.config.id.clone(), snapshot)
+                run_check(&inner, &entry).await;
+                (entry.config.id.clone(), entry.health())
             });
         }
         let mut done: BTreeMap<String, HealthSnapshot> = BTreeMap::new();
@@ -844,17 +845,15 @@ async fn close(entry: &Entry) {
     }
 }
 
-/// Runs one check of `entry` and records it in the cache.
-async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
-    if !entry.config.enabled {
-        return entry.health();
-    }
-    if lock(&entry.quarantine).blocks(Instant::now()) {
-        return entry.health();
+/// Runs one check of `entry` and records it in the cache. Returns nothing:
+/// the scheduler, which runs most checks, reads no snapshot.
+async fn run_check(inner: &Inner, entry: &Entry) {
+    if !entry.config.enabled || lock(&entry.quarantine).blocks(Instant::now()) {
+        return;
     }
     let mut outcome = match inner.permits.acquire().await {
         Ok(_permit) => check_once(inner, entry).await,
-        Err(_) => return entry.health(),
+        Err(_) => return,
     };
     let quarantined = lock(&entry.quarantine).observe(outcome.failure.as_ref(), Instant::now());
     if let Some((backoff, overruns)) = quarantined {
@@ -888,7 +887,6 @@ async fn run_check(inner: &Inner, entry: &Entry) -> HealthSnapshot {
         });
     }
     health.record(outcome);
-    health.clone()
 }
 
 async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {

@@ -136,11 +136,11 @@ impl EgressPolicy {
         own.into_iter().chain(extra).max()
     }
 
-    /// The widest grant of the rules naming `host`, whatever scheme or port.
+    /// The widest grant of the rules naming `host` (in any letter case),
+    /// whatever scheme or port.
     pub fn grant_for_host(&self, host: &str) -> Option<Grant> {
-        let host = host.to_ascii_lowercase();
         self.rules()
-            .filter(|r| r.matches_host(&host))
+            .filter(|r| r.matches_host(host))
             .map(HostRule::grant)
             .max()
     }

@@ -117,7 +117,9 @@ async fn start_once(
 ) -> anyhow::Result<Duration> {
     let since = Instant::now();
     let mut service = Serve::spawn(binary, config, cache)?;
-    service
+    let took = service
         .wait_listed(connectors, since, Duration::from_secs(120))
-        .await
+        .await?;
+    service.stop().await;
+    Ok(took)
 }

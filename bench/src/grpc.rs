@@ -371,7 +371,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         }
     }
     let service_rss = report::status_kib(Some(pid), "VmHWM");
-    drop(service);
+    drop(clients);
+    service.stop().await;
     if let Some(kib) = service_rss {
         println!("service peak RSS: {} KiB", report::thousands(kib));
     }
@@ -545,5 +546,7 @@ async fn busy_phase(
     if let Some(error) = &phase.first_error {
         println!("an error: {error}");
     }
+    drop(clients);
+    service.stop().await;
     Ok((phase, on_time))
 }

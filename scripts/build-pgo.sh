@@ -45,6 +45,13 @@ gen="$work/gen/$host/release"
 "$gen/sandport-bench" check-all --connectors 1000 --no-blackbox --component prometheus
 "$gen/sandport-bench" grpc --sandport "$gen/sandport" --seconds 3 --busy 2000
 "$gen/sandport-bench" cold-start --sandport "$gen/sandport" --first-runs 1 --second-runs 2
+# One raw profile per binary (named by the binary's signature): sandport
+# writes its own only when it exits cleanly.
+raw_count=$(find "$work/raw" -name '*.profraw' | wc -l)
+if [ "$raw_count" -lt 2 ]; then
+    echo "expected a raw profile from each of sandport and sandport-bench in $work/raw, found $raw_count" >&2
+    exit 1
+fi
 "$profdata" merge -o "$work/merged.profdata" "$work/raw"
 
 # cargo does not watch the profile's file, only the flags: a profile named

@@ -58,7 +58,9 @@ fi
 # by its content makes a new profile a new build, and the same one none.
 sum=$(sha256sum "$work/merged.profdata" | cut -c1-16)
 profile="$work/profile-$sum.profdata"
-cp "$work/merged.profdata" "$profile"
+# Only the newest profile is kept (each is tens of MB).
+find "$work" -maxdepth 1 -name 'profile-*.profdata' ! -name "profile-$sum.profdata" -delete
+mv "$work/merged.profdata" "$profile"
 
 echo "== 3/3 build with the profile ($profile)"
 env "$flags_var=-Cprofile-use=$profile" \

@@ -120,6 +120,6 @@ async fn start_once(
     let took = service
         .wait_listed(connectors, since, Duration::from_secs(120))
         .await?;
-    service.stop().await;
+    service.stop(Vec::new()).await;
     Ok(took)
 }

@@ -371,8 +371,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         }
     }
     let service_rss = report::status_kib(Some(pid), "VmHWM");
-    drop(clients);
-    service.stop().await;
+    service.stop(clients).await;
     if let Some(kib) = service_rss {
         println!("service peak RSS: {} KiB", report::thousands(kib));
     }
@@ -546,7 +545,6 @@ async fn busy_phase(
     if let Some(error) = &phase.first_error {
         println!("an error: {error}");
     }
-    drop(clients);
-    service.stop().await;
+    service.stop(clients).await;
     Ok((phase, on_time))
 }

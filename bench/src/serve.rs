@@ -148,10 +148,11 @@ impl Serve {
     /// Stops sandport as an operator would, with SIGTERM, and waits for it
     /// to drain and exit (a build instrumented for profile-guided
     /// optimisation writes its profile then); SIGKILL if it has not exited
-    /// within 15 s. Drop this process's gRPC clients first: sandport
-    /// drains its connections before it exits, and awaiting here lets
-    /// their tasks close them.
-    pub async fn stop(mut self) {
+    /// within 15 s. It takes this process's gRPC `clients` and drops them
+    /// first: sandport drains its connections before it exits, and a
+    /// connection closed by its client needs no GOAWAY round.
+    pub async fn stop(mut self, clients: Vec<ConnectorsServiceClient<Channel>>) {
+        drop(clients);
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) takes no pointers; the child has not been
             // waited for, so the pid is still ours.

@@ -145,11 +145,11 @@ impl HostRule {
         let host = host.trim_end_matches('.');
         match &self.host {
             HostPattern::Name(name) => name.eq_ignore_ascii_case(host),
-            HostPattern::Ip(rule) => host
+            HostPattern::Ip(_) => host
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .parse()
-                .is_ok_and(|ip| *rule == ip::canonical(ip)),
+                .is_ok_and(|ip| self.matches_ip(ip)),
             HostPattern::Suffix(suffix) => {
                 let (host, suffix) = (host.as_bytes(), suffix.as_bytes());
                 host.len() > suffix.len() + 1

@@ -4,6 +4,7 @@
 //! fails with [`ErrorKind::Denied`]. Credentials from the config are attached
 //! by the host to requests bound for the connector's own endpoint.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,28 +72,28 @@ impl Request {
 
     /// Sends the request through the host.
     pub fn send(&self) -> Result<Response, Error> {
-        match wit::fetch(&self.wire) {
-            Ok(reply) => Ok(Response {
+        match wit::exchange(&self.wire) {
+            Ok((status, held)) => Ok(Response {
                 label: self.label.clone(),
-                status: reply.status,
-                headers: reply.headers,
-                body: reply.body,
+                status,
+                held,
+                body: OnceCell::new(),
             }),
             Err(error) => Err(Error::from_wit(self.label.clone(), error)),
         }
     }
 }
 
-/// A response, body included. Its headers stay in the host until asked
-/// for (most checks read none); they count against the connector's memory
-/// limit until the response is dropped.
+/// A response. Its headers and body stay in the host until asked for
+/// (most checks read only the status); they count against the connector's
+/// memory limit until the response is dropped.
 pub struct Response {
     label: Arc<str>,
     /// The status code.
     pub status: u16,
-    headers: wit::Headers,
-    /// The body (capped by the host).
-    pub body: Vec<u8>,
+    held: wit::HeldResponse,
+    /// The body once asked for.
+    body: OnceCell<Vec<u8>>,
 }
 
 impl fmt::Debug for Response {
@@ -100,7 +101,6 @@ impl fmt::Debug for Response {
         f.debug_struct("Response")
             .field("request", &self.label)
             .field("status", &self.status)
-            .field("body_len", &self.body.len())
             .finish_non_exhaustive()
     }
 }
@@ -114,18 +114,23 @@ impl Response {
     /// The first header with this name (case-insensitive). Each call asks
     /// the host.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name)
+        self.held.header(name)
     }
 
     /// Every header as `(name, value)`, in the order received; names in
     /// lower case.
     pub fn headers(&self) -> Vec<(String, String)> {
-        self.headers.entries()
+        self.held.headers()
+    }
+
+    /// The body (capped by the host), copied from the host on the first call.
+    pub fn body(&self) -> &[u8] {
+        self.body.get_or_init(|| self.held.body())
     }
 
     /// The body as text (invalid UTF-8 replaced).
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
+        String::from_utf8_lossy(self.body()).into_owned()
     }
 
     /// `"GET http://host/path returned 503"`: the usual failure message.

@@ -292,6 +292,7 @@ async fn response_headers_held_for_a_guest_count_against_its_memory_limit_until_
     assert!(found("error").contains("sandbox.memory_limit"), "{snap:?}");
     // Asked for by any case; listed in lower case.
     assert_eq!(found("fat"), fat.len().to_string(), "{snap:?}");
+    assert_eq!(found("body"), "0", "{snap:?}");
     assert!(
         found("names").split(',').any(|name| name == "x-fat"),
         "{snap:?}"
@@ -302,6 +303,72 @@ async fn response_headers_held_for_a_guest_count_against_its_memory_limit_until_
     // And the instance is no worse for it.
     let snap = runtime.check("hoarder").await.expect("known");
     assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+}
+
+#[tokio::test]
+async fn response_bodies_held_for_a_guest_count_against_its_memory_limit_until_dropped() {
+    let fat = "b".repeat(32 * 1024);
+    let server = FakeServer::start(&[("/fat", Reply::ok(fat.as_str()))]).await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "hoarder",
+            server.port(),
+            &format!("mode: hold-headers, url: '{}'", server.url("/fat")),
+            ", sandbox: {memory_limit: 4MiB, max_requests_per_call: 1000, max_bytes_per_call: 100MiB}, health_check: {timeout: 20s}",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("hoarder").await.expect("known");
+    let found =
+        |key: &str| detail(&snap, key).unwrap_or_else(|| panic!("no detail {key}: {snap:?}"));
+    // The bodies stayed in the host, and the memory limit, not the request
+    // or byte limits, stopped the guest.
+    let held: usize = found("held").parse().expect("a count");
+    assert!((10..128).contains(&held), "{snap:?}");
+    assert_eq!(found("kind"), "TooLarge", "{snap:?}");
+    assert!(found("error").contains("sandbox.memory_limit"), "{snap:?}");
+    // Handed over when asked for.
+    assert_eq!(found("body"), fat.len().to_string(), "{snap:?}");
+    assert_eq!(server.hits("/fat"), held + 2);
+    let snap = runtime.check("hoarder").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+}
+
+#[tokio::test]
+async fn a_component_built_against_fetch_gets_headers_on_demand_and_the_body() {
+    let server = FakeServer::start(&[(
+        "/h",
+        Reply::ok("Healthy.\n")
+            .header("X-One", "1")
+            .header("x-two", "caf\u{e9}"),
+    )])
+    .await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "older",
+            server.port(),
+            &format!("mode: raw-fetch, url: '{}'", server.url("/h")),
+            "",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("older").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    for pair in [
+        ("status", "200"),
+        ("body", "Healthy."),
+        ("asked x-one", "1"),
+        ("x-one", "1"),
+        ("x-two", "caf\u{e9}"),
+    ] {
+        assert!(
+            snap.details
+                .contains(&(pair.0.to_string(), pair.1.to_string())),
+            "{pair:?}: {snap:?}"
+        );
+    }
 }
 
 #[tokio::test]

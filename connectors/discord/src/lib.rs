@@ -26,7 +26,7 @@ impl Connector for Discord {
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = http::get(&self.url)?;
         let what = response.describe_status();
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let said = body
             .get("message")
             .and_then(Value::as_str)

@@ -68,7 +68,7 @@ impl Connector for Elasticsearch {
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = http::get(&self.url)?;
         let what = response.describe_status();
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         if matches!(response.status, 401 | 403) {
             let hint = if self.has_credentials {
                 ""

@@ -22,7 +22,7 @@ impl Connector for Grafana {
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = http::get(&self.url)?.expect_success()?;
-        let body: Value = serde_json::from_slice(&response.body).map_err(|e| {
+        let body: Value = serde_json::from_slice(response.body()).map_err(|e| {
             Error::new(format!(
                 "GET {} returned a body that is not JSON: {e}",
                 self.url

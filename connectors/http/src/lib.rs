@@ -77,7 +77,7 @@ impl Connector for HttpCheck {
             let what = response.describe_status();
             return Err(Error::new(format!("{what}, expected {}", self.expected)));
         }
-        if let Some(why) = self.body_problem(&response.body) {
+        if let Some(why) = self.body_problem(&response) {
             let what = response.describe_status();
             return Err(Error::new(format!("{what} but the body {why}")));
         }
@@ -95,18 +95,18 @@ impl Connector for HttpCheck {
 }
 
 impl HttpCheck {
-    /// What the body settings find wrong with `body`, if anything.
-    fn body_problem(&self, body: &[u8]) -> Option<String> {
+    /// What the body settings find wrong with the response's body, if
+    /// anything. The body is fetched from the host only if a setting reads it.
+    fn body_problem(&self, response: &http::Response) -> Option<String> {
         if self.contains.is_none()
             && self.not_contains.is_none()
             && self.matches.is_none()
             && self.not_matches.is_none()
         {
-            // Nothing to read the body for: not even its UTF-8 check.
             return None;
         }
         // Borrowed unless the body is not UTF-8.
-        let body = String::from_utf8_lossy(body);
+        let body = String::from_utf8_lossy(response.body());
         if let Some(needle) = &self.contains
             && !body.contains(needle.as_str())
         {

@@ -43,7 +43,7 @@ impl Connector for Loki {
         if response.is_success() {
             return Ok(response.into());
         }
-        let lines = lines(&response.body);
+        let lines = lines(response.body());
         Ok(match lines.first() {
             None => HealthReport::unhealthy(response.describe_status()),
             Some(first) => {

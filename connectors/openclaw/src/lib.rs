@@ -41,7 +41,7 @@ impl Connector for OpenClaw {
             )));
         }
         let response = response.expect_success()?;
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let text = |key: &str| match body.get(key) {
             Some(Value::String(s)) => Some(s.clone()),
             Some(Value::Number(n)) => Some(n.to_string()),

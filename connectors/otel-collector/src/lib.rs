@@ -40,8 +40,8 @@ impl Connector for OtelCollector {
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let response = http::get(&self.url)?;
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        let status = said(&body, &response.body);
+        let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
+        let status = said(&body, response.body());
         let mut report = match (&status, response.is_success()) {
             (_, true) => HealthReport::healthy().message(response.describe_status()),
             (Some(status), false) => {

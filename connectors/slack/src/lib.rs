@@ -60,7 +60,7 @@ impl Connector for Slack {
             ));
         }
         let response = response.expect_success()?;
-        let body: Value = serde_json::from_slice(&response.body).map_err(|_| {
+        let body: Value = serde_json::from_slice(response.body()).map_err(|_| {
             Error::new(format!(
                 "{} but the body is not JSON",
                 response.describe_status()

@@ -36,6 +36,7 @@ pub(crate) mod bindings {
         exports: { default: async },
         with: {
             "sandport:connector/http-client.headers": super::state::HeldHeaders,
+            "sandport:connector/http-client.held-response": super::state::HeldResponse,
         },
     });
 }

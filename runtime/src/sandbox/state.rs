@@ -207,7 +207,7 @@ impl http_client::Host for GuestState {
         request: http_client::Request,
     ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
         Ok(self
-            .exchange(request)
+            .round_trip(request)
             .await?
             .map(|r| http_client::Response {
                 status: r.status,
@@ -224,35 +224,66 @@ impl http_client::Host for GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<http_client::Reply, http_client::HttpError>> {
-        let response = match self.exchange(request).await? {
+        let response = match self.round_trip(request).await? {
             Ok(response) => response,
             Err(error) => return Ok(Err(error)),
         };
         let charge = HeldHeaders::charge(&response.headers);
-        if !self.limits.hold(charge) {
-            return Ok(Err(http_client::HttpError::TooLarge(format!(
-                "the response's headers ({}) do not fit in what is left of the connector's memory (sandbox.memory_limit)",
-                crate::config::format_size(charge as u64)
-            ))));
-        }
         let held = HeldHeaders {
             map: response.headers,
             charge,
         };
-        match self.table.push(held) {
-            Ok(headers) => Ok(Ok(http_client::Reply {
+        Ok(self
+            .hold("the response's headers", charge, held)
+            .map(|headers| http_client::Reply {
                 status: response.status,
                 headers,
                 body: response.body,
-            })),
-            Err(_) => {
-                self.limits.release(charge);
-                Ok(Err(http_client::HttpError::Other(format!(
-                    "the connector holds {} handles (responses' headers, streams, ...) at once; drop some before sending another request",
-                    Self::MAX_RESOURCES
-                ))))
-            }
+            }))
+    }
+
+    async fn exchange(
+        &mut self,
+        request: http_client::Request,
+    ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {
+        let response = match self.round_trip(request).await? {
+            Ok(response) => response,
+            Err(error) => return Ok(Err(error)),
+        };
+        let charge = HeldHeaders::charge(&response.headers) + response.body.len();
+        let held = HeldResponse {
+            headers: response.headers,
+            body: response.body,
+            charge,
+        };
+        Ok(self
+            .hold("the response", charge, held)
+            .map(|handle| (response.status, handle)))
+    }
+}
+
+impl GuestState {
+    /// Puts `held` (`what`, `charge` bytes) in the table for the guest to
+    /// hold, if the instance's memory limit has room for it.
+    fn hold<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        charge: usize,
+        held: T,
+    ) -> Result<Resource<T>, http_client::HttpError> {
+        if !self.limits.hold(charge) {
+            return Err(http_client::HttpError::TooLarge(format!(
+                "{what} ({}) would not fit in what is left of the connector's memory (sandbox.memory_limit)",
+                crate::config::format_size(charge as u64)
+            )));
         }
+        self.table.push(held).map_err(|_| {
+            self.limits.release(charge);
+            http_client::HttpError::Other(format!(
+                "the connector holds {} handles (responses, streams, ...) at once; drop some before sending another request",
+                Self::MAX_RESOURCES
+            ))
+        })
     }
 }
 
@@ -274,6 +305,15 @@ impl HeldHeaders {
             .map(|(name, value)| name.as_str().len() + value.len() + Self::ENTRY_OVERHEAD)
             .sum()
     }
+}
+
+/// A whole response while the guest holds its handle (`exchange`): headers
+/// and body cross only when asked for.
+pub struct HeldResponse {
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+    /// What it counts against the instance's memory limit.
+    charge: usize,
 }
 
 /// A header as the guest sees it: the name in lower case, the value with
@@ -315,9 +355,42 @@ impl http_client::HostHeaders for GuestState {
     }
 }
 
+impl http_client::HostHeldResponse for GuestState {
+    async fn header(
+        &mut self,
+        response: Resource<HeldResponse>,
+        name: String,
+    ) -> wasmtime::Result<Option<String>> {
+        let held = self.table.get(&response)?;
+        Ok(held.headers.get(name.as_str()).map(header_text))
+    }
+
+    async fn headers(
+        &mut self,
+        response: Resource<HeldResponse>,
+    ) -> wasmtime::Result<Vec<(String, String)>> {
+        let held = self.table.get(&response)?;
+        Ok(held
+            .headers
+            .iter()
+            .map(|(name, value)| header_strings(name, value))
+            .collect())
+    }
+
+    async fn body(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<Vec<u8>> {
+        Ok(self.table.get(&response)?.body.clone())
+    }
+
+    async fn drop(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<()> {
+        let held = self.table.delete(response)?;
+        self.limits.release(held.charge);
+        Ok(())
+    }
+}
+
 impl GuestState {
     /// One request through the egress policy, off the fiber stack.
-    async fn exchange(
+    async fn round_trip(
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<egress::Response, http_client::HttpError>> {

@@ -19,9 +19,13 @@
 //! - `raw-send`: GETs `settings.url` through `http-client.send`, the import
 //!   that hands every header over at once (the Python and JavaScript SDKs
 //!   use it), and reports the headers as details.
+//! - `raw-fetch`: GETs `settings.url` through `http-client.fetch`, the
+//!   import the Rust SDK used before `exchange` (headers held in the host,
+//!   the body handed over), and reports what it got.
 //! - `hold-headers`: GETs `settings.url` again and again, keeping every
-//!   response (and so the headers the host holds for it) until a request
-//!   fails; then lets them go, GETs it once more, and reports what it saw.
+//!   response (and so the headers and body the host holds for it) until a
+//!   request fails; then lets them go, GETs it once more, and reports what
+//!   it saw.
 //! - `tcp`: connects to `settings.tcp_host:tcp_port` through the host's
 //!   resolver, sends `PING\r\n` and reports the first line of the answer.
 //! - `snoop`: looks for files, environment, arguments, and for the secret
@@ -180,6 +184,31 @@ impl Connector for Hostile {
                     Err(error) => Ok(HealthReport::unhealthy(format!("{error:?}"))),
                 }
             }
+            "raw-fetch" => {
+                use sandport_sdk::bindings::sandport::connector::http_client as wit;
+                let request = wit::Request {
+                    method: "GET".into(),
+                    url: self.url.clone(),
+                    headers: Vec::new(),
+                    body: None,
+                    timeout_ms: None,
+                };
+                match wit::fetch(&request) {
+                    Ok(reply) => {
+                        let mut report = HealthReport::healthy()
+                            .detail("status", reply.status.to_string())
+                            .detail("body", String::from_utf8_lossy(&reply.body));
+                        if let Some(value) = reply.headers.get("X-ONE") {
+                            report = report.detail("asked x-one", value);
+                        }
+                        for (name, value) in reply.headers.entries() {
+                            report = report.detail(name, value);
+                        }
+                        Ok(report)
+                    }
+                    Err(error) => Ok(HealthReport::unhealthy(format!("{error:?}"))),
+                }
+            }
             "hold-headers" => {
                 let request = http::Request::get(&self.url);
                 // Reserved up front, so that what runs out is the room
@@ -195,6 +224,7 @@ impl Connector for Hostile {
                 let names = first.map(|r| r.headers()).unwrap_or_default();
                 let names: Vec<&str> = names.iter().map(|(name, _)| name.as_str()).collect();
                 let fat = first.and_then(|r| r.header("X-Fat")).map_or(0, |v| v.len());
+                let body = first.map_or(0, |r| r.body().len());
                 let held_count = held.len();
                 drop(held);
                 let again = request
@@ -207,6 +237,7 @@ impl Connector for Hostile {
                     .detail("kind", format!("{:?}", error.kind()))
                     .detail("names", names.join(","))
                     .detail("fat", fat.to_string())
+                    .detail("body", body.to_string())
                     .detail("again", again))
             }
             "credentials" => Ok(match sandport_sdk::credentials::get() {

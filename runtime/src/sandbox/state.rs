@@ -211,11 +211,7 @@ impl http_client::Host for GuestState {
             .await?
             .map(|r| http_client::Response {
                 status: r.status,
-                headers: r
-                    .headers
-                    .iter()
-                    .map(|(name, value)| header_strings(name, value))
-                    .collect(),
+                headers: header_list(&r.headers),
                 body: r.body,
             }))
     }
@@ -262,31 +258,6 @@ impl http_client::Host for GuestState {
     }
 }
 
-impl GuestState {
-    /// Puts `held` (`what`, `charge` bytes) in the table for the guest to
-    /// hold, if the instance's memory limit has room for it.
-    fn hold<T: Send + 'static>(
-        &mut self,
-        what: &str,
-        charge: usize,
-        held: T,
-    ) -> Result<Resource<T>, http_client::HttpError> {
-        if !self.limits.hold(charge) {
-            return Err(http_client::HttpError::TooLarge(format!(
-                "{what} ({}) would not fit in what is left of the connector's memory (sandbox.memory_limit)",
-                crate::config::format_size(charge as u64)
-            )));
-        }
-        self.table.push(held).map_err(|_| {
-            self.limits.release(charge);
-            http_client::HttpError::Other(format!(
-                "the connector holds {} handles (responses, streams, ...) at once; drop some before sending another request",
-                Self::MAX_RESOURCES
-            ))
-        })
-    }
-}
-
 /// A response's headers while the guest holds their handle: strings are
 /// made only of what it asks for.
 pub struct HeldHeaders {
@@ -316,10 +287,12 @@ pub struct HeldResponse {
     charge: usize,
 }
 
-/// A header as the guest sees it: the name in lower case, the value with
-/// bytes that are not UTF-8 replaced.
-fn header_strings(name: &http::HeaderName, value: &http::HeaderValue) -> (String, String) {
-    (name.as_str().to_string(), header_text(value))
+/// Every header of `map` as the guest sees them: names in lower case,
+/// values with bytes that are not UTF-8 replaced.
+fn header_list(map: &http::HeaderMap) -> Vec<(String, String)> {
+    map.iter()
+        .map(|(name, value)| (name.as_str().to_string(), header_text(value)))
+        .collect()
 }
 
 fn header_text(value: &http::HeaderValue) -> String {
@@ -340,12 +313,7 @@ impl http_client::HostHeaders for GuestState {
         &mut self,
         headers: Resource<HeldHeaders>,
     ) -> wasmtime::Result<Vec<(String, String)>> {
-        let held = self.table.get(&headers)?;
-        Ok(held
-            .map
-            .iter()
-            .map(|(name, value)| header_strings(name, value))
-            .collect())
+        Ok(header_list(&self.table.get(&headers)?.map))
     }
 
     async fn drop(&mut self, headers: Resource<HeldHeaders>) -> wasmtime::Result<()> {
@@ -369,12 +337,7 @@ impl http_client::HostHeldResponse for GuestState {
         &mut self,
         response: Resource<HeldResponse>,
     ) -> wasmtime::Result<Vec<(String, String)>> {
-        let held = self.table.get(&response)?;
-        Ok(held
-            .headers
-            .iter()
-            .map(|(name, value)| header_strings(name, value))
-            .collect())
+        Ok(header_list(&self.table.get(&response)?.headers))
     }
 
     async fn body(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<Vec<u8>> {
@@ -389,6 +352,29 @@ impl http_client::HostHeldResponse for GuestState {
 }
 
 impl GuestState {
+    /// Puts `held` (`what`, `charge` bytes) in the table for the guest to
+    /// hold, if the instance's memory limit has room for it.
+    fn hold<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        charge: usize,
+        held: T,
+    ) -> Result<Resource<T>, http_client::HttpError> {
+        if !self.limits.hold(charge) {
+            return Err(http_client::HttpError::TooLarge(format!(
+                "{what} ({}) would not fit in what is left of the connector's memory (sandbox.memory_limit)",
+                crate::config::format_size(charge as u64)
+            )));
+        }
+        self.table.push(held).map_err(|_| {
+            self.limits.release(charge);
+            http_client::HttpError::Other(format!(
+                "the connector holds {} handles (responses, streams, ...) at once; drop some before sending another request",
+                Self::MAX_RESOURCES
+            ))
+        })
+    }
+
     /// One request through the egress policy, off the fiber stack.
     async fn round_trip(
         &mut self,
@@ -528,12 +514,12 @@ mod tests {
     fn a_header_reaches_the_guest_with_a_lower_case_name_and_text_for_bad_bytes() {
         let name = http::HeaderName::from_static("x-fat");
         let value = http::HeaderValue::from_bytes(b"caf\xe9").expect("a header value");
-        assert_eq!(
-            header_strings(&name, &value),
-            ("x-fat".to_string(), "caf\u{fffd}".to_string())
-        );
         let mut map = http::HeaderMap::new();
         map.insert(name, value);
+        assert_eq!(
+            header_list(&map),
+            [("x-fat".to_string(), "caf\u{fffd}".to_string())]
+        );
         assert_eq!(
             HeldHeaders::charge(&map),
             5 + 4 + HeldHeaders::ENTRY_OVERHEAD

@@ -201,6 +201,45 @@ async fn http_connector_accepts_the_configured_status_ranges() {
 }
 
 #[tokio::test]
+async fn http_connector_reports_each_check_as_the_target_answered_it() {
+    // The connector reuses its last healthy report while the status stays
+    // the same; every change of status must still show.
+    let server = FakeServer::start(&[("/", Reply::ok("up"))]).await;
+    let runtime = runtime();
+    runtime
+        .register(entry(&format!(
+            "{{id: web, component: http, host: 127.0.0.1, port: {}}}",
+            server.port()
+        )))
+        .await
+        .expect("registers");
+    for (status, healthy) in [
+        (200, true),
+        (200, true),
+        (202, true),
+        (503, false),
+        (200, true),
+    ] {
+        server.set("/", Reply::status(status, "body"));
+        let snap = runtime.check("web").await.expect("known");
+        let expected = if healthy {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Unhealthy
+        };
+        assert_eq!(snap.status, expected, "{status}: {snap:?}");
+        assert!(
+            snap.message.contains(&format!("returned {status}")),
+            "{status}: {snap:?}"
+        );
+        if healthy {
+            assert_eq!(detail(&snap, "status"), Some(status.to_string().as_str()));
+        }
+    }
+    assert_eq!(server.hits("/"), 5);
+}
+
+#[tokio::test]
 async fn http_connector_checks_the_body_and_sends_method_headers_and_body() {
     let server =
         FakeServer::start(&[("/status", Reply::ok("status: all systems operational v2"))]).await;

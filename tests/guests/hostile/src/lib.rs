@@ -47,6 +47,18 @@ struct Hostile {
 }
 
 impl Hostile {
+    /// `GET settings.url` as the WIT record, for the modes that call an
+    /// import themselves rather than through the SDK.
+    fn raw_get(&self) -> sandport_sdk::bindings::sandport::connector::http_client::Request {
+        sandport_sdk::bindings::sandport::connector::http_client::Request {
+            method: "GET".into(),
+            url: self.url.clone(),
+            headers: Vec::new(),
+            body: None,
+            timeout_ms: None,
+        }
+    }
+
     fn setting(&self, key: &str) -> String {
         self.settings
             .iter()
@@ -165,13 +177,7 @@ impl Connector for Hostile {
             }
             "raw-send" => {
                 use sandport_sdk::bindings::sandport::connector::http_client as wit;
-                let request = wit::Request {
-                    method: "GET".into(),
-                    url: self.url.clone(),
-                    headers: Vec::new(),
-                    body: None,
-                    timeout_ms: None,
-                };
+                let request = self.raw_get();
                 match wit::send(&request) {
                     Ok(response) => {
                         let mut report =
@@ -186,13 +192,7 @@ impl Connector for Hostile {
             }
             "raw-fetch" => {
                 use sandport_sdk::bindings::sandport::connector::http_client as wit;
-                let request = wit::Request {
-                    method: "GET".into(),
-                    url: self.url.clone(),
-                    headers: Vec::new(),
-                    body: None,
-                    timeout_ms: None,
-                };
+                let request = self.raw_get();
                 match wit::fetch(&request) {
                     Ok(reply) => {
                         let mut report = HealthReport::healthy()

@@ -4,26 +4,57 @@
 //! fails with [`ErrorKind::Denied`]. Credentials from the config are attached
 //! by the host to requests bound for the connector's own endpoint.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::bindings::sandport::connector::http_client::{self as wit, HttpError};
 
-/// Sends a `GET` to `url`.
+/// Sends a `GET` to `url`, once. A request sent on every check is better
+/// kept in the connector as a [`Request`]: the host keeps one parsed from
+/// its second send on.
 pub fn get(url: &str) -> Result<Response, Error> {
     Request::get(url).send()
 }
 
 /// A request being built; send it with [`Request::send`], as often as the
-/// connector likes: sending does not consume it.
+/// connector likes: sending does not consume it. From its second send on,
+/// the host keeps it parsed, and a send hands over nothing but a handle.
 #[derive(Debug, Clone)]
 pub struct Request {
     /// Kept as the host wants it, so that a send lowers it as it is.
     wire: wit::Request,
     /// `"GET http://host/path"`, shared with every response and error.
     label: Arc<str>,
+    prepared: Prepared,
+}
+
+/// The host's parsed copy of a request sent more than once: a request sent
+/// once (`http::get`) is not worth the extra call.
+#[derive(Default)]
+struct Prepared {
+    /// Set at the first send; at the second, the request is prepared.
+    sent: Cell<bool>,
+    /// Set once prepared; stays empty if the host refused (the request is
+    /// then sent as it is, and the answer says why).
+    handle: OnceCell<Option<wit::PreparedRequest>>,
+}
+
+impl Clone for Prepared {
+    /// A clone is a request of its own, not yet sent.
+    fn clone(&self) -> Self {
+        Prepared::default()
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let prepared = self.handle.get().is_some_and(Option::is_some);
+        f.debug_struct("Prepared")
+            .field("prepared", &prepared)
+            .finish()
+    }
 }
 
 impl Request {
@@ -39,6 +70,7 @@ impl Request {
                 body: None,
                 timeout_ms: None,
             },
+            prepared: Prepared::default(),
         }
     }
 
@@ -54,25 +86,35 @@ impl Request {
 
     /// Adds a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.wire.headers.push((name.into(), value.into()));
+        self.wire_mut().headers.push((name.into(), value.into()));
         self
     }
 
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.wire.body = Some(body.into());
+        self.wire_mut().body = Some(body.into());
         self
     }
 
     /// Sets a timeout; the host caps it at what is left of the check's deadline.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.wire.timeout_ms = Some(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
+        self.wire_mut().timeout_ms = Some(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
         self
+    }
+
+    /// The request to change: the host's copy, if any, is let go.
+    fn wire_mut(&mut self) -> &mut wit::Request {
+        self.prepared = Prepared::default();
+        &mut self.wire
     }
 
     /// Sends the request through the host.
     pub fn send(&self) -> Result<Response, Error> {
-        match wit::exchange(&self.wire) {
+        let result = match self.prepared() {
+            Some(prepared) => prepared.exchange(),
+            None => wit::exchange(&self.wire),
+        };
+        match result {
             Ok((status, held)) => Ok(Response {
                 label: self.label.clone(),
                 status,
@@ -81,6 +123,17 @@ impl Request {
             }),
             Err(error) => Err(Error::from_wit(self.label.clone(), error)),
         }
+    }
+
+    /// The host's copy of this request, made at its second send.
+    fn prepared(&self) -> Option<&wit::PreparedRequest> {
+        if !self.prepared.sent.replace(true) {
+            return None;
+        }
+        self.prepared
+            .handle
+            .get_or_init(|| wit::prepare(&self.wire).ok())
+            .as_ref()
     }
 }
 

@@ -331,6 +331,87 @@ async fn response_bodies_held_for_a_guest_count_against_its_memory_limit_until_d
 }
 
 #[tokio::test]
+async fn prepared_requests_count_against_the_memory_limit_and_are_vetted_at_each_send() {
+    let server = FakeServer::start(&[("/post", Reply::ok("taken"))]).await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "preparer",
+            server.port(),
+            &format!("mode: hold-prepared, url: '{}'", server.url("/post")),
+            ", sandbox: {memory_limit: 4MiB}, health_check: {timeout: 20s}",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("preparer").await.expect("known");
+    let found =
+        |key: &str| detail(&snap, key).unwrap_or_else(|| panic!("no detail {key}: {snap:?}"));
+    // Each holds a 32 KiB body: 4 MiB holds the guest's own memory and
+    // fewer than 128 of them.
+    let held: usize = found("held").parse().expect("a count");
+    assert!((10..128).contains(&held), "{snap:?}");
+    assert!(
+        found("error").contains("TooLarge") && found("error").contains("sandbox.memory_limit"),
+        "{snap:?}"
+    );
+    assert_eq!(found("first"), "200", "{snap:?}");
+    // Letting them go gave the memory back.
+    assert_eq!(found("again"), r#"Ok("200")"#, "{snap:?}");
+    // Only the two sends reached the server, each with its body.
+    let sent: Vec<_> = server
+        .seen()
+        .iter()
+        .map(|seen| {
+            let length = seen.headers.get("content-length");
+            (seen.method.clone(), seen.path.clone(), length.cloned())
+        })
+        .collect();
+    let post = (
+        "POST".to_string(),
+        "/post".to_string(),
+        Some("32768".parse().expect("a value")),
+    );
+    assert_eq!(sent, [post.clone(), post]);
+    // Preparing asks nothing of the allowlist; sending does.
+    assert!(
+        found("elsewhere").starts_with("Ok(")
+            && found("elsewhere").contains("Denied")
+            && found("elsewhere").contains("outside this connector's allowlist"),
+        "{snap:?}"
+    );
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+}
+
+#[tokio::test]
+async fn the_rust_sdk_has_the_host_prepare_a_request_at_its_second_send() {
+    let server = FakeServer::start(&[("/h", Reply::ok("fine"))]).await;
+    let runtime = runtime();
+    runtime
+        .register(hostile(
+            "resender",
+            server.port(),
+            &format!("mode: resend, url: '{}'", server.url("/h")),
+            "",
+        ))
+        .await
+        .expect("registers");
+    let snap = runtime.check("resender").await.expect("known");
+    assert_eq!(detail(&snap, "statuses"), Some("200,200,200"), "{snap:?}");
+    // One send is not worth preparing; a second is.
+    assert_eq!(
+        detail(&snap, "prepared after one"),
+        Some("false"),
+        "{snap:?}"
+    );
+    assert_eq!(
+        detail(&snap, "prepared after two"),
+        Some("true"),
+        "{snap:?}"
+    );
+    assert_eq!(server.hits("/h"), 3);
+}
+
+#[tokio::test]
 async fn a_component_built_against_fetch_gets_headers_on_demand_and_the_body() {
     let server = FakeServer::start(&[(
         "/h",

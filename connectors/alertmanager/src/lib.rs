@@ -6,8 +6,8 @@
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct Alertmanager {
-    healthy_url: String,
-    ready_url: String,
+    healthy: http::Request,
+    ready: http::Request,
 }
 
 impl Connector for Alertmanager {
@@ -17,14 +17,14 @@ impl Connector for Alertmanager {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Alertmanager {
-            healthy_url: config.url(config.health_path_or("/-/healthy")),
-            ready_url: config.url("/-/ready"),
+            healthy: http::Request::get(config.url(config.health_path_or("/-/healthy"))),
+            ready: http::Request::get(config.url("/-/ready")),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let healthy = http::get(&self.healthy_url)?.expect_success()?;
-        Ok(match http::get(&self.ready_url) {
+        let healthy = self.healthy.send()?.expect_success()?;
+        Ok(match self.ready.send() {
             Ok(ready) if ready.is_success() => HealthReport::from(healthy).detail("ready", "ready"),
             Ok(ready) => HealthReport::degraded(format!(
                 "healthy but not ready: {}",

@@ -9,7 +9,7 @@ use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export
 use serde_json::Value;
 
 struct Discord {
-    url: String,
+    request: http::Request,
 }
 
 impl Connector for Discord {
@@ -19,12 +19,12 @@ impl Connector for Discord {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Discord {
-            url: config.url(config.health_path_or("/api/v10/users/@me")),
+            request: http::Request::get(config.url(config.health_path_or("/api/v10/users/@me"))),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::get(&self.url)?;
+        let response = self.request.send()?;
         let what = response.describe_status();
         let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let said = body

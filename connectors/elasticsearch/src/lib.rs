@@ -21,7 +21,7 @@ const DETAILS: [&str; 5] = [
 ];
 
 struct Elasticsearch {
-    url: String,
+    request: http::Request,
     has_credentials: bool,
 }
 
@@ -59,14 +59,14 @@ impl Connector for Elasticsearch {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Elasticsearch {
-            url: config.url(config.health_path_or("/_cluster/health")),
+            request: http::Request::get(config.url(config.health_path_or("/_cluster/health"))),
             has_credentials: !matches!(config.auth_kind, AuthKind::None)
                 || !config.auth_headers.is_empty(),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::get(&self.url)?;
+        let response = self.request.send()?;
         let what = response.describe_status();
         let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         if matches!(response.status, 401 | 403) {

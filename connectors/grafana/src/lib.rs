@@ -7,6 +7,7 @@ use serde_json::Value;
 
 struct Grafana {
     url: String,
+    request: http::Request,
 }
 
 impl Connector for Grafana {
@@ -15,13 +16,15 @@ impl Connector for Grafana {
     const DESCRIPTION: &'static str = "Grafana dashboards";
 
     fn new(config: &Config) -> Result<Self, String> {
+        let url = config.url(config.health_path_or("/api/health"));
         Ok(Grafana {
-            url: config.url(config.health_path_or("/api/health")),
+            request: http::Request::get(&url),
+            url,
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::get(&self.url)?.expect_success()?;
+        let response = self.request.send()?.expect_success()?;
         let body: Value = serde_json::from_slice(response.body()).map_err(|e| {
             Error::new(format!(
                 "GET {} returned a body that is not JSON: {e}",

@@ -4,7 +4,7 @@
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct Jaeger {
-    url: String,
+    request: http::Request,
 }
 
 impl Connector for Jaeger {
@@ -14,12 +14,12 @@ impl Connector for Jaeger {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Jaeger {
-            url: config.url(config.health_path_or("/")),
+            request: http::Request::get(config.url(config.health_path_or("/"))),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        Ok(http::get(&self.url)?.expect_success()?.into())
+        Ok(self.request.send()?.expect_success()?.into())
     }
 }
 

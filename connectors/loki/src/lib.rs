@@ -8,7 +8,7 @@
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct Loki {
-    url: String,
+    request: http::Request,
 }
 
 /// The non-empty lines of a text body, trimmed; none for an HTML page.
@@ -34,12 +34,12 @@ impl Connector for Loki {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Loki {
-            url: config.url(config.health_path_or("/ready")),
+            request: http::Request::get(config.url(config.health_path_or("/ready"))),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::get(&self.url)?;
+        let response = self.request.send()?;
         if response.is_success() {
             return Ok(response.into());
         }

@@ -7,8 +7,8 @@
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct Minio {
-    live_url: String,
-    ready_url: String,
+    live: http::Request,
+    ready: http::Request,
 }
 
 /// MinIO's `X-Minio-Server-Status` (e.g. `offline`), for messages.
@@ -26,13 +26,13 @@ impl Connector for Minio {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Minio {
-            live_url: config.url(config.health_path_or("/minio/health/live")),
-            ready_url: config.url("/minio/health/ready"),
+            live: http::Request::get(config.url(config.health_path_or("/minio/health/live"))),
+            ready: http::Request::get(config.url("/minio/health/ready")),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let live = http::get(&self.live_url)?;
+        let live = self.live.send()?;
         if !live.is_success() {
             return Err(Error::new(format!(
                 "{}{}",
@@ -40,7 +40,7 @@ impl Connector for Minio {
                 server_status(&live)
             )));
         }
-        Ok(match http::get(&self.ready_url) {
+        Ok(match self.ready.send() {
             Ok(ready) if ready.is_success() => HealthReport::from(live).detail("ready", "ready"),
             Ok(ready) => HealthReport::degraded(format!(
                 "live but not ready (no quorum?): {}{}",

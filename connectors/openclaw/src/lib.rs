@@ -10,7 +10,7 @@ use sandport_sdk::{
 use serde_json::Value;
 
 struct OpenClaw {
-    url: String,
+    request: http::Request,
     has_credentials: bool,
 }
 
@@ -21,14 +21,14 @@ impl Connector for OpenClaw {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(OpenClaw {
-            url: config.url(config.health_path_or("/health")),
+            request: http::Request::get(config.url(config.health_path_or("/health"))),
             has_credentials: !matches!(config.auth_kind, AuthKind::None)
                 || !config.auth_headers.is_empty(),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::get(&self.url)?;
+        let response = self.request.send()?;
         let what = response.describe_status();
         if matches!(response.status, 401 | 403) {
             let hint = if self.has_credentials {

@@ -10,7 +10,7 @@ use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export
 use serde_json::Value;
 
 struct OtelCollector {
-    url: String,
+    request: http::Request,
 }
 
 /// What the extension said: the JSON `status` (v1 and v2 of the extension),
@@ -34,12 +34,12 @@ impl Connector for OtelCollector {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(OtelCollector {
-            url: config.url(config.health_path_or("/")),
+            request: http::Request::get(config.url(config.health_path_or("/"))),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::get(&self.url)?;
+        let response = self.request.send()?;
         let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let status = said(&body, response.body());
         let mut report = match (&status, response.is_success()) {

@@ -4,8 +4,8 @@
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct Prometheus {
-    healthy_url: String,
-    ready_url: String,
+    healthy: http::Request,
+    ready: http::Request,
 }
 
 impl Connector for Prometheus {
@@ -15,14 +15,14 @@ impl Connector for Prometheus {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Prometheus {
-            healthy_url: config.url(config.health_path_or("/-/healthy")),
-            ready_url: config.url("/-/ready"),
+            healthy: http::Request::get(config.url(config.health_path_or("/-/healthy"))),
+            ready: http::Request::get(config.url("/-/ready")),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let report = HealthReport::from(http::get(&self.healthy_url)?.expect_success()?);
-        let ready = match http::get(&self.ready_url) {
+        let report = HealthReport::from(self.healthy.send()?.expect_success()?);
+        let ready = match self.ready.send() {
             Ok(response) if response.is_success() => "ready".to_string(),
             Ok(response) => format!("not ready ({})", response.status),
             Err(error) => format!("unknown ({})", error.message()),

@@ -16,7 +16,7 @@ use sandport_sdk::{
 };
 
 struct S3 {
-    url: String,
+    request: http::Request,
     bucket: Option<String>,
     signed: bool,
 }
@@ -46,14 +46,14 @@ impl Connector for S3 {
             None => config.health_path_or("/").to_string(),
         };
         Ok(S3 {
-            url: config.url(&path),
+            request: http::Request::new("HEAD", config.url(&path)),
             bucket,
             signed: config.auth_kind == AuthKind::AwsSigv4,
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::Request::new("HEAD", self.url.clone()).send()?;
+        let response = self.request.send()?;
         let what = match &self.bucket {
             Some(b) => format!("bucket `{b}`"),
             None => "the bucket".to_string(),

@@ -26,7 +26,7 @@ const TOKEN_ERRORS: &[&str] = &[
 ];
 
 struct Slack {
-    url: String,
+    request: http::Request,
 }
 
 fn rate_limited(retry_after: Option<&str>) -> HealthReport {
@@ -46,14 +46,16 @@ impl Connector for Slack {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Slack {
-            url: config.url(config.health_path_or("/api/auth.test")),
+            request: http::Request::post(
+                config.url(config.health_path_or("/api/auth.test")),
+                Vec::new(),
+            )
+            .header("Content-Type", "application/x-www-form-urlencoded"),
         })
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let response = http::Request::post(&self.url, Vec::new())
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .send()?;
+        let response = self.request.send()?;
         if response.status == 429 {
             return Ok(rate_limited(
                 response.header("retry-after").as_deref().map(str::trim),

@@ -1,6 +1,8 @@
 //! Egress: the only door from a guest to the outside world.
 //!
-//! Every request a guest sends goes through [`Egress::send`], which
+//! Every request a guest sends is parsed by [`Egress::prepare`] (once, for
+//! one it sends again and again) and goes through [`Egress::send_prepared`],
+//! which
 //! - checks the URL against the connector's [`EgressPolicy`] (and every
 //!   redirect hop again; at most [`MAX_REDIRECTS`]),
 //! - resolves names itself and connects only to addresses that pass
@@ -57,6 +59,39 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Option<Vec<u8>>,
     pub timeout: Option<Duration>,
+}
+
+/// A request parsed by [`Egress::prepare`], ready to be sent again and
+/// again.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    /// Shared by every send of it.
+    body: Option<bytes::Bytes>,
+    timeout: Option<Duration>,
+}
+
+impl Prepared {
+    /// Bytes counted for each header beyond its name and value, and for
+    /// the request beyond its URL, headers and body: about what the
+    /// structures spend.
+    const HEADER_OVERHEAD: usize = 64;
+    const OVERHEAD: usize = 256;
+
+    /// About the bytes it holds, for the memory limit of whoever keeps it.
+    pub fn size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + Self::HEADER_OVERHEAD)
+            .sum();
+        Self::OVERHEAD
+            + self.url.as_str().len()
+            + headers
+            + self.body.as_ref().map_or(0, bytes::Bytes::len)
+    }
 }
 
 #[derive(Debug)]
@@ -434,15 +469,61 @@ impl Egress {
         Ok(allowed)
     }
 
+    /// Parses `request` for [`Egress::send_prepared`], which may send it
+    /// as often as the guest likes. Whether the policy admits the URL is
+    /// decided at each send, not here.
+    pub fn prepare(&self, request: Request) -> Result<Prepared, EgressError> {
+        let name = request.method.trim();
+        let method = if name.bytes().any(|b| b.is_ascii_lowercase()) {
+            Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        } else {
+            Method::from_bytes(name.as_bytes())
+        };
+        let method = method.map_err(|_| {
+            EgressError::InvalidUrl(format!("`{}` is not an HTTP method", request.method))
+        })?;
+        let url = self.parse_url(&request.url)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| EgressError::InvalidUrl(format!("`{name}` is not a header name")))?;
+            if name == http::header::HOST {
+                return Err(EgressError::Denied(
+                    "denied: the Host header is set by the host from the URL".into(),
+                ));
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                EgressError::InvalidUrl(format!("the value of header `{name}` is not valid"))
+            })?;
+            headers.append(name, value);
+        }
+        // A POST, PUT or PATCH without a body says so, as curl does: some
+        // servers answer 411 Length Required otherwise, and hyper leaves
+        // the header out of an empty body.
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH)
+            && request.body.as_ref().is_none_or(Vec::is_empty)
+            && !headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        Ok(Prepared {
+            method,
+            url,
+            headers,
+            body: request.body.map(bytes::Bytes::from),
+            timeout: request.timeout,
+        })
+    }
+
     /// Sends `request`, giving up at the timeout the guest asked for if it
     /// ends before `budget`. The budget itself is the caller's to enforce:
     /// the sandbox drops the whole guest call, this request included, when
     /// the call's deadline passes. (A timer of its own here would cost every
     /// check a timer registration and never fire first; the call's deadline
     /// is armed before the guest runs.)
-    pub(crate) async fn send(
+    pub(crate) async fn send_prepared(
         &self,
-        request: Request,
+        request: &Prepared,
         budget: Budget,
         usage: &mut CallUsage,
     ) -> Result<Response, EgressError> {
@@ -458,50 +539,20 @@ impl Egress {
         }
     }
 
-    /// [`Egress::send`] without a timer; `limit` is the time limit that
-    /// applies, for messages.
+    /// [`Egress::send_prepared`] without a timer; `limit` is the time limit
+    /// that applies, for messages.
     async fn send_unbounded(
         &self,
-        request: Request,
+        first: &Prepared,
         limit: Duration,
         usage: &mut CallUsage,
     ) -> Result<Response, EgressError> {
-        let name = request.method.trim();
-        let method = if name.bytes().any(|b| b.is_ascii_lowercase()) {
-            Method::from_bytes(name.to_ascii_uppercase().as_bytes())
-        } else {
-            Method::from_bytes(name.as_bytes())
-        };
-        let mut method = method.map_err(|_| {
-            EgressError::InvalidUrl(format!("`{}` is not an HTTP method", request.method))
-        })?;
-        let mut url = self.parse_url(&request.url)?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in &request.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| EgressError::InvalidUrl(format!("`{name}` is not a header name")))?;
-            if name == http::header::HOST {
-                return Err(EgressError::Denied(
-                    "denied: the Host header is set by the host from the URL".into(),
-                ));
-            }
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                EgressError::InvalidUrl(format!("the value of header `{name}` is not valid"))
-            })?;
-            headers.append(name, value);
-        }
-        let mut body = request.body;
-        // A POST, PUT or PATCH without a body says so, as curl does: some
-        // servers answer 411 Length Required otherwise, and hyper leaves
-        // the header out of an empty body.
-        if matches!(method, Method::POST | Method::PUT | Method::PATCH)
-            && body.as_ref().is_none_or(Vec::is_empty)
-            && !headers.contains_key(http::header::CONTENT_LENGTH)
-        {
-            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-        }
+        // Made only when a response redirects.
+        let mut redirected: Option<Prepared> = None;
         for _hop in 0..=MAX_REDIRECTS {
-            let Some(grant) = self.policy.grant_for_url(&url) else {
+            let request = redirected.as_ref().unwrap_or(first);
+            let url = &request.url;
+            let Some(grant) = self.policy.grant_for_url(url) else {
                 return Err(EgressError::Denied(format!(
                     "denied: {url} is outside this connector's allowlist ({})",
                     self.policy.describe()
@@ -527,25 +578,25 @@ impl Egress {
             let client = self.client()?;
             usage.requests += 1;
             let mut builder = client
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
-            let own = self.policy.is_own(&url);
+                .request(request.method.clone(), url.clone())
+                .headers(request.headers.clone());
+            let own = self.policy.is_own(url);
             if own {
                 for (name, value) in &self.credentials.headers {
                     builder = builder.header(name, value);
                 }
             }
-            if let Some(body) = &body {
+            if let Some(body) = &request.body {
                 builder = builder.body(body.clone());
             }
-            let mut prepared = builder.build().map_err(|e| classify(e, limit))?;
+            let mut outgoing = builder.build().map_err(|e| classify(e, limit))?;
             if own && let Some(signer) = &self.credentials.sigv4 {
                 signer
-                    .sign(&mut prepared, std::time::SystemTime::now())
+                    .sign(&mut outgoing, std::time::SystemTime::now())
                     .map_err(EgressError::Other)?;
             }
             let response = client
-                .execute(prepared)
+                .execute(outgoing)
                 .await
                 .map_err(|e| classify(e, limit))?;
             let status = response.status();
@@ -564,20 +615,25 @@ impl Egress {
                         self.policy.describe()
                     )));
                 }
+                let mut next = Prepared {
+                    url: next,
+                    ..request.clone()
+                };
                 if status == http::StatusCode::SEE_OTHER
-                    || (matches!(status.as_u16(), 301 | 302) && method == Method::POST)
+                    || (matches!(status.as_u16(), 301 | 302) && next.method == Method::POST)
                 {
-                    method = Method::GET;
-                    body = None;
-                    headers.remove(http::header::CONTENT_LENGTH);
+                    next.method = Method::GET;
+                    next.body = None;
+                    next.headers.remove(http::header::CONTENT_LENGTH);
                 }
-                url = next;
+                redirected = Some(next);
                 continue;
             }
             return self.read(response, limit, usage).await;
         }
         Err(EgressError::Other(format!(
-            "more than {MAX_REDIRECTS} redirects, last to {url}"
+            "more than {MAX_REDIRECTS} redirects, last to {}",
+            redirected.as_ref().unwrap_or(first).url
         )))
     }
 

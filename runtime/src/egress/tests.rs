@@ -60,12 +60,19 @@ fn egress(entry: &str, names: &[(&str, &str)]) -> Egress {
 
 /// Sends `request` as a call of its own: nothing used yet, 5 s left.
 async fn send(egress: &Egress, request: Request) -> Result<Response, EgressError> {
+    send_within(egress, request, &mut CallUsage::default()).await
+}
+
+/// Sends `request` as the sandbox sends a one-off request (parsed, then
+/// sent), with `usage` used so far and 5 s left.
+async fn send_within(
+    egress: &Egress,
+    request: Request,
+    usage: &mut CallUsage,
+) -> Result<Response, EgressError> {
+    let request = egress.prepare(request)?;
     egress
-        .send(
-            request,
-            Budget::new(Duration::from_secs(5)),
-            &mut CallUsage::default(),
-        )
+        .send_prepared(&request, Budget::new(Duration::from_secs(5)), usage)
         .await
 }
 
@@ -244,20 +251,11 @@ async fn requests_and_bytes_per_call_are_capped() {
     let mut usage = CallUsage::default();
     // Two fit in 250 KiB; the third passes the per-call byte cap.
     for _ in 0..2 {
-        e.send(
-            get_request(&url),
-            Budget::new(Duration::from_secs(5)),
-            &mut usage,
-        )
-        .await
-        .expect("fits");
+        send_within(&e, get_request(&url), &mut usage)
+            .await
+            .expect("fits");
     }
-    let err = e
-        .send(
-            get_request(&url),
-            Budget::new(Duration::from_secs(5)),
-            &mut usage,
-        )
+    let err = send_within(&e, get_request(&url), &mut usage)
         .await
         .expect_err("over");
     let EgressError::TooLarge(message) = err else {
@@ -269,12 +267,7 @@ async fn requests_and_bytes_per_call_are_capped() {
         requests: 5,
         bytes: 0,
     };
-    let err = e
-        .send(
-            get_request(&url),
-            Budget::new(Duration::from_secs(5)),
-            &mut usage,
-        )
+    let err = send_within(&e, get_request(&url), &mut usage)
         .await
         .expect_err("over");
     assert!(err.to_string().contains("max_requests_per_call"), "{err}");
@@ -485,4 +478,51 @@ async fn a_method_in_lower_case_is_sent_in_upper_case() {
     request.method = "G\u{e9}T".into();
     let err = send(&e, request).await.expect_err("not a method");
     assert!(err.to_string().contains("is not an HTTP method"), "{err}");
+}
+
+#[tokio::test]
+async fn a_prepared_request_is_sent_again_and_again_and_vetted_at_every_send() {
+    let port = server(OK).await;
+    let e = egress(
+        &format!("{{id: x, component: http, host: 127.0.0.1, port: {port}}}"),
+        &[],
+    );
+    let own = e
+        .prepare(get_request(&format!("http://127.0.0.1:{port}/")))
+        .expect("parses");
+    let elsewhere = e
+        .prepare(get_request("http://10.1.2.3/"))
+        .expect("parses: the allowlist is asked at each send");
+    for _ in 0..3 {
+        let mut usage = CallUsage::default();
+        let budget = Budget::new(Duration::from_secs(5));
+        let response = e
+            .send_prepared(&own, budget, &mut usage)
+            .await
+            .expect("sent");
+        assert_eq!(
+            (response.status, response.body.as_slice()),
+            (200, &b"ok"[..])
+        );
+        let err = e
+            .send_prepared(&elsewhere, budget, &mut usage)
+            .await
+            .expect_err("outside the allowlist");
+        assert!(matches!(err, EgressError::Denied(_)), "{err:?}");
+        assert_eq!(usage.requests, 1, "a denied request is not sent");
+    }
+}
+
+#[test]
+fn a_prepared_request_counts_its_url_headers_and_body() {
+    let e = egress("{id: x, component: http, host: 127.0.0.1, port: 80}", &[]);
+    let bare = e.prepare(get_request("http://127.0.0.1/")).expect("parses");
+    let mut request = get_request("http://127.0.0.1/");
+    request.headers.push(("x-a".into(), "1234".into()));
+    request.body = Some(vec![0; 1000]);
+    let fuller = e.prepare(request).expect("parses");
+    assert_eq!(
+        fuller.size() - bare.size(),
+        3 + 4 + Prepared::HEADER_OVERHEAD + 1000
+    );
 }

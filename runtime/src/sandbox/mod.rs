@@ -37,6 +37,7 @@ pub(crate) mod bindings {
         with: {
             "sandport:connector/http-client.headers": super::state::HeldHeaders,
             "sandport:connector/http-client.held-response": super::state::HeldResponse,
+            "sandport:connector/http-client.prepared-request": super::state::PreparedRequest,
         },
     });
 }

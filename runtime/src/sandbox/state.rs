@@ -242,19 +242,26 @@ impl http_client::Host for GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {
-        let response = match self.round_trip(request).await? {
-            Ok(response) => response,
-            Err(error) => return Ok(Err(error)),
+        Ok(match self.round_trip(request).await? {
+            Ok(response) => self.hold_response(response),
+            Err(error) => Err(error),
+        })
+    }
+
+    async fn prepare(
+        &mut self,
+        request: http_client::Request,
+    ) -> wasmtime::Result<Result<Resource<PreparedRequest>, http_client::HttpError>> {
+        let request = match self.egress.prepare(egress_request(request)) {
+            Ok(request) => request,
+            Err(error) => return Ok(Err(self.failed(error))),
         };
-        let charge = HeldHeaders::charge(&response.headers) + response.body.len();
-        let held = HeldResponse {
-            headers: response.headers,
-            body: response.body,
+        let charge = request.size();
+        let held = PreparedRequest {
+            request: Arc::new(request),
             charge,
         };
-        Ok(self
-            .hold("the response", charge, held)
-            .map(|handle| (response.status, handle)))
+        Ok(self.hold("the prepared request", charge, held))
     }
 }
 
@@ -380,42 +387,108 @@ impl GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<egress::Response, http_client::HttpError>> {
-        let request = egress::Request {
-            method: request.method,
-            url: request.url,
-            headers: request.headers,
-            body: request.body,
-            timeout: request
-                .timeout_ms
-                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
-        };
+        match self.egress.prepare(egress_request(request)) {
+            Ok(request) => self.send_prepared(request).await,
+            Err(error) => Ok(Err(self.failed(error))),
+        }
+    }
+
+    /// Sends a parsed request, owned or shared with a `prepared-request`.
+    async fn send_prepared<P>(
+        &mut self,
+        request: P,
+    ) -> wasmtime::Result<Result<egress::Response, http_client::HttpError>>
+    where
+        P: std::borrow::Borrow<egress::Prepared> + Send + 'static,
+    {
         // Off the fiber stack: hyper and reqwest poll deep (see `offstack`).
         let egress = self.egress.clone();
         let (budget, mut usage) = (self.budget, self.usage);
         let (result, usage) = self
             .offstack
             .run(async move {
-                let result = egress.send(request, budget, &mut usage).await;
+                let result = egress
+                    .send_prepared(request.borrow(), budget, &mut usage)
+                    .await;
                 (result, usage)
             })
             .await
             .ok_or_else(|| wasmtime::Error::msg("the HTTP request was dropped"))?;
         self.usage = usage;
-        if let Err(error) = &result {
-            tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
-            if matches!(error, EgressError::Denied(_)) {
+        Ok(result.map_err(|error| self.failed(error)))
+    }
+
+    /// Notes a failed request (a denial marks the call) and says why in the
+    /// guest's terms.
+    fn failed(&mut self, error: EgressError) -> http_client::HttpError {
+        tracing::debug!(connector = %self.connector_id, %error, "guest HTTP request failed");
+        match error {
+            EgressError::Denied(m) => {
                 self.denied = true;
+                http_client::HttpError::Denied(m)
             }
-        }
-        Ok(result.map_err(|e| match e {
-            EgressError::Denied(m) => http_client::HttpError::Denied(m),
             EgressError::InvalidUrl(m) => http_client::HttpError::InvalidUrl(m),
             EgressError::Timeout(m) => http_client::HttpError::Timeout(m),
             EgressError::Connect(m) => http_client::HttpError::Connect(m),
             EgressError::Tls(m) => http_client::HttpError::Tls(m),
             EgressError::TooLarge(m) => http_client::HttpError::TooLarge(m),
             EgressError::Other(m) => http_client::HttpError::Other(m),
-        }))
+        }
+    }
+
+    /// Keeps a whole response for the guest (`exchange`): only its status
+    /// crosses now.
+    fn hold_response(
+        &mut self,
+        response: egress::Response,
+    ) -> Result<(u16, Resource<HeldResponse>), http_client::HttpError> {
+        let charge = HeldHeaders::charge(&response.headers) + response.body.len();
+        let held = HeldResponse {
+            headers: response.headers,
+            body: response.body,
+            charge,
+        };
+        self.hold("the response", charge, held)
+            .map(|handle| (response.status, handle))
+    }
+}
+
+fn egress_request(request: http_client::Request) -> egress::Request {
+    egress::Request {
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+        body: request.body,
+        timeout: request
+            .timeout_ms
+            .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+    }
+}
+
+/// A request the host keeps parsed while the guest holds its handle.
+pub struct PreparedRequest {
+    /// Shared with the sends in flight.
+    request: Arc<egress::Prepared>,
+    /// What it counts against the instance's memory limit.
+    charge: usize,
+}
+
+impl http_client::HostPreparedRequest for GuestState {
+    async fn exchange(
+        &mut self,
+        request: Resource<PreparedRequest>,
+    ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {
+        let prepared = self.table.get(&request)?.request.clone();
+        Ok(match self.send_prepared(prepared).await? {
+            Ok(response) => self.hold_response(response),
+            Err(error) => Err(error),
+        })
+    }
+
+    async fn drop(&mut self, request: Resource<PreparedRequest>) -> wasmtime::Result<()> {
+        let held = self.table.delete(request)?;
+        self.limits.release(held.charge);
+        Ok(())
     }
 }
 

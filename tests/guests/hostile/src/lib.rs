@@ -26,6 +26,14 @@
 //!   response (and so the headers and body the host holds for it) until a
 //!   request fails; then lets them go, GETs it once more, and reports what
 //!   it saw.
+//! - `hold-prepared`: prepares a 32 KiB POST to `settings.url` again and
+//!   again, keeping every `prepared-request` (which the host holds) until
+//!   one is refused; sends the first, lets them all go, prepares and sends
+//!   once more, and prepares one for a URL outside the allowlist, which
+//!   the host admits and then refuses to send. Reports what it saw.
+//! - `resend`: sends one SDK request to `settings.url` three times, and
+//!   reports the statuses and whether the host held the request prepared
+//!   after the first send and after the second.
 //! - `tcp`: connects to `settings.tcp_host:tcp_port` through the host's
 //!   resolver, sends `PING\r\n` and reports the first line of the answer.
 //! - `snoop`: looks for files, environment, arguments, and for the secret
@@ -239,6 +247,51 @@ impl Connector for Hostile {
                     .detail("fat", fat.to_string())
                     .detail("body", body.to_string())
                     .detail("again", again))
+            }
+            "resend" => {
+                let request = http::Request::get(&self.url);
+                let prepared = |request: &http::Request| {
+                    format!("{request:?}")
+                        .contains("prepared: true")
+                        .to_string()
+                };
+                let first = request.send()?.status;
+                let after_first = prepared(&request);
+                let second = request.send()?.status;
+                let after_second = prepared(&request);
+                let third = request.send()?.status;
+                Ok(HealthReport::healthy()
+                    .detail("statuses", format!("{first},{second},{third}"))
+                    .detail("prepared after one", after_first)
+                    .detail("prepared after two", after_second))
+            }
+            "hold-prepared" => {
+                use sandport_sdk::bindings::sandport::connector::http_client as wit;
+                let status = |sent: Result<(u16, wit::HeldResponse), wit::HttpError>| {
+                    sent.map_or_else(|e| format!("{e:?}"), |(status, _)| status.to_string())
+                };
+                let mut request = self.raw_get();
+                request.method = "POST".into();
+                request.body = Some(vec![b'p'; 32 * 1024]);
+                let mut held = Vec::with_capacity(1024);
+                let error = loop {
+                    match wit::prepare(&request) {
+                        Ok(prepared) => held.push(prepared),
+                        Err(error) => break error,
+                    }
+                };
+                let first = held.first().map(|p| status(p.exchange()));
+                let held_count = held.len();
+                drop(held);
+                let again = wit::prepare(&request).map(|p| status(p.exchange()));
+                request.url = "http://10.1.2.3/".into();
+                let elsewhere = wit::prepare(&request).map(|p| status(p.exchange()));
+                Ok(HealthReport::healthy()
+                    .detail("held", held_count.to_string())
+                    .detail("error", format!("{error:?}"))
+                    .detail("first", first.unwrap_or_default())
+                    .detail("again", format!("{again:?}"))
+                    .detail("elsewhere", format!("{elsewhere:?}")))
             }
             "credentials" => Ok(match sandport_sdk::credentials::get() {
                 None => HealthReport::healthy().detail("credentials", "none"),

@@ -242,10 +242,10 @@ impl http_client::Host for GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {
-        Ok(match self.round_trip(request).await? {
-            Ok(response) => self.hold_response(response),
-            Err(error) => Err(error),
-        })
+        Ok(self
+            .round_trip(request)
+            .await?
+            .and_then(|response| self.hold_response(response)))
     }
 
     async fn prepare(
@@ -479,10 +479,10 @@ impl http_client::HostPreparedRequest for GuestState {
         request: Resource<PreparedRequest>,
     ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {
         let prepared = self.table.get(&request)?.request.clone();
-        Ok(match self.send_prepared(prepared).await? {
-            Ok(response) => self.hold_response(response),
-            Err(error) => Err(error),
-        })
+        Ok(self
+            .send_prepared(prepared)
+            .await?
+            .and_then(|response| self.hold_response(response)))
     }
 
     async fn drop(&mut self, request: Resource<PreparedRequest>) -> wasmtime::Result<()> {

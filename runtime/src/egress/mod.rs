@@ -74,24 +74,30 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Bytes counted for each header beyond its name and value, and for
-    /// the request beyond its URL, headers and body: about what the
-    /// structures spend.
-    const HEADER_OVERHEAD: usize = 64;
+    /// Bytes counted for the request beyond its URL, headers and body:
+    /// about what the structures spend.
     const OVERHEAD: usize = 256;
 
     /// About the bytes it holds, for the memory limit of whoever keeps it.
     pub fn size(&self) -> usize {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + Self::HEADER_OVERHEAD)
-            .sum();
         Self::OVERHEAD
             + self.url.as_str().len()
-            + headers
+            + headers_size(&self.headers)
             + self.body.as_ref().map_or(0, bytes::Bytes::len)
     }
+}
+
+/// Bytes counted for each header beyond its name and value: about what a
+/// `HeaderMap` spends on an entry.
+pub const HEADER_OVERHEAD: usize = 64;
+
+/// About the bytes `headers` hold, for the memory limit of whoever keeps
+/// them for a guest (a prepared request's, a held response's).
+pub fn headers_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + HEADER_OVERHEAD)
+        .sum()
 }
 
 #[derive(Debug)]

@@ -521,8 +521,5 @@ fn a_prepared_request_counts_its_url_headers_and_body() {
     request.headers.push(("x-a".into(), "1234".into()));
     request.body = Some(vec![0; 1000]);
     let fuller = e.prepare(request).expect("parses");
-    assert_eq!(
-        fuller.size() - bare.size(),
-        3 + 4 + Prepared::HEADER_OVERHEAD + 1000
-    );
+    assert_eq!(fuller.size() - bare.size(), 3 + 4 + HEADER_OVERHEAD + 1000);
 }

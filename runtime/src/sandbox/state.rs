@@ -224,7 +224,7 @@ impl http_client::Host for GuestState {
             Ok(response) => response,
             Err(error) => return Ok(Err(error)),
         };
-        let charge = HeldHeaders::charge(&response.headers);
+        let charge = egress::headers_size(&response.headers);
         let held = HeldHeaders {
             map: response.headers,
             charge,
@@ -252,9 +252,9 @@ impl http_client::Host for GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<Resource<PreparedRequest>, http_client::HttpError>> {
-        let request = match self.egress.prepare(egress_request(request)) {
+        let request = match self.parse(request) {
             Ok(request) => request,
-            Err(error) => return Ok(Err(self.failed(error))),
+            Err(error) => return Ok(Err(error)),
         };
         let charge = request.size();
         let held = PreparedRequest {
@@ -271,18 +271,6 @@ pub struct HeldHeaders {
     map: http::HeaderMap,
     /// What they count against the instance's memory limit.
     charge: usize,
-}
-
-impl HeldHeaders {
-    /// Bytes counted for each header beyond its name and value: about what
-    /// the map spends on an entry.
-    const ENTRY_OVERHEAD: usize = 64;
-
-    fn charge(map: &http::HeaderMap) -> usize {
-        map.iter()
-            .map(|(name, value)| name.as_str().len() + value.len() + Self::ENTRY_OVERHEAD)
-            .sum()
-    }
 }
 
 /// A whole response while the guest holds its handle (`exchange`): headers
@@ -387,10 +375,29 @@ impl GuestState {
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<egress::Response, http_client::HttpError>> {
-        match self.egress.prepare(egress_request(request)) {
+        match self.parse(request) {
             Ok(request) => self.send_prepared(request).await,
-            Err(error) => Ok(Err(self.failed(error))),
+            Err(error) => Ok(Err(error)),
         }
+    }
+
+    /// The guest's request parsed by the egress, or why it cannot be sent.
+    fn parse(
+        &mut self,
+        request: http_client::Request,
+    ) -> Result<egress::Prepared, http_client::HttpError> {
+        let request = egress::Request {
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            body: request.body,
+            timeout: request
+                .timeout_ms
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
+        };
+        self.egress
+            .prepare(request)
+            .map_err(|error| self.failed(error))
     }
 
     /// Sends a parsed request, owned or shared with a `prepared-request`.
@@ -442,7 +449,7 @@ impl GuestState {
         &mut self,
         response: egress::Response,
     ) -> Result<(u16, Resource<HeldResponse>), http_client::HttpError> {
-        let charge = HeldHeaders::charge(&response.headers) + response.body.len();
+        let charge = egress::headers_size(&response.headers) + response.body.len();
         let held = HeldResponse {
             headers: response.headers,
             body: response.body,
@@ -450,18 +457,6 @@ impl GuestState {
         };
         self.hold("the response", charge, held)
             .map(|handle| (response.status, handle))
-    }
-}
-
-fn egress_request(request: http_client::Request) -> egress::Request {
-    egress::Request {
-        method: request.method,
-        url: request.url,
-        headers: request.headers,
-        body: request.body,
-        timeout: request
-            .timeout_ms
-            .map(|ms| std::time::Duration::from_millis(u64::from(ms))),
     }
 }
 
@@ -593,9 +588,6 @@ mod tests {
             header_list(&map),
             [("x-fat".to_string(), "caf\u{fffd}".to_string())]
         );
-        assert_eq!(
-            HeldHeaders::charge(&map),
-            5 + 4 + HeldHeaders::ENTRY_OVERHEAD
-        );
+        assert_eq!(egress::headers_size(&map), 5 + 4 + egress::HEADER_OVERHEAD);
     }
 }

@@ -20,6 +20,8 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
+use futures::FutureExt;
+
 type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// One store's slot for host work. Cheap to clone; clones share the slot.
@@ -51,11 +53,15 @@ impl Offstack {
     ) -> impl Future<Output = Option<T>> + Send + 'static {
         let answer: Arc<Mutex<Option<T>>> = Arc::default();
         let filled = answer.clone();
-        let mut slot = self.slot();
-        slot.work = Some(Box::pin(async move {
-            let value = work.await;
+        // A combinator rather than an `async` block: the block would hold
+        // `work` twice (as captured, and as awaited), doubling the box a
+        // request allocates and copies (3.2 instead of 1.6 KB for an HTTP
+        // exchange).
+        let work = work.map(move |value| {
             *filled.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
-        }));
+        });
+        let mut slot = self.slot();
+        slot.work = Some(Box::pin(work));
         slot.fresh = true;
         // No waker: `drive` polls the call right after the work completes.
         // A wake from the work's side would be a wake of the running task,

@@ -23,6 +23,40 @@ async fn the_python_http_connector_checks_like_the_rust_one() {
     http_example_checks_like_the_rust_one(example!("SANDPORT_PYTHON_HTTP_WASM")).await;
 }
 
+/// The Python SDK keeps a request sent again in the host and leaves each
+/// response there until it is let go: more checks than the host lets an
+/// instance hold handles (1,024) show that neither piles up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_connector_checked_again_and_again_holds_no_more_than_one_check() {
+    let component = example!("SANDPORT_PYTHON_HTTP_WASM");
+    let server = FakeServer::start(&[("/ok", Reply::ok("all systems operational"))]).await;
+    let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
+        schedule: false,
+        cache_dir: std::path::Path::new(component)
+            .parent()
+            .map(|dir| dir.join("cache")),
+        ..Default::default()
+    })
+    .expect("runtime");
+    runtime
+        .register(entry(&format!(
+            "{{id: again, component: '{component}', host: 127.0.0.1, port: {}, settings: {{path: /ok, body_contains: operational}}}}",
+            server.port()
+        )))
+        .await
+        .expect("register");
+    for i in 0..1_100 {
+        let snapshot = runtime.check("again").await.expect("check");
+        assert_eq!(
+            snapshot.status,
+            HealthStatus::Healthy,
+            "check {i}: {}",
+            snapshot.message
+        );
+    }
+    assert!(server.hits("/ok") >= 1_100, "{}", server.hits("/ok"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_javascript_http_connector_checks_like_the_rust_one() {
     http_example_checks_like_the_rust_one(example!("SANDPORT_JS_HTTP_WASM")).await;

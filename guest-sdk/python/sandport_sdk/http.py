@@ -60,6 +60,8 @@ class Request:
     """A request being built; send it with :meth:`send` (as often as you like).
 
     The builder methods change the request and return it, so they chain.
+    A request sent again unchanged is kept parsed by the host from its
+    second send on, and a send then hands over nothing but a handle.
     """
 
     def __init__(self, method: str, url: str):
@@ -68,6 +70,10 @@ class Request:
         self.headers = []
         self._body = None
         self._timeout_ms = None
+        # What the last send sent, and the host's copy of it once it was
+        # sent twice: `(key, handle)`, the handle None if the host refused.
+        self._last = None
+        self._prepared = None
 
     @classmethod
     def get(cls, url: str):
@@ -100,38 +106,100 @@ class Request:
     def send(self):
         """Sends the request through the host; returns a :class:`Response`
         (any status, 4xx and 5xx included) or raises :class:`HttpError`."""
-        request = _wit.Request(
+        # The attributes are public: compare what is sent now with what the
+        # host keeps, rather than trusting the builder methods alone.
+        key = (self.method, self.url, tuple(self.headers), self._body, self._timeout_ms)
+        try:
+            prepared = self._prepared_for(key)
+            if prepared is not None:
+                status, held = prepared.exchange()
+            else:
+                status, held = _wit.exchange(self._wire())
+        except Err as err:
+            raise HttpError.from_wit(self.method, self.url, err.value) from None
+        return Response(self.method, self.url, status, held)
+
+    def __del__(self):
+        # The host's copy, if any, counts against the memory limit.
+        prepared = getattr(self, "_prepared", None)
+        self._prepared = None
+        if prepared is not None and prepared[1] is not None:
+            prepared[1].__exit__(None, None, None)
+
+    def _wire(self):
+        return _wit.Request(
             method=self.method,
             url=self.url,
             headers=list(self.headers),
             body=self._body,
             timeout_ms=self._timeout_ms,
         )
+
+    def _prepared_for(self, key):
+        """The host's copy of the request `key` describes, made at its second
+        send in a row; None to send it as it is."""
+        if self._prepared is not None:
+            kept, handle = self._prepared
+            if kept == key:
+                return handle
+            self._prepared = None
+            if handle is not None:
+                handle.__exit__(None, None, None)
+        if self._last != key:
+            # A request sent once (`http.get`) is not worth the extra call.
+            self._last = key
+            return None
         try:
-            response = _wit.send(request)
-        except Err as err:
-            raise HttpError.from_wit(self.method, self.url, err.value) from None
-        return Response(self.method, self.url, response.status, response.headers, response.body)
+            handle = _wit.prepare(self._wire())
+        except Err:
+            # Sent as it is from now on; the send says what is wrong.
+            handle = None
+        self._prepared = (key, handle)
+        return handle
 
     def __repr__(self):
         return f"Request({self.method!r}, {self.url!r})"
 
 
 class Response:
-    """A response, body included (capped by the host)."""
+    """A response. Its headers and body stay in the host until first read
+    (most checks read only the status); they count against the connector's
+    memory limit until the response is let go."""
 
-    __slots__ = ("method", "url", "status", "headers", "body")
+    __slots__ = ("method", "url", "status", "_held", "_headers", "_body")
 
-    def __init__(self, method, url, status, headers, body):
+    def __init__(self, method, url, status, held):
         self.method = method
         self.url = url
         #: The status code.
         self.status = status
-        #: The headers as ``(name, value)`` pairs, in the order received,
-        #: names in lower case.
-        self.headers = list(headers)
-        #: The body, as ``bytes``.
-        self.body = bytes(body)
+        self._held = held
+        self._headers = None
+        self._body = None
+
+    def __del__(self):
+        # Let the host's copy go now rather than whenever the handle is
+        # collected: a check that keeps nothing holds nothing.
+        held = getattr(self, "_held", None)
+        self._held = None
+        if held is not None:
+            held.__exit__(None, None, None)
+
+    @property
+    def headers(self):
+        """The headers as ``(name, value)`` pairs, in the order received,
+        names in lower case (fetched from the host at the first read)."""
+        if self._headers is None:
+            self._headers = list(self._held.headers())
+        return self._headers
+
+    @property
+    def body(self) -> bytes:
+        """The body, as ``bytes`` (capped by the host; fetched from the host
+        at the first read)."""
+        if self._body is None:
+            self._body = bytes(self._held.body())
+        return self._body
 
     def is_success(self) -> bool:
         """Whether the status is 2xx."""
@@ -139,8 +207,11 @@ class Response:
 
     def header(self, name: str, default=None):
         """The first header with this name (case-insensitive)."""
+        if self._headers is None:
+            value = self._held.header(name)
+            return default if value is None else value
         name = name.lower()
-        for k, v in self.headers:
+        for k, v in self._headers:
             if k.lower() == name:
                 return v
         return default

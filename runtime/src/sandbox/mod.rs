@@ -32,7 +32,17 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "connector",
-        imports: { default: async | trappable },
+        // Only what waits on the network is async. The rest answers at
+        // once, and a sync import is a plain call: no boxed future, no poll
+        // on the fiber (a check drops its response through one).
+        imports: {
+            "sandport:connector/http-client.send": async | trappable,
+            "sandport:connector/http-client.fetch": async | trappable,
+            "sandport:connector/http-client.exchange": async | trappable,
+            "sandport:connector/http-client.[method]prepared-request.exchange": async | trappable,
+            "sandport:connector/network.resolve": async | trappable,
+            default: trappable,
+        },
         exports: { default: async },
         with: {
             "sandport:connector/http-client.headers": super::state::HeldHeaders,

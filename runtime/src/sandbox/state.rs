@@ -248,7 +248,7 @@ impl http_client::Host for GuestState {
             .and_then(|response| self.hold_response(response)))
     }
 
-    async fn prepare(
+    fn prepare(
         &mut self,
         request: http_client::Request,
     ) -> wasmtime::Result<Result<Resource<PreparedRequest>, http_client::HttpError>> {
@@ -295,7 +295,7 @@ fn header_text(value: &http::HeaderValue) -> String {
 }
 
 impl http_client::HostHeaders for GuestState {
-    async fn get(
+    fn get(
         &mut self,
         headers: Resource<HeldHeaders>,
         name: String,
@@ -304,14 +304,14 @@ impl http_client::HostHeaders for GuestState {
         Ok(held.map.get(name.as_str()).map(header_text))
     }
 
-    async fn entries(
+    fn entries(
         &mut self,
         headers: Resource<HeldHeaders>,
     ) -> wasmtime::Result<Vec<(String, String)>> {
         Ok(header_list(&self.table.get(&headers)?.map))
     }
 
-    async fn drop(&mut self, headers: Resource<HeldHeaders>) -> wasmtime::Result<()> {
+    fn drop(&mut self, headers: Resource<HeldHeaders>) -> wasmtime::Result<()> {
         let held = self.table.delete(headers)?;
         self.limits.release(held.charge);
         Ok(())
@@ -319,7 +319,7 @@ impl http_client::HostHeaders for GuestState {
 }
 
 impl http_client::HostHeldResponse for GuestState {
-    async fn header(
+    fn header(
         &mut self,
         response: Resource<HeldResponse>,
         name: String,
@@ -328,18 +328,18 @@ impl http_client::HostHeldResponse for GuestState {
         Ok(held.headers.get(name.as_str()).map(header_text))
     }
 
-    async fn headers(
+    fn headers(
         &mut self,
         response: Resource<HeldResponse>,
     ) -> wasmtime::Result<Vec<(String, String)>> {
         Ok(header_list(&self.table.get(&response)?.headers))
     }
 
-    async fn body(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<Vec<u8>> {
+    fn body(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<Vec<u8>> {
         Ok(self.table.get(&response)?.body.clone())
     }
 
-    async fn drop(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<()> {
+    fn drop(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<()> {
         let held = self.table.delete(response)?;
         self.limits.release(held.charge);
         Ok(())
@@ -480,7 +480,7 @@ impl http_client::HostPreparedRequest for GuestState {
             .and_then(|response| self.hold_response(response)))
     }
 
-    async fn drop(&mut self, request: Resource<PreparedRequest>) -> wasmtime::Result<()> {
+    fn drop(&mut self, request: Resource<PreparedRequest>) -> wasmtime::Result<()> {
         let held = self.table.delete(request)?;
         self.limits.release(held.charge);
         Ok(())
@@ -504,7 +504,7 @@ impl network::Host for GuestState {
 }
 
 impl credentials::Host for GuestState {
-    async fn get(&mut self) -> wasmtime::Result<Option<credentials::Credential>> {
+    fn get(&mut self) -> wasmtime::Result<Option<credentials::Credential>> {
         Ok(self.credential.clone())
     }
 }
@@ -532,7 +532,7 @@ fn shared_credential(config: &crate::config::ConnectorConfig) -> Option<credenti
 }
 
 impl logging::Host for GuestState {
-    async fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+    fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
             logging::Level::Trace => tracing::Level::TRACE,
             logging::Level::Debug => tracing::Level::DEBUG,

@@ -30,14 +30,7 @@ async fn the_python_http_connector_checks_like_the_rust_one() {
 async fn a_python_connector_checked_again_and_again_holds_no_more_than_one_check() {
     let component = example!("SANDPORT_PYTHON_HTTP_WASM");
     let server = FakeServer::start(&[("/ok", Reply::ok("all systems operational"))]).await;
-    let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
-        schedule: false,
-        cache_dir: std::path::Path::new(component)
-            .parent()
-            .map(|dir| dir.join("cache")),
-        ..Default::default()
-    })
-    .expect("runtime");
+    let runtime = example_runtime(component);
     runtime
         .register(entry(&format!(
             "{{id: again, component: '{component}', host: 127.0.0.1, port: {}, settings: {{path: /ok, body_contains: operational}}}}",
@@ -62,22 +55,27 @@ async fn the_javascript_http_connector_checks_like_the_rust_one() {
     http_example_checks_like_the_rust_one(example!("SANDPORT_JS_HTTP_WASM")).await;
 }
 
+/// A runtime without the scheduler whose compiled-component cache sits
+/// beside `component`: a big component is compiled once per target
+/// directory, not once per test.
+fn example_runtime(component: &str) -> sandport::Runtime {
+    sandport::Runtime::new(sandport::RuntimeOptions {
+        schedule: false,
+        cache_dir: std::path::Path::new(component)
+            .parent()
+            .map(|dir| dir.join("cache")),
+        ..Default::default()
+    })
+    .expect("runtime")
+}
+
 async fn http_example_checks_like_the_rust_one(component: &str) {
     let server = FakeServer::start(&[
         ("/ok", Reply::ok("all systems operational")),
         ("/login", Reply::status(401, "who are you")),
     ])
     .await;
-    // A big component: compile it once per target directory.
-    let cache = std::path::Path::new(component)
-        .parent()
-        .map(|dir| dir.join("cache"));
-    let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
-        schedule: false,
-        cache_dir: cache,
-        ..Default::default()
-    })
-    .expect("runtime");
+    let runtime = example_runtime(component);
     let yaml = |id: &str, port: u16, settings: &str| {
         format!(
             "{{id: {id}, component: '{}', host: 127.0.0.1, port: {port}, settings: {{{settings}}}}}",

@@ -56,6 +56,10 @@ def _pairs(headers):
     return list(headers)
 
 
+# A request the host would not keep parsed (see `Request._prepared_for`).
+_REFUSED = object()
+
+
 class Request:
     """A request being built; send it with :meth:`send` (as often as you like).
 
@@ -70,8 +74,8 @@ class Request:
         self.headers = []
         self._body = None
         self._timeout_ms = None
-        # What the last send sent, and the host's copy of it once it was
-        # sent twice: `(key, handle)`, the handle None if the host refused.
+        # What the last send sent, and the host's copy of that request once
+        # it was sent twice in a row (`_REFUSED` if the host would not keep it).
         self._last = None
         self._prepared = None
 
@@ -121,10 +125,13 @@ class Request:
 
     def __del__(self):
         # The host's copy, if any, counts against the memory limit.
+        self._let_go()
+
+    def _let_go(self):
         prepared = getattr(self, "_prepared", None)
         self._prepared = None
-        if prepared is not None and prepared[1] is not None:
-            prepared[1].__exit__(None, None, None)
+        if prepared is not None and prepared is not _REFUSED:
+            prepared.__exit__(None, None, None)
 
     def _wire(self):
         return _wit.Request(
@@ -138,24 +145,19 @@ class Request:
     def _prepared_for(self, key):
         """The host's copy of the request `key` describes, made at its second
         send in a row; None to send it as it is."""
-        if self._prepared is not None:
-            kept, handle = self._prepared
-            if kept == key:
-                return handle
-            self._prepared = None
-            if handle is not None:
-                handle.__exit__(None, None, None)
         if self._last != key:
-            # A request sent once (`http.get`) is not worth the extra call.
+            # A changed request, or one sent once (`http.get`): not worth
+            # the extra call.
+            self._let_go()
             self._last = key
             return None
-        try:
-            handle = _wit.prepare(self._wire())
-        except Err:
-            # Sent as it is from now on; the send says what is wrong.
-            handle = None
-        self._prepared = (key, handle)
-        return handle
+        if self._prepared is None:
+            try:
+                self._prepared = _wit.prepare(self._wire())
+            except Err:
+                # Sent as it is from now on; the send says what is wrong.
+                self._prepared = _REFUSED
+        return None if self._prepared is _REFUSED else self._prepared
 
     def __repr__(self):
         return f"Request({self.method!r}, {self.url!r})"

@@ -1,9 +1,12 @@
 //! Compiles the built-in connectors (`connectors/*`) to components and puts
 //! them in OUT_DIR, from where `src/builtin.rs` embeds them; generates the
-//! gRPC code from `proto/connectors.proto` with a vendored `protoc`.
+//! gRPC code from `proto/connectors.proto` with a vendored `protoc`; orders
+//! the hot code of the `sandport` binary (`build/hot_code.rs`).
 
 #[path = "build/guests.rs"]
 mod guests;
+#[path = "build/hot_code.rs"]
+mod hot_code;
 
 /// Crates `connectors/NAME` (package `sandport-connector-NAME`).
 const BUILTINS: &[&str] = &[
@@ -33,6 +36,7 @@ const BUILTINS: &[&str] = &[
 
 fn main() {
     compile_proto();
+    hot_code::order_hot_code(&guests::workspace_root());
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let packages: Vec<String> = BUILTINS
         .iter()

@@ -5,10 +5,7 @@
 mod hot_code;
 
 fn main() {
-    let manifest_dir =
-        std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let root = manifest_dir.parent().expect("bench/ inside the workspace");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=../runtime/build/hot_code.rs");
-    hot_code::order_hot_code(root);
+    hot_code::order_hot_code();
 }

@@ -18,10 +18,15 @@
 // builder. SANDPORT_HOT_CODE_ORDER=off leaves the default layout
 // (`scripts/build-pgo.sh` does, since its profile lays the code out).
 
-use std::path::Path;
+use std::path::PathBuf;
 
-pub fn order_hot_code(workspace_root: &Path) {
-    let order = workspace_root.join("runtime/hot-code.order");
+/// Both callers' packages (`runtime/`, `bench/`) sit at the workspace's root.
+pub fn order_hot_code() {
+    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let order = manifest_dir
+        .parent()
+        .expect("a package inside the workspace")
+        .join("runtime/hot-code.order");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=SANDPORT_HOT_CODE_ORDER");
     if applies() && order.is_file() {

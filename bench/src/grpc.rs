@@ -1,7 +1,7 @@
 //! Part 6, gRPC under load: `sandport serve` (release) with 100 `http`
 //! connectors on loopback targets, scheduled as usual, and a tonic load
-//! generator in this process, limited to one thread (plus a pacer that
-//! mostly sleeps) so that the service keeps the other core.
+//! generator in this process, limited to one thread so that the service
+//! keeps the other core.
 //!
 //! - Open loop: requests start at a fixed rate whatever the answers do,
 //!   evenly spaced (a pacing thread starts each at its due time), over a
@@ -15,7 +15,6 @@
 //! reported per request.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -157,8 +156,6 @@ async fn call(
     Ok(())
 }
 
-type Outcomes = Arc<Mutex<Vec<Result<Duration, String>>>>;
-
 /// Starts request `i` at `started + i / rate` for `length`: evenly spaced,
 /// as constant-rate generators (wrk2) do. Each latency runs from that
 /// intended start, not from when the request actually left, so a generator
@@ -166,8 +163,8 @@ type Outcomes = Arc<Mutex<Vec<Result<Duration, String>>>>;
 /// (no coordinated omission).
 ///
 /// tokio's timer ticks in milliseconds, too coarse for 5,000 starts a
-/// second (it sent bursts of five), so a thread of its own paces the starts
-/// with `nanosleep` and hands each to the runtime.
+/// second (it sent bursts of five), so a [`Pacer`] wakes the generator's
+/// own thread at each due time: starting a request wakes no other thread.
 async fn open_loop(
     clients: &[ConnectorsServiceClient<Channel>],
     kind: Call,
@@ -176,52 +173,114 @@ async fn open_loop(
     connectors: usize,
     pid: u32,
 ) -> anyhow::Result<Phase> {
-    let outcomes: Outcomes = Arc::new(Mutex::new(Vec::new()));
+    let total = (length.as_secs_f64() * rate) as usize;
+    let (done, mut answers) = tokio::sync::mpsc::unbounded_channel();
+    let mut pacer = Pacer::new().context("create the pacing timer")?;
+    let mut lateness = Vec::with_capacity(total);
     let cpu_before = (report::cpu_time(Some(pid)), report::cpu_time(None));
-    let runtime = tokio::runtime::Handle::current();
-    let clients = clients.to_vec();
-    let recorded = outcomes.clone();
     let started = Instant::now();
-    let (tasks, lateness) = tokio::task::spawn_blocking(move || {
-        report::precise_sleeps();
-        let total = (length.as_secs_f64() * rate) as usize;
-        let mut tasks = Vec::with_capacity(total);
-        let mut lateness = Vec::with_capacity(total);
-        for i in 0..total {
-            let due = started + Duration::from_secs_f64(i as f64 / rate);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            lateness.push(due.elapsed());
-            let mut client = clients[i % clients.len()].clone();
-            let outcomes = recorded.clone();
-            tasks.push(runtime.spawn(async move {
-                let result = call(&mut client, kind, i, connectors).await;
-                let outcome = result.map(|()| due.elapsed());
-                outcomes
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .push(outcome);
-            }));
-        }
-        (tasks, Stats::new(lateness))
-    })
-    .await
-    .context("the pacing thread failed")?;
-    for task in tasks {
-        task.await.context("a request task failed")?;
+    for i in 0..total {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        pacer
+            .sleep_until(due)
+            .await
+            .context("wait for the next start")?;
+        lateness.push(due.elapsed());
+        let mut client = clients[i % clients.len()].clone();
+        let done = done.clone();
+        // Detached: a finished request leaves nothing behind but its outcome.
+        tokio::spawn(async move {
+            let result = call(&mut client, kind, i, connectors).await;
+            let _ = done.send(result.map(|()| due.elapsed()));
+        });
+    }
+    drop(done);
+    let mut outcomes = Vec::with_capacity(total);
+    while let Some(outcome) = answers.recv().await {
+        outcomes.push(outcome);
+    }
+    if outcomes.len() != total {
+        bail!(
+            "{} of {total} requests ended without an outcome (a request task panicked)",
+            total - outcomes.len()
+        );
     }
     let elapsed = started.elapsed();
     let cpu_after = (report::cpu_time(Some(pid)), report::cpu_time(None));
-    let outcomes = std::mem::take(
-        &mut *outcomes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner),
-    );
     Ok(Phase {
-        pacing: Some(lateness),
+        pacing: Some(Stats::new(lateness)),
         ..phase(outcomes, elapsed, cpu_before, cpu_after)
     })
+}
+
+/// Sleeps until a due time with microsecond precision, on the calling
+/// task's own thread: a `timerfd` (an hrtimer, which no timer slack
+/// delays) registered with tokio's reactor.
+#[cfg(target_os = "linux")]
+struct Pacer {
+    timer: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+#[cfg(target_os = "linux")]
+impl Pacer {
+    fn new() -> std::io::Result<Self> {
+        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        // SAFETY: the AsyncFd owns the OwnedFd, which keeps that one
+        // descriptor open for as long as it is registered.
+        let timer = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        }?;
+        Ok(Pacer { timer })
+    }
+
+    async fn sleep_until(&mut self, due: Instant) -> std::io::Result<()> {
+        use rustix::time::{Itimerspec, TimerfdTimerFlags, Timespec, timerfd_settime};
+        let Some(wait) = due.checked_duration_since(Instant::now()) else {
+            return Ok(());
+        };
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let spec = Itimerspec {
+            it_interval: zero,
+            // A zero it_value would disarm the timer instead of firing it.
+            it_value: Timespec {
+                tv_sec: wait.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: wait.subsec_nanos().max(1).into(),
+            },
+        };
+        timerfd_settime(self.timer.get_ref(), TimerfdTimerFlags::empty(), &spec)?;
+        loop {
+            let mut ready = self.timer.readable_mut().await?;
+            let mut expirations = [0u8; 8];
+            if let Ok(read) =
+                ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?))
+            {
+                return read.map(drop);
+            }
+        }
+    }
+}
+
+/// Elsewhere, tokio's timer: millisecond ticks, so starts come in bursts.
+#[cfg(not(target_os = "linux"))]
+struct Pacer;
+
+#[cfg(not(target_os = "linux"))]
+impl Pacer {
+    fn new() -> std::io::Result<Self> {
+        Ok(Pacer)
+    }
+
+    async fn sleep_until(&mut self, due: Instant) -> std::io::Result<()> {
+        tokio::time::sleep_until(due.into()).await;
+        Ok(())
+    }
 }
 
 /// `concurrency` workers, each sending its next request when the last one
@@ -299,7 +358,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     let binary = serve::binary(options.sandport.as_deref())?;
     let length = Duration::from_secs_f64(options.seconds);
     println!(
-        "method: `sandport serve` with {} `http` connectors (scheduled, 30 s interval) on loopback targets; load generator: this process, one thread (and a pacing thread for the open loop), {} HTTP/2 connections; open loop, evenly spaced, latency from each request's due time, {:.0} req/s (HealthCheck cached) and {:.0} req/s (ListConnectors) for {:.0} s each after 1 s warm-up; closed loop {} concurrent workers for {:.0} s each",
+        "method: `sandport serve` with {} `http` connectors (scheduled, 30 s interval) on loopback targets; load generator: this process, one thread, {} HTTP/2 connections; open loop, evenly spaced, latency from each request's due time, {:.0} req/s (HealthCheck cached) and {:.0} req/s (ListConnectors) for {:.0} s each after 1 s warm-up; closed loop {} concurrent workers for {:.0} s each",
         options.connectors,
         options.connections,
         options.rate,

@@ -403,15 +403,3 @@ pub fn print_conditions(part: &str) {
     println!("machine: {}", machine());
     println!("load average (/proc/loadavg): {}", loadavg());
 }
-
-/// Lets the calling thread's sleeps end within a microsecond of their
-/// deadline instead of Linux's default 50 µs of timer slack (a pacer that
-/// sleeps 200 µs between starts needs that). Elsewhere a no-op.
-pub fn precise_sleeps() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: PR_SET_TIMERSLACK takes a plain integer and changes only the
-    // calling thread's timer slack.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
-    }
-}

@@ -4,10 +4,11 @@
 //! keeps the other core.
 //!
 //! - Open loop: requests start at a fixed rate whatever the answers do,
-//!   evenly spaced (a pacing thread starts each at its due time), over a
-//!   few HTTP/2 connections; each request's latency runs from its due time
-//!   to its answer. `HealthCheck{cached: true}` (ids in turn) and
-//!   `ListConnectors`, each after a one-second warm-up at the same rate.
+//!   evenly spaced (a timer in the generator's event loop starts each at
+//!   its due time), over a few HTTP/2 connections; each request's latency
+//!   runs from its due time to its answer. `HealthCheck{cached: true}`
+//!   (ids in turn) and `ListConnectors`, each after a one-second warm-up
+//!   at the same rate.
 //! - Closed loop: C workers send one request after another as fast as the
 //!   answers come: the throughput ceiling on this machine.
 //!

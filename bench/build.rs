@@ -7,5 +7,5 @@ mod hot_code;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=../runtime/build/hot_code.rs");
-    hot_code::order_hot_code();
+    hot_code::order_hot_code(std::path::Path::new("../runtime/hot-code.order"));
 }

@@ -36,7 +36,7 @@ const BUILTINS: &[&str] = &[
 
 fn main() {
     compile_proto();
-    hot_code::order_hot_code();
+    hot_code::order_hot_code(std::path::Path::new("hot-code.order"));
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
     let packages: Vec<String> = BUILTINS
         .iter()

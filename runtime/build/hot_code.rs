@@ -18,15 +18,13 @@
 // builder. SANDPORT_HOT_CODE_ORDER=off leaves the default layout
 // (`scripts/build-pgo.sh` does, since its profile lays the code out).
 
-use std::path::PathBuf;
+use std::path::Path;
 
-/// Both callers' packages (`runtime/`, `bench/`) sit at the workspace's root.
-pub fn order_hot_code() {
-    let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
-    let order = manifest_dir
-        .parent()
-        .expect("a package inside the workspace")
-        .join("runtime/hot-code.order");
+/// `order` is the list's path from the calling package (a build script runs
+/// in its package's directory); the linker, which runs elsewhere, is given
+/// it absolute.
+pub fn order_hot_code(order: &Path) {
+    let order = std::path::absolute(order).expect("the build script's directory exists");
     println!("cargo:rerun-if-changed={}", order.display());
     println!("cargo:rerun-if-env-changed=SANDPORT_HOT_CODE_ORDER");
     if applies() && order.is_file() {

@@ -158,6 +158,16 @@ async fn start_target(target: Target) -> std::io::Result<u16> {
     Ok(port)
 }
 
+/// A loopback port that refuses connections for as long as the socket is
+/// held: bound but never listening. A port only learnt and released could
+/// be handed to one of the kit's own targets, and "down" would reach it.
+fn refusing_port() -> std::io::Result<(tokio::net::TcpSocket, u16)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+    let port = socket.local_addr()?.port();
+    Ok((socket, port))
+}
+
 /// The author's entry (if any) with the kit's id, component and target.
 fn entry(
     component: &Path,
@@ -238,10 +248,7 @@ async fn run_on(
 ) -> Result<Report, KitError> {
     let mut report = Report::default();
     let up = start_target(Target::Up).await?;
-    let down = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-        l.local_addr()?.port()
-    };
+    let (_held, down) = refusing_port()?;
 
     let loaded = runtime
         .register(entry(component, overrides, "up", up, "2s")?)
@@ -455,4 +462,31 @@ async fn memory_growth(runtime: &Runtime, limit: u64) -> Result<(bool, String), 
         kib(limit)
     );
     Ok((passed, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_down_port_refuses_and_no_target_can_be_given_it() {
+        let (held, port) = refusing_port().expect("a port");
+        let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        assert_eq!(
+            refused.map(drop).map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        );
+        // tokio's listener asks for SO_REUSEADDR, as the targets' do.
+        assert!(
+            tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .is_err()
+        );
+        drop(held);
+        assert!(
+            tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .is_ok()
+        );
+    }
 }

@@ -167,12 +167,25 @@ pub fn closed_port() -> u16 {
     closed_port_on(std::net::Ipv4Addr::LOCALHOST.into())
 }
 
-/// A port on `ip` with nothing listening on it: bound once to learn a free
-/// number, then released.
+/// A port on `ip` with nothing listening on it, held for the rest of the
+/// test process.
+///
+/// The port stays bound (never listening, so a connection to it is
+/// refused): a port that was only learnt and released could be handed to
+/// the next server a parallel test starts, and a check meant to be refused
+/// would reach that server instead.
 pub fn closed_port_on(ip: std::net::IpAddr) -> u16 {
-    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a loopback port");
-    let port = listener.local_addr().expect("local address").port();
-    drop(listener);
+    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = match ip {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .expect("a TCP socket");
+    socket.bind((ip, 0).into()).expect("bind a loopback port");
+    let port = socket.local_addr().expect("local address").port();
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(socket);
     port
 }
 
@@ -210,4 +223,34 @@ pub fn runtime() -> sandport::Runtime {
         ..Default::default()
     })
     .expect("runtime starts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+
+    fn assert_held_and_refused(ip: IpAddr) {
+        let port = closed_port_on(ip);
+        // std's listener asks for SO_REUSEADDR, so this bind succeeds on a
+        // port that was only learnt and released.
+        let taken = TcpListener::bind((ip, port));
+        assert!(
+            taken.is_err(),
+            "{ip} port {port} could be bound by another server"
+        );
+        let refused = TcpStream::connect((ip, port)).map(drop);
+        assert_eq!(
+            refused.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        );
+    }
+
+    #[test]
+    fn a_closed_port_stays_refused_and_cannot_be_taken_by_another_server() {
+        assert_held_and_refused(Ipv4Addr::LOCALHOST.into());
+        if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+            assert_held_and_refused(Ipv6Addr::LOCALHOST.into());
+        }
+    }
 }

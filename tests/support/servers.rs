@@ -93,6 +93,10 @@ pub struct RealServer {
     /// Moto: the IAM user's access key id and secret.
     moto_keys: Option<(String, String)>,
     stopped: bool,
+    /// Once stopped, `port` stays bound (never listening) until the server
+    /// is dropped, so a check of the stopped server is refused rather than
+    /// reaching a server a parallel test was just given the same number.
+    held_port: Option<tokio::net::TcpSocket>,
 }
 
 impl Kind {
@@ -248,6 +252,7 @@ impl RealServer {
             }
         }
         let _ = fs::remove_file(self.dir.join("server.pids"));
+        self.held_port = hold_port(self.port);
     }
 
     /// The server's log so far (setup logs first), for assertion messages.
@@ -309,6 +314,7 @@ impl RealServer {
             user: None,
             moto_keys: None,
             stopped: false,
+            held_port: None,
         }
     }
 
@@ -1034,6 +1040,19 @@ fn write_file(path: &Path, content: &str) {
     fs::write(path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// `port` on 127.0.0.1 bound without listening, if it can be. SO_REUSEADDR
+/// lets the bind past the stopped server's connections in TIME_WAIT; a
+/// bind to port 0 still passes over a port bound this way while others
+/// are free.
+fn hold_port(port: u16) -> Option<tokio::net::TcpSocket> {
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.set_reuseaddr(true).ok()?;
+    socket
+        .bind((std::net::Ipv4Addr::LOCALHOST, port).into())
+        .ok()?;
+    Some(socket)
+}
+
 /// `n` distinct ports that were free a moment ago.
 fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
@@ -1370,6 +1389,13 @@ mod tests {
             );
         }
         assert_eq!(processes_in(&dir), Vec::<u32>::new(), "processes left");
+        // Checked after a request, so the server's side of it may sit in
+        // TIME_WAIT on the port.
+        assert!(
+            server.held_port.is_some(),
+            "port {} not held once stopped",
+            server.port()
+        );
         server.stop();
         drop(server);
         assert!(!dir.exists(), "{} still exists", dir.display());

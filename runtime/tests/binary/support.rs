@@ -62,9 +62,20 @@ impl Target {
     }
 }
 
+/// A loopback port with nothing listening on it, held for the rest of the
+/// test process: bound but never listening, so connections are refused,
+/// and no server a parallel test starts can be given the same number.
 pub fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+    static HELD: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+    socket
+        .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+        .expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(socket);
+    port
 }
 
 /// A fresh directory under the system temp dir.

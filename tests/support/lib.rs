@@ -168,25 +168,34 @@ pub fn closed_port() -> u16 {
 }
 
 /// A port on `ip` with nothing listening on it, held for the rest of the
-/// test process.
-///
-/// The port stays bound (never listening, so a connection to it is
-/// refused): a port that was only learnt and released could be handed to
-/// the next server a parallel test starts, and a check meant to be refused
-/// would reach that server instead.
+/// test process (see [`bind_without_listening`]).
 pub fn closed_port_on(ip: std::net::IpAddr) -> u16 {
-    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
-    let socket = match ip {
-        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    }
-    .expect("a TCP socket");
-    socket.bind((ip, 0).into()).expect("bind a loopback port");
+    static HELD: Mutex<Vec<tokio::net::TcpSocket>> = Mutex::new(Vec::new());
+    let socket = bind_without_listening((ip, 0).into(), false).expect("bind a loopback port");
     let port = socket.local_addr().expect("local address").port();
     HELD.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .push(socket);
     port
+}
+
+/// A socket bound to `addr` that never listens: connections to its port are
+/// refused, and while it is held no bind to port 0 is given the number. A
+/// port that was only learnt and released could be handed to the next
+/// server a parallel test starts, and a check meant to be refused would
+/// reach that server instead. `reuse_address` lets the bind past an earlier
+/// owner's connections in TIME_WAIT.
+pub(crate) fn bind_without_listening(
+    addr: SocketAddr,
+    reuse_address: bool,
+) -> std::io::Result<tokio::net::TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }?;
+    socket.set_reuseaddr(reuse_address)?;
+    socket.bind(addr)?;
+    Ok(socket)
 }
 
 /// The value of a snapshot's detail, if it has one by that key.

@@ -93,9 +93,7 @@ pub struct RealServer {
     /// Moto: the IAM user's access key id and secret.
     moto_keys: Option<(String, String)>,
     stopped: bool,
-    /// Once stopped, `port` stays bound (never listening) until the server
-    /// is dropped, so a check of the stopped server is refused rather than
-    /// reaching a server a parallel test was just given the same number.
+    /// `port`, bound without listening once the server is stopped.
     held_port: Option<tokio::net::TcpSocket>,
 }
 
@@ -189,7 +187,7 @@ impl RealServer {
                     return server;
                 }
                 Err(error) => {
-                    server.stop();
+                    server.shut_down();
                     let log = server.log();
                     let lower = log.to_ascii_lowercase();
                     let port_taken = lower.contains("address already in use")
@@ -230,8 +228,21 @@ impl RealServer {
 
     /// Stops the server and every process of its group (rabbitmq's beam and
     /// epmd too), and waits for them. Idempotent. After it, the port refuses
-    /// connections.
+    /// connections, and stays bound without listening until the server is
+    /// dropped, so a check of the stopped server is refused rather than
+    /// reaching a server a parallel test was just given the same number.
     pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.shut_down();
+        self.held_port =
+            crate::bind_without_listening((std::net::Ipv4Addr::LOCALHOST, self.port).into(), true)
+                .ok();
+    }
+
+    /// [`RealServer::stop`] without holding the port: for the server's drop.
+    fn shut_down(&mut self) {
         if self.stopped {
             return;
         }
@@ -252,7 +263,6 @@ impl RealServer {
             }
         }
         let _ = fs::remove_file(self.dir.join("server.pids"));
-        self.held_port = hold_port(self.port);
     }
 
     /// The server's log so far (setup logs first), for assertion messages.
@@ -799,7 +809,7 @@ impl RealServer {
 
 impl Drop for RealServer {
     fn drop(&mut self) {
-        self.stop();
+        self.shut_down();
         if std::env::var_os("SANDPORT_KEEP_SERVER_DIRS").is_some() {
             eprintln!("kept {} dir {}", self.kind.name(), self.dir.display());
         } else {
@@ -1038,19 +1048,6 @@ fn sql_quote(value: &str) -> String {
 
 fn write_file(path: &Path, content: &str) {
     fs::write(path, content).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-}
-
-/// `port` on 127.0.0.1 bound without listening, if it can be. SO_REUSEADDR
-/// lets the bind past the stopped server's connections in TIME_WAIT; a
-/// bind to port 0 still passes over a port bound this way while others
-/// are free.
-fn hold_port(port: u16) -> Option<tokio::net::TcpSocket> {
-    let socket = tokio::net::TcpSocket::new_v4().ok()?;
-    socket.set_reuseaddr(true).ok()?;
-    socket
-        .bind((std::net::Ipv4Addr::LOCALHOST, port).into())
-        .ok()?;
-    Some(socket)
 }
 
 /// `n` distinct ports that were free a moment ago.

@@ -28,9 +28,6 @@ profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 # rebuilt with every profile.
 flags_var="CARGO_TARGET_$(echo "$host" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
 work="$PWD/target/pgo"
-# The profile decides the layout here, without the hot-code list of the
-# default release build (runtime/build/hot_code.rs).
-export SANDPORT_HOT_CODE_ORDER=off
 packages=(-p sandport -p sandport-bench)
 
 echo "== 1/3 instrumented build (target/pgo/gen)"

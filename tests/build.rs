@@ -7,7 +7,7 @@
 //! toolchain that cannot be installed is reported to the tests, which then
 //! fail with the reason rather than skip.
 
-#[path = "../runtime/build/guests.rs"]
+#[path = "../crates/builtins/build/guests.rs"]
 mod guests;
 
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sandport::HealthStatus;
+use sandport_core::HealthStatus;
 
 use crate::report::{Row, Stats, human};
 

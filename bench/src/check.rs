@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use sandport::HealthStatus;
+use sandport_core::HealthStatus;
 
 use crate::report::{self, Row, Stats, human};
 use crate::targets::Targets;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
-use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use sandport_core::{HealthStatus, Runtime, RuntimeOptions};
 use sandport_tests::servers::{Kind, RealServer};
 use tokio::task::JoinSet;
 

@@ -19,8 +19,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sandport::grpc::pb;
-use sandport::grpc::pb::connectors_service_client::ConnectorsServiceClient;
+use sandport_server::grpc::pb;
+use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClient;
 use tonic::transport::Channel;
 
 use crate::report::{self, Row, Stats, human, per_second};

@@ -186,11 +186,11 @@ enum Command {
 
 /// A connector runtime with the scheduler off and no compiled-component
 /// cache: the parts call checks themselves, and every run compiles afresh.
-fn unscheduled_runtime() -> anyhow::Result<sandport::Runtime> {
-    sandport::Runtime::new(sandport::RuntimeOptions {
+fn unscheduled_runtime() -> anyhow::Result<sandport_core::Runtime> {
+    sandport_core::Runtime::new(sandport_core::RuntimeOptions {
         schedule: false,
         cache_dir: None,
-        ..sandport::RuntimeOptions::default()
+        ..sandport_core::RuntimeOptions::default()
     })
     .context("create the runtime")
 }
@@ -204,7 +204,7 @@ fn multi_thread() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     // The in-process parts measure the runtime as the service runs it.
-    sandport::allocator::limit_arenas();
+    sandport_core::allocator::limit_arenas();
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

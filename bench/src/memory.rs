@@ -7,7 +7,7 @@
 //! component.
 
 use anyhow::{Context, ensure};
-use sandport::HealthStatus;
+use sandport_core::HealthStatus;
 
 use crate::check_all::register_range;
 use crate::report::{self, Row, human, thousands};

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sandport::grpc::pb;
-use sandport::grpc::pb::connectors_service_client::ConnectorsServiceClient;
+use sandport_server::grpc::pb;
+use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClient;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::targets::Targets;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use sandport::{HealthSnapshot, HealthStatus};
+use sandport_core::{HealthSnapshot, HealthStatus};
 use sandport_tests::{FakeServer, Reply, closed_port, detail, entry, runtime};
 
 async fn check_once(yaml: &str) -> HealthSnapshot {

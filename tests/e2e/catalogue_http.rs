@@ -14,7 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use sandport::conformance::{self, rows};
-use sandport::{HealthSnapshot, HealthStatus};
+use sandport_core::{HealthSnapshot, HealthStatus};
 use sandport_tests::servers::{Kind, RealServer};
 use sandport_tests::{FakeServer, Reply, closed_port, detail, entry, runtime};
 use serde_json::{Value, json};
@@ -1041,7 +1041,7 @@ async fn webhook_unexpected_status_is_unhealthy_and_bad_settings_are_refused() {
 
 // ------------------------------------------------------------- conformance kit
 
-/// target/guests/wasm32-wasip2/guest, where runtime/build.rs builds the
+/// target/guests/wasm32-wasip2/guest, where crates/builtins/build.rs builds the
 /// built-in components.
 fn guest_dir() -> PathBuf {
     Path::new(env!("SANDPORT_HOSTILE_WASM"))

@@ -3,7 +3,7 @@
 //! the secret key never enters the guest, and the server's verdict on the
 //! signature is what these tests rest on.
 
-use sandport::HealthStatus;
+use sandport_core::HealthStatus;
 use sandport_tests::servers::{Kind, RealServer};
 use sandport_tests::{entry, runtime};
 
@@ -13,7 +13,7 @@ fn s3_entry(
     bucket: &str,
     key: &str,
     secret: &str,
-) -> sandport::ConnectorConfig {
+) -> sandport_config::ConnectorConfig {
     entry(&format!(
         "{{id: {id}, component: s3, host: 127.0.0.1, port: {port}, scheme: http, \
          settings: {{bucket: {bucket}}}, \

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use sandport::{HealthSnapshot, HealthStatus, Runtime};
+use sandport_core::{HealthSnapshot, HealthStatus, Runtime};
 use sandport_tests::servers::{Kind, Options, RealServer};
 use sandport_tests::{HOSTILE_WASM, closed_port, closed_port_on, detail, entry, runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

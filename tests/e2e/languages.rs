@@ -1,6 +1,6 @@
 //! Connectors written in other languages, run like the built-ins.
 
-use sandport::HealthStatus;
+use sandport_core::HealthStatus;
 use sandport_tests::{FakeServer, Reply, closed_port, entry};
 
 /// A component built by tests/build.rs, or a failure saying why it was not.
@@ -58,8 +58,8 @@ async fn the_javascript_http_connector_checks_like_the_rust_one() {
 /// A runtime without the scheduler whose compiled-component cache sits
 /// beside `component`: a big component is compiled once per target
 /// directory, not once per test.
-fn example_runtime(component: &str) -> sandport::Runtime {
-    sandport::Runtime::new(sandport::RuntimeOptions {
+fn example_runtime(component: &str) -> sandport_core::Runtime {
+    sandport_core::Runtime::new(sandport_core::RuntimeOptions {
         schedule: false,
         cache_dir: std::path::Path::new(component)
             .parent()

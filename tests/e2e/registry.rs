@@ -2,13 +2,15 @@
 
 use std::time::Duration;
 
-use sandport::{ConnectorType, HealthStatus};
+use sandport_config::ConnectorType;
+use sandport_core::HealthStatus;
 use sandport_tests::{FakeServer, entry};
 
 #[tokio::test]
 async fn the_scheduler_checks_on_the_interval_and_caches_the_result() {
     let server = FakeServer::prometheus().await;
-    let runtime = sandport::Runtime::new(sandport::RuntimeOptions::default()).expect("runtime");
+    let runtime =
+        sandport_core::Runtime::new(sandport_core::RuntimeOptions::default()).expect("runtime");
     runtime
         .register(entry(&format!(
             "{{id: prometheus, host: 127.0.0.1, port: {}, health_check: {{interval: 1s, timeout: 1s}}}}",
@@ -43,7 +45,8 @@ async fn the_scheduler_checks_on_the_interval_and_caches_the_result() {
 #[tokio::test]
 async fn a_disabled_connector_is_unavailable_and_never_called() {
     let server = FakeServer::prometheus().await;
-    let runtime = sandport::Runtime::new(sandport::RuntimeOptions::default()).expect("runtime");
+    let runtime =
+        sandport_core::Runtime::new(sandport_core::RuntimeOptions::default()).expect("runtime");
     runtime
         .register(entry(&format!(
             "{{id: prometheus, enabled: false, host: 127.0.0.1, port: {}, health_check: {{interval: 1s, timeout: 1s}}}}",
@@ -263,7 +266,7 @@ async fn a_component_sha256_pin_is_enforced() {
 
 #[tokio::test]
 async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
-    let runtime = sandport::Runtime::new(sandport::RuntimeOptions {
+    let runtime = sandport_core::Runtime::new(sandport_core::RuntimeOptions {
         schedule: false,
         max_instances: 3,
         memory_budget: Some(100 << 20),
@@ -289,7 +292,7 @@ async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
         .expect_err("too big");
     let text = err.to_string();
     assert!(
-        matches!(err, sandport::RegisterError::ResourceExhausted { .. }),
+        matches!(err, sandport_core::RegisterError::ResourceExhausted { .. }),
         "{text}"
     );
     assert!(
@@ -319,7 +322,7 @@ async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
 async fn a_second_start_loads_the_compiled_component_from_the_cache_and_survives_damage() {
     let dir = std::env::temp_dir().join(format!("sandport-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let options = sandport::RuntimeOptions {
+    let options = sandport_core::RuntimeOptions {
         schedule: false,
         cache_dir: Some(dir.clone()),
         ..Default::default()
@@ -334,7 +337,7 @@ async fn a_second_start_loads_the_compiled_component_from_the_cache_and_survives
         let options = options.clone();
         let config = config.clone();
         async move {
-            let runtime = sandport::Runtime::new(options).expect("runtime");
+            let runtime = sandport_core::Runtime::new(options).expect("runtime");
             runtime.register(config).await.expect("registers");
             assert_eq!(runtime.cache_hits(), expect_hits);
             let snap = runtime.check("cached").await.expect("known");
@@ -389,7 +392,7 @@ async fn an_idle_instance_costs_few_memory_mappings() {
     // layout took 6.9 and failed at about 9,400). A few of the mappings
     // added are the process's own (a malloc arena, a thread's stack), which
     // the limit's headroom is for.
-    let per_instance = sandport::MAPPINGS_PER_INSTANCE;
+    let per_instance = sandport_core::MAPPINGS_PER_INSTANCE;
     assert!(
         added <= 500 * per_instance + 50,
         "{added} mappings for 500 instances, more than the {per_instance} each the instance limit assumes"

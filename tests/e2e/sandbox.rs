@@ -5,10 +5,10 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sandport::{FailureKind, HealthStatus};
+use sandport_core::{FailureKind, HealthStatus};
 use sandport_tests::{FakeServer, HOSTILE_WASM, Reply, detail, entry, runtime};
 
-fn hostile(id: &str, port: u16, settings: &str, extra: &str) -> sandport::ConnectorConfig {
+fn hostile(id: &str, port: u16, settings: &str, extra: &str) -> sandport_config::ConnectorConfig {
     entry(&format!(
         "{{id: {id}, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: {port}, settings: {{{settings}}}{extra}}}"
     ))
@@ -273,7 +273,7 @@ async fn a_start_that_runs_out_of_time_is_tried_again_once_then_names_the_timeou
 /// any such hoard must show is asserted here: it held 10 to 127 responses,
 /// the memory limit stopped it, and the instance checks fine afterwards.
 /// The first check's report, for what each response held.
-async fn hoard(reply: Reply) -> sandport::HealthSnapshot {
+async fn hoard(reply: Reply) -> sandport_core::HealthSnapshot {
     let server = FakeServer::start(&[("/fat", reply)]).await;
     let runtime = runtime();
     runtime

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use sandport::{HealthStatus, Runtime, RuntimeOptions};
+use sandport_core::{HealthStatus, Runtime, RuntimeOptions};
 use sandport_tests::{FakeServer, HOSTILE_WASM, Reply, entry};
 
 const HOSTILE_MODES: &[&str] = &[

@@ -14,7 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use sandport::ConnectorConfig;
+use sandport_config::ConnectorConfig;
 
 /// Path of the misbehaving test guest, built by `build.rs`.
 pub const HOSTILE_WASM: &str = env!("SANDPORT_HOSTILE_WASM");
@@ -199,7 +199,7 @@ pub(crate) fn bind_without_listening(
 }
 
 /// The value of a snapshot's detail, if it has one by that key.
-pub fn detail<'a>(snapshot: &'a sandport::HealthSnapshot, key: &str) -> Option<&'a str> {
+pub fn detail<'a>(snapshot: &'a sandport_core::HealthSnapshot, key: &str) -> Option<&'a str> {
     snapshot
         .details
         .iter()
@@ -209,7 +209,7 @@ pub fn detail<'a>(snapshot: &'a sandport::HealthSnapshot, key: &str) -> Option<&
 
 /// Parses one config entry written in YAML, panicking with the problems.
 pub fn entry(yaml: &str) -> ConnectorConfig {
-    sandport::config::parse_entry(yaml, Path::new("."), sandport::builtins()).unwrap_or_else(
+    sandport_config::parse_entry(yaml, Path::new("."), sandport_builtins::catalog()).unwrap_or_else(
         |problems| {
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
             panic!("bad test config:\n{}", text.join("\n"))
@@ -219,14 +219,14 @@ pub fn entry(yaml: &str) -> ConnectorConfig {
 
 /// Parses a whole config file written in YAML (entries with problems are
 /// left out and listed in `problems`, as the service loads them).
-pub fn config(yaml: &str) -> sandport::config::Loaded {
-    sandport::config::parse(yaml, "test", Path::new("."), sandport::builtins())
+pub fn config(yaml: &str) -> sandport_config::Loaded {
+    sandport_config::parse(yaml, "test", Path::new("."), sandport_builtins::catalog())
         .unwrap_or_else(|e| panic!("bad test config file: {e}"))
 }
 
 /// A runtime without the scheduler: tests call checks themselves.
-pub fn runtime() -> sandport::Runtime {
-    sandport::Runtime::new(sandport::RuntimeOptions {
+pub fn runtime() -> sandport_core::Runtime {
+    sandport_core::Runtime::new(sandport_core::RuntimeOptions {
         schedule: false,
         cache_dir: None,
         ..Default::default()

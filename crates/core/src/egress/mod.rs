@@ -1,0 +1,632 @@
+//! Egress: the only door from a guest to the outside world.
+//!
+//! Every request a guest sends is parsed by [`Egress::prepare`] (once, for
+//! one it sends again and again) and goes through [`Egress::send_prepared`],
+//! which
+//! - checks the URL against the connector's [`EgressPolicy`] (and every
+//!   redirect hop again; at most [`MAX_REDIRECTS`]),
+//! - resolves names itself and connects only to addresses that pass
+//!   [`ip::vet`] for the rule that admitted the host (no DNS rebinding
+//!   window: reqwest is handed the vetted addresses and nothing else),
+//! - attaches the connector's credentials, and only to its own endpoint,
+//! - bounds the request by the timeout the guest asked for (the current
+//!   call's deadline bounds it from outside: the sandbox drops the call),
+//! - caps the response body.
+//!
+//! Each connector gets its own [`reqwest::Client`] (its resolver carries the
+//! connector's policy), so connections to its endpoint are reused from check
+//! to check; all clients share one TLS configuration. The client is built at
+//! the connector's first request: one that never speaks HTTP (the TCP
+//! connectors) never holds one.
+
+mod resolve;
+mod sigv4;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::budget::Budget;
+use url::Url;
+
+pub use resolve::{Lookup, SystemLookup};
+pub use sandport_policy::{EgressPolicy, HostRule, RuleError, TcpAllowed};
+
+use sandport_policy::ip;
+
+use sandport_config::{Auth, ConnectorConfig, Secret};
+
+pub const MAX_REDIRECTS: usize = 5;
+
+/// What one guest call has used of its egress allowance so far.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallUsage {
+    pub requests: u32,
+    pub bytes: u64,
+}
+
+/// A request as the guest asked for it.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+    pub timeout: Option<Duration>,
+}
+
+/// A request parsed by [`Egress::prepare`], ready to be sent again and
+/// again.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    /// Shared by every send of it.
+    body: Option<bytes::Bytes>,
+    timeout: Option<Duration>,
+}
+
+impl Prepared {
+    /// Bytes counted for the request beyond its URL, headers and body:
+    /// about what the structures spend.
+    const OVERHEAD: usize = 256;
+
+    /// About the bytes it holds, for the memory limit of whoever keeps it.
+    pub fn size(&self) -> usize {
+        Self::OVERHEAD
+            + self.url.as_str().len()
+            + headers_size(&self.headers)
+            + self.body.as_ref().map_or(0, bytes::Bytes::len)
+    }
+}
+
+/// Bytes counted for each header beyond its name and value: about what a
+/// `HeaderMap` spends on an entry.
+pub const HEADER_OVERHEAD: usize = 64;
+
+/// About the bytes `headers` hold, for the memory limit of whoever keeps
+/// them for a guest (a prepared request's, a held response's).
+pub fn headers_size(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + HEADER_OVERHEAD)
+        .sum()
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    /// As received: turning them into strings is left to whoever hands them
+    /// on, and only for the ones asked for.
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Why a request failed; mirrors the WIT `http-error` variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EgressError {
+    #[error("{0}")]
+    Denied(String),
+    #[error("invalid request: {0}")]
+    InvalidUrl(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("{0}")]
+    Connect(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What every connector's HTTP client shares: the TLS configuration and
+/// the name lookup. Cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    tls: Arc<rustls::ClientConfig>,
+    lookup: Arc<dyn Lookup>,
+}
+
+impl HttpClient {
+    pub fn new() -> Result<Self, String> {
+        Self::with_lookup(Arc::new(SystemLookup))
+    }
+
+    /// With another name lookup (tests use this to make names resolve to
+    /// addresses of their choosing).
+    pub fn with_lookup(lookup: Arc<dyn Lookup>) -> Result<Self, String> {
+        use rustls_platform_verifier::ConfigVerifierExt;
+        // A process may only install one default crypto provider; losing the
+        // race to another caller is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = rustls::ClientConfig::with_platform_verifier()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        Ok(HttpClient {
+            tls: Arc::new(tls),
+            lookup,
+        })
+    }
+
+    fn client_for(&self, policy: Arc<EgressPolicy>) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("sandport/", env!("CARGO_PKG_VERSION")))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(4)
+            .dns_resolver(Arc::new(resolve::VettingResolver::new(
+                policy,
+                self.lookup.clone(),
+            )))
+            .tls_backend_preconfigured((*self.tls).clone())
+            .build()
+    }
+}
+
+/// One connector's view of the outside world.
+#[derive(Clone)]
+pub struct Egress {
+    /// Built by [`Egress::client`] at the first request (~2.5 KiB a
+    /// connector); shared by the clones, so they share its connections.
+    client: Arc<OnceLock<reqwest::Client>>,
+    /// The URLs parsed last, newest at the end: a connector sends the same
+    /// few on every check (`prometheus` two), and parsing one (host, IDNA,
+    /// path) was a tenth of a check's host work.
+    recent_urls: Arc<std::sync::Mutex<Vec<Url>>>,
+    http: HttpClient,
+    tcp: Arc<TcpAllowed>,
+    policy: Arc<EgressPolicy>,
+    credentials: Arc<Credentials>,
+    max_response: u64,
+    max_requests: u32,
+    max_bytes: u64,
+}
+
+/// The headers the host adds to requests for the connector's own endpoint.
+#[derive(Default)]
+struct Credentials {
+    headers: HeaderMap,
+    /// Signs the whole request instead (`auth.type: aws_sigv4`).
+    sigv4: Option<sigv4::SigV4>,
+}
+
+impl Credentials {
+    fn from_config(config: &ConnectorConfig) -> Self {
+        let mut headers = HeaderMap::new();
+        let mut sigv4 = None;
+        let mut put = |name: HeaderName, value: String| {
+            if let Ok(mut value) = HeaderValue::from_str(&value) {
+                value.set_sensitive(true);
+                headers.insert(name, value);
+            }
+        };
+        match &config.auth.auth {
+            Auth::None => {}
+            Auth::Basic { username, password } => {
+                let pair = format!("{username}:{}", password.expose());
+                put(
+                    http::header::AUTHORIZATION,
+                    format!("Basic {}", BASE64.encode(pair)),
+                );
+            }
+            Auth::Bearer { token } => {
+                put(
+                    http::header::AUTHORIZATION,
+                    format!("Bearer {}", token.expose()),
+                );
+            }
+            Auth::ApiKey { key } => {
+                put(
+                    HeaderName::from_static("x-api-key"),
+                    key.expose().to_string(),
+                );
+            }
+            Auth::AwsSigV4 {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                region,
+                service,
+            } => {
+                sigv4 = Some(sigv4::SigV4::new(
+                    access_key_id,
+                    secret_access_key.expose(),
+                    session_token.as_ref().map(Secret::expose),
+                    region,
+                    service,
+                ));
+            }
+        }
+        for (name, value) in &config.auth.headers {
+            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+                put(name, value.expose().to_string());
+            }
+        }
+        Credentials { headers, sigv4 }
+    }
+}
+
+impl Egress {
+    pub fn new(client: &HttpClient, config: &ConnectorConfig) -> Result<Self, RuleError> {
+        let policy = Arc::new(EgressPolicy::new(
+            HostRule::origin(config.scheme.as_str(), &config.host, config.port)?,
+            config.sandbox.allowed_hosts.clone(),
+        ));
+        let tcp = TcpAllowed::seeded(&policy);
+        Ok(Egress {
+            client: Arc::default(),
+            recent_urls: Arc::default(),
+            http: client.clone(),
+            tcp: Arc::new(tcp),
+            policy,
+            credentials: Arc::new(Credentials::from_config(config)),
+            max_response: config.sandbox.max_response_size,
+            max_requests: config.sandbox.max_requests_per_call,
+            max_bytes: config.sandbox.max_bytes_per_call,
+        })
+    }
+
+    /// The connector's HTTP client, built at the first call.
+    fn client(&self) -> Result<&reqwest::Client, EgressError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = self
+            .http
+            .client_for(self.policy.clone())
+            .map_err(|e| EgressError::Other(format!("cannot create the HTTP client: {e}")))?;
+        // A concurrent first request may have won; its client is as good.
+        Ok(self.client.get_or_init(|| built))
+    }
+
+    /// URLs kept per connector by [`Egress::parse_url`].
+    const RECENT_URLS: usize = 4;
+
+    /// `text` as a URL. Serialising a parsed URL and parsing that again
+    /// gives the same URL, so a text equal to a kept URL's serialisation is
+    /// that URL.
+    fn parse_url(&self, text: &str) -> Result<Url, EgressError> {
+        let recent = || {
+            self.recent_urls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(url) = recent().iter().rev().find(|url| url.as_str() == text) {
+            return Ok(url.clone());
+        }
+        let url =
+            Url::parse(text).map_err(|e| EgressError::InvalidUrl(format!("`{text}`: {e}")))?;
+        let mut recent = recent();
+        // Another spelling of a kept URL replaces it.
+        recent.retain(|kept| kept != &url);
+        if recent.len() == Self::RECENT_URLS {
+            recent.remove(0);
+        }
+        recent.push(url.clone());
+        Ok(url)
+    }
+
+    /// The addresses the guest may open TCP connections to.
+    pub fn tcp_allowed(&self) -> Arc<TcpAllowed> {
+        self.tcp.clone()
+    }
+
+    /// Resolves `host` for a TCP connection to `port`: only if the policy
+    /// opens `host:port` to TCP, and only the addresses that pass
+    /// [`ip::vet`]. They are remembered as allowed for wasi:sockets.
+    pub async fn resolve_tcp(&self, host: &str, port: u16) -> Result<Vec<IpAddr>, String> {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let (key, literal) = match bare.parse::<IpAddr>() {
+            Ok(address) => {
+                let canonical = ip::canonical(address);
+                let key = match canonical {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                };
+                (key, Some(canonical))
+            }
+            Err(_) => (host.clone(), None),
+        };
+        let Some(grant) = self.policy.tcp_grant(&key, port) else {
+            return Err(format!(
+                "denied: {host}:{port} is not open to TCP for this connector (its own endpoint and tcp:// rules in sandbox.allowed_hosts are)"
+            ));
+        };
+        let candidates = match literal {
+            Some(address) => vec![address],
+            None => self
+                .http
+                .lookup
+                .lookup(host.clone())
+                .await
+                .map_err(|e| format!("cannot resolve {host}: {e}"))?,
+        };
+        let mut allowed = Vec::new();
+        let mut refused = Vec::new();
+        for address in candidates {
+            match ip::vet(address, grant) {
+                Ok(()) => allowed.push(ip::canonical(address)),
+                Err(why) => refused.push(why),
+            }
+        }
+        if allowed.is_empty() {
+            return Err(format!("denied: {host} resolves to {}", refused.join("; ")));
+        }
+        for address in &allowed {
+            if !self.tcp.insert(SocketAddr::new(*address, port)) {
+                return Err(format!(
+                    "denied: this connector already holds {} TCP destinations",
+                    TcpAllowed::MAX
+                ));
+            }
+        }
+        Ok(allowed)
+    }
+
+    /// Parses `request` for [`Egress::send_prepared`], which may send it
+    /// as often as the guest likes. Whether the policy admits the URL is
+    /// decided at each send, not here.
+    pub fn prepare(&self, request: Request) -> Result<Prepared, EgressError> {
+        let name = request.method.trim();
+        let method = if name.bytes().any(|b| b.is_ascii_lowercase()) {
+            Method::from_bytes(name.to_ascii_uppercase().as_bytes())
+        } else {
+            Method::from_bytes(name.as_bytes())
+        };
+        let method = method.map_err(|_| {
+            EgressError::InvalidUrl(format!("`{}` is not an HTTP method", request.method))
+        })?;
+        let url = self.parse_url(&request.url)?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in &request.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| EgressError::InvalidUrl(format!("`{name}` is not a header name")))?;
+            if name == http::header::HOST {
+                return Err(EgressError::Denied(
+                    "denied: the Host header is set by the host from the URL".into(),
+                ));
+            }
+            let value = HeaderValue::from_str(value).map_err(|_| {
+                EgressError::InvalidUrl(format!("the value of header `{name}` is not valid"))
+            })?;
+            headers.append(name, value);
+        }
+        // A POST, PUT or PATCH without a body says so, as curl does: some
+        // servers answer 411 Length Required otherwise, and hyper leaves
+        // the header out of an empty body.
+        if matches!(method, Method::POST | Method::PUT | Method::PATCH)
+            && request.body.as_ref().is_none_or(Vec::is_empty)
+            && !headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        Ok(Prepared {
+            method,
+            url,
+            headers,
+            body: request.body.map(bytes::Bytes::from),
+            timeout: request.timeout,
+        })
+    }
+
+    /// Sends `request`, giving up at the timeout the guest asked for if it
+    /// ends before `budget`. The budget itself is the caller's to enforce:
+    /// the sandbox drops the whole guest call, this request included, when
+    /// the call's deadline passes. (A timer of its own here would cost every
+    /// check a timer registration and never fire first; the call's deadline
+    /// is armed before the guest runs.)
+    pub(crate) async fn send_prepared(
+        &self,
+        request: &Prepared,
+        budget: Budget,
+        usage: &mut CallUsage,
+    ) -> Result<Response, EgressError> {
+        // Messages name the limit that applies: the guest's own timeout if
+        // it is the shorter, else the whole call's.
+        match request.timeout {
+            Some(asked) if asked < budget.left() => {
+                tokio::time::timeout(asked, self.send_unbounded(request, asked, usage))
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out(asked)))
+            }
+            _ => self.send_unbounded(request, budget.limit, usage).await,
+        }
+    }
+
+    /// [`Egress::send_prepared`] without a timer; `limit` is the time limit
+    /// that applies, for messages.
+    async fn send_unbounded(
+        &self,
+        first: &Prepared,
+        limit: Duration,
+        usage: &mut CallUsage,
+    ) -> Result<Response, EgressError> {
+        // Made only when a response redirects.
+        let mut redirected: Option<Prepared> = None;
+        for _hop in 0..=MAX_REDIRECTS {
+            let request = redirected.as_ref().unwrap_or(first);
+            let url = &request.url;
+            let Some(grant) = self.policy.grant_for_url(url) else {
+                return Err(EgressError::Denied(format!(
+                    "denied: {url} is outside this connector's allowlist ({})",
+                    self.policy.describe()
+                )));
+            };
+            // Names are vetted by the resolver; IP literals never reach it.
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+                _ => None,
+            };
+            if let Some(address) = literal
+                && let Err(why) = ip::vet(address, grant)
+            {
+                return Err(EgressError::Denied(format!("denied: {url}: {why}")));
+            }
+            if usage.requests >= self.max_requests {
+                return Err(EgressError::Other(format!(
+                    "request limit reached: at most {} requests per call (sandbox.max_requests_per_call)",
+                    self.max_requests
+                )));
+            }
+            let client = self.client()?;
+            usage.requests += 1;
+            let mut builder = client
+                .request(request.method.clone(), url.clone())
+                .headers(request.headers.clone());
+            let own = self.policy.is_own(url);
+            if own {
+                for (name, value) in &self.credentials.headers {
+                    builder = builder.header(name, value);
+                }
+            }
+            if let Some(body) = &request.body {
+                builder = builder.body(body.clone());
+            }
+            let mut outgoing = builder.build().map_err(|e| classify(e, limit))?;
+            if own && let Some(signer) = &self.credentials.sigv4 {
+                signer
+                    .sign(&mut outgoing, std::time::SystemTime::now())
+                    .map_err(EgressError::Other)?;
+            }
+            let response = client
+                .execute(outgoing)
+                .await
+                .map_err(|e| classify(e, limit))?;
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(location) = response.headers().get(http::header::LOCATION)
+            {
+                let location = location.to_str().map_err(|_| {
+                    EgressError::Other(format!("{url} redirected to an unreadable location"))
+                })?;
+                let next = url.join(location).map_err(|e| {
+                    EgressError::Other(format!("{url} redirected to `{location}`: {e}"))
+                })?;
+                if !self.policy.permits(&next) {
+                    return Err(EgressError::Denied(format!(
+                        "denied: {url} redirected to {next}, which is outside this connector's allowlist ({})",
+                        self.policy.describe()
+                    )));
+                }
+                let mut next = Prepared {
+                    url: next,
+                    ..request.clone()
+                };
+                if status == http::StatusCode::SEE_OTHER
+                    || (matches!(status.as_u16(), 301 | 302) && next.method == Method::POST)
+                {
+                    next.method = Method::GET;
+                    next.body = None;
+                    next.headers.remove(http::header::CONTENT_LENGTH);
+                }
+                redirected = Some(next);
+                continue;
+            }
+            return self.read(response, limit, usage).await;
+        }
+        Err(EgressError::Other(format!(
+            "more than {MAX_REDIRECTS} redirects, last to {}",
+            redirected.as_ref().unwrap_or(first).url
+        )))
+    }
+
+    async fn read(
+        &self,
+        mut response: reqwest::Response,
+        timeout: Duration,
+        usage: &mut CallUsage,
+    ) -> Result<Response, EgressError> {
+        let status = response.status().as_u16();
+        let call_left = self.max_bytes.saturating_sub(usage.bytes);
+        let cap = self.max_response.min(call_left);
+        let too_large = || {
+            EgressError::TooLarge(if cap < self.max_response {
+                format!(
+                    "the responses of this call passed the {} the host allows per call (sandbox.max_bytes_per_call)",
+                    sandport_config::format_size(self.max_bytes)
+                )
+            } else {
+                format!(
+                    "the response body is larger than the {} the host allows (sandbox.max_response_size)",
+                    sandport_config::format_size(self.max_response)
+                )
+            })
+        };
+        if response.content_length().is_some_and(|len| len > cap) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| classify(e, timeout))? {
+            if (body.len() + chunk.len()) as u64 > cap {
+                usage.bytes += body.len() as u64;
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        usage.bytes += body.len() as u64;
+        Ok(Response {
+            status,
+            headers: std::mem::take(response.headers_mut()),
+            body,
+        })
+    }
+}
+
+fn timed_out(timeout: Duration) -> EgressError {
+    EgressError::Timeout(format!(
+        "timed out after {}",
+        crate::health::format_latency(timeout)
+    ))
+}
+
+/// Turns reqwest's error into the WIT error kinds, with the root cause in
+/// words an operator knows ("connection refused").
+fn classify(error: reqwest::Error, timeout: Duration) -> EgressError {
+    if error.is_timeout() {
+        return timed_out(timeout);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    let mut root = error.to_string();
+    while let Some(e) = source {
+        if let Some(refused) = e.downcast_ref::<resolve::AddressRefused>() {
+            return EgressError::Denied(format!("denied: {refused}"));
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    return EgressError::Connect("connection refused".into());
+                }
+                std::io::ErrorKind::ConnectionReset => {
+                    return EgressError::Connect("connection reset by peer".into());
+                }
+                std::io::ErrorKind::TimedOut => return timed_out(timeout),
+                _ => {}
+            }
+        }
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return EgressError::Tls(e.to_string());
+        }
+        root = e.to_string();
+        source = e.source();
+    }
+    if error.is_connect() {
+        if root.contains("dns error") || root.contains("failed to lookup") {
+            return EgressError::Connect(format!("could not resolve the host name ({root})"));
+        }
+        return EgressError::Connect(root);
+    }
+    EgressError::Other(root)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+//! Sandport's runtime: loads connectors (WebAssembly components), runs each
+//! in its own sandbox and health-checks them on schedule. It knows nothing
+//! of gRPC, HTTP frameworks or the command line; the APIs live in
+//! `sandport-server`, the CLI in `sandport`.
+//!
+//! Layout, in the order data flows (the config itself is `sandport-config`,
+//! the egress rules `sandport-policy`, the embedded connectors
+//! `sandport-builtins`):
+//! - `sandbox`: the wasmtime engine, compiled components, and one deadline-
+//!   and memory-capped instance per connector.
+//! - [`egress`]: the guest's only way out (HTTP through the allowlist, with
+//!   credentials attached by the host; TCP to vetted addresses).
+//! - `budget`: one deadline and request allowance per guest call.
+//! - `quarantine`: connectors that keep failing are set aside.
+//! - [`registry`]: the [`Runtime`]: registered connectors, admission, the
+//!   compile cache, checks and the scheduler.
+//! - [`health`]: check results and the cache entry per connector.
+//! - [`state`]: API-made changes to the registry, kept across restarts.
+//! - [`service`]: runtime + state: what every API calls.
+//! - [`allocator`]: the malloc settings the binary applies at start.
+// The exceptions (loading cached compiled code, mapping the fiber stacks,
+// tuning malloc) carry their reasons.
+#![deny(unsafe_code)]
+
+pub mod allocator;
+mod budget;
+pub mod egress;
+pub mod health;
+mod quarantine;
+pub mod registry;
+mod sandbox;
+pub mod service;
+pub mod state;
+
+pub use health::{FailureKind, HealthSnapshot, HealthStatus};
+pub use registry::{
+    CheckAll, ConnectorInfo, HealthEvent, NotFound, RegisterError, Runtime, RuntimeError,
+    RuntimeOptions,
+};
+/// Memory mappings one live connector instance holds at most.
+pub use sandbox::mappings::PER_INSTANCE as MAPPINGS_PER_INSTANCE;

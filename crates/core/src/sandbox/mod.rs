@@ -1,0 +1,301 @@
+//! The sandbox: one wasmtime [`Engine`] for the process, components compiled
+//! once per digest, and [`Guest`] instances that each live in their own
+//! `Store` with deny-all WASI, a memory cap and a deadline on every call.
+//!
+//! The linker is the complete list of what a guest may import: WASI p2
+//! (inert: no files, sockets, environment or arguments are granted) plus the
+//! `sandport:connector` imports, `http-client` and `logging`.
+
+mod cache;
+mod convert;
+mod guest;
+pub mod mappings;
+mod offstack;
+mod stack;
+mod state;
+mod stdio;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+pub use bindings::sandport::connector::types::HealthStatus as WitHealthStatus;
+pub use convert::status_from_wit;
+pub use guest::{Echo, Guest, GuestError, GuestInfo};
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "connector",
+        // Only what waits on the network is async. The rest answers at
+        // once, and a sync import is a plain call: no boxed future, no poll
+        // on the fiber (a check drops its response through one).
+        imports: {
+            "sandport:connector/http-client.send": async | trappable,
+            "sandport:connector/http-client.fetch": async | trappable,
+            "sandport:connector/http-client.exchange": async | trappable,
+            "sandport:connector/http-client.[method]prepared-request.exchange": async | trappable,
+            "sandport:connector/network.resolve": async | trappable,
+            default: trappable,
+        },
+        exports: { default: async },
+        with: {
+            "sandport:connector/http-client.headers": super::state::HeldHeaders,
+            "sandport:connector/http-client.held-response": super::state::HeldResponse,
+            "sandport:connector/http-client.prepared-request": super::state::PreparedRequest,
+        },
+    });
+}
+
+use bindings::ConnectorPre;
+use state::GuestState;
+
+/// How often the epoch advances: the granularity of deadlines and of the
+/// yields that keep a busy guest from hogging an executor thread.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("{what} is not a valid WebAssembly component: {message}")]
+    Compile { what: String, message: String },
+    #[error("{what} cannot be linked: {message}")]
+    Link { what: String, message: String },
+    #[error(
+        "{what} imports what the sandbox does not offer: {}; a connector may import only `sandport:connector` and WASI's cli, clocks, filesystem, io, random and sockets interfaces",
+        .imports.join(", ")
+    )]
+    ForbiddenImports { what: String, imports: Vec<String> },
+}
+
+/// A compiled component, ready to be instantiated many times.
+pub struct Prepared {
+    pre: ConnectorPre<GuestState>,
+    digest: String,
+}
+
+impl Prepared {
+    /// Hex SHA-256 of the component's bytes.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+}
+
+/// One compilation, shared by everyone who asks for the same bytes while it
+/// runs: registering 10,000 connectors of one component compiles it once.
+type Slot = Arc<tokio::sync::OnceCell<Arc<Prepared>>>;
+
+pub struct Sandbox {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    /// By SHA-256 of the component's bytes.
+    compiled: Mutex<HashMap<String, Slot>>,
+    /// Built-ins by name, so their bytes are hashed once per process.
+    builtins: Mutex<HashMap<&'static str, Slot>>,
+    cache: Option<cache::ArtifactCache>,
+    cache_hits: std::sync::atomic::AtomicUsize,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Sandbox {
+    /// A sandbox; `cache_dir` keeps compiled components across restarts.
+    pub fn new(cache_dir: Option<std::path::PathBuf>) -> Result<Self, SandboxError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        // Sandport calls one export at a time per store; the concurrent
+        // component-model machinery would only make each call slower.
+        config.concurrency_support(false);
+        // Thousands of instances must fit in the kernel's default limit of
+        // 65,530 memory mappings per process: copy-on-write memory images
+        // and guard regions cost several mappings per instance.
+        config.memory_init_cow(false);
+        config.guard_before_linear_memory(false);
+        // Room to grow in place up to the default memory limit, so growth
+        // is an mprotect rather than a copy; address space is cheap.
+        config.memory_reservation(sandport_config::SandboxConfig::DEFAULT_MEMORY_LIMIT);
+        config.memory_guard_size(0);
+        config.memory_reservation_for_growth(16 << 20);
+        // Stacks an idle instance can give back (see `stack`).
+        #[cfg(unix)]
+        config.with_host_stack(Arc::new(stack::Stacks));
+        let engine = Engine::new(&config).map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        bindings::Connector::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("sandport-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| SandboxError::Engine(format!("cannot start the epoch thread: {e}")))?;
+
+        let cache = cache_dir.map(|dir| cache::ArtifactCache::new(dir, &engine));
+        Ok(Sandbox {
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+            builtins: Mutex::new(HashMap::new()),
+            cache,
+            cache_hits: std::sync::atomic::AtomicUsize::new(0),
+            ticker_stop,
+        })
+    }
+
+    /// Compiles a built-in component once per process.
+    pub async fn prepare_builtin(
+        &self,
+        name: &'static str,
+        bytes: &'static [u8],
+    ) -> Result<Arc<Prepared>, SandboxError> {
+        let slot = lock(&self.builtins).entry(name).or_default().clone();
+        let what = format!("built-in `{name}`");
+        slot.get_or_try_init(|| self.prepare(&what, bytes))
+            .await
+            .cloned()
+    }
+
+    /// Compiles `bytes` (or returns the compilation of identical bytes, done
+    /// before or under way). `what` names the component in errors.
+    pub async fn prepare(&self, what: &str, bytes: &[u8]) -> Result<Arc<Prepared>, SandboxError> {
+        let digest = hex(&Sha256::digest(bytes));
+        let slot = lock(&self.compiled)
+            .entry(digest.clone())
+            .or_default()
+            .clone();
+        slot.get_or_try_init(|| self.compile(what, bytes, digest))
+            .await
+            .cloned()
+    }
+
+    async fn compile(
+        &self,
+        what: &str,
+        bytes: &[u8],
+        digest: String,
+    ) -> Result<Arc<Prepared>, SandboxError> {
+        let component = self.compile_or_load(what, bytes, &digest).await?;
+        let forbidden: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .filter(|name| !import_allowed(name))
+            .map(str::to_string)
+            .collect();
+        if !forbidden.is_empty() {
+            return Err(SandboxError::ForbiddenImports {
+                what: what.to_string(),
+                imports: forbidden,
+            });
+        }
+        let link_error = |e: wasmtime::Error| SandboxError::Link {
+            what: what.to_string(),
+            message: format!("{e:#}"),
+        };
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
+        let pre = ConnectorPre::new(instance_pre).map_err(link_error)?;
+        Ok(Arc::new(Prepared { pre, digest }))
+    }
+
+    async fn compile_or_load(
+        &self,
+        what: &str,
+        bytes: &[u8],
+        digest: &str,
+    ) -> Result<Component, SandboxError> {
+        let engine = self.engine.clone();
+        if let Some(cache) = &self.cache
+            && let Some(component) = cache.load(&engine, digest)
+        {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(digest, "loaded a compiled component from the cache");
+            return Ok(component);
+        }
+        let owned = bytes.to_vec();
+        // Compilation is CPU-bound and can take a while for big guests.
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+            .await
+            .map_err(|e| SandboxError::Compile {
+                what: what.to_string(),
+                message: e.to_string(),
+            })?
+            .map_err(|e| SandboxError::Compile {
+                what: what.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        if let Some(cache) = &self.cache {
+            cache.store(digest, &component);
+        }
+        Ok(component)
+    }
+
+    /// Components loaded from the on-disk cache instead of compiled.
+    pub fn cache_hits(&self) -> usize {
+        self.cache_hits.load(Ordering::Relaxed)
+    }
+
+    /// How many distinct components have been compiled.
+    pub fn compiled_count(&self) -> usize {
+        lock(&self.compiled)
+            .values()
+            .filter(|slot| slot.initialized())
+            .count()
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // The maps are only ever inserted into, so a poisoned lock still holds
+    // consistent data.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The interfaces a component may import: the contract's own, and the WASI
+/// packages the linker provides (inert under the deny-all context).
+fn import_allowed(name: &str) -> bool {
+    const PACKAGES: &[&str] = &[
+        "sandport:connector/",
+        "wasi:cli/",
+        "wasi:clocks/",
+        "wasi:filesystem/",
+        "wasi:io/",
+        "wasi:random/",
+        "wasi:sockets/",
+    ];
+    PACKAGES.iter().any(|p| name.starts_with(p))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

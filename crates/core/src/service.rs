@@ -1,0 +1,367 @@
+//! The Connectors Service in-process: the [`Runtime`] plus the durable
+//! [`StateFile`]. Every API (gRPC, REST, the in-process client) goes through
+//! here, so they all validate, persist and answer alike.
+//!
+//! Order of work: a register or update first succeeds in the runtime (the
+//! component initialised), then is persisted; if persisting fails it is
+//! undone, so the answer never claims what a restart would lose. A removal is
+//! persisted first, then carried out.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+
+use crate::registry::{
+    CheckAll, ConnectorInfo, HealthEvent, RegisterError, Runtime, RuntimeOptions,
+};
+use crate::state::{StateError, StateFile};
+use crate::{HealthSnapshot, RuntimeError};
+use sandport_config::{self as config, ConfigError, ConnectorConfig, ConnectorType, Problem};
+
+/// Where the service takes its config and keeps its state.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceOptions {
+    /// The operator's YAML; `None` is the config built into the binary.
+    pub config: Option<PathBuf>,
+    /// Where API-made changes are kept; `None` is `data/` beside the config
+    /// file (or in the working directory for the built-in config).
+    pub data_dir: Option<PathBuf>,
+    /// Keep no state: changes last until the process ends.
+    pub ephemeral: bool,
+    pub runtime: RuntimeOptions,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Why an operation was refused. Each maps to one gRPC code and HTTP status.
+#[derive(Debug, thiserror::Error)]
+// Exhaustive on purpose: each API maps every case to its own code.
+pub enum ServiceError {
+    #[error("no connector with id `{0}`")]
+    NotFound(String),
+    #[error("a connector with id `{0}` is already registered")]
+    AlreadyExists(String),
+    #[error("invalid connector config: {}", join(.0))]
+    Invalid(Vec<Problem>),
+    /// The config parsed, but the component could not be loaded or refused it.
+    #[error("{0}")]
+    Rejected(RegisterError),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the change could not be saved, so it was not made: {0}")]
+    State(#[from] StateError),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+    #[error("{0}")]
+    ResourceExhausted(String),
+}
+
+fn join(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl From<RegisterError> for ServiceError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::AlreadyExists(id) => ServiceError::AlreadyExists(id),
+            RegisterError::NotFound(id) => ServiceError::NotFound(id),
+            RegisterError::Conflict(_) => ServiceError::Conflict(error.to_string()),
+            RegisterError::ResourceExhausted { .. } => {
+                ServiceError::ResourceExhausted(error.to_string())
+            }
+            other => ServiceError::Rejected(other),
+        }
+    }
+}
+
+pub struct Service {
+    runtime: Runtime,
+    state: Option<StateFile>,
+    /// Ids the operator's YAML defines: removing one needs a tombstone.
+    yaml_ids: HashSet<String>,
+    base_dir: PathBuf,
+    shutting_down: AtomicBool,
+    shutdown: watch::Sender<bool>,
+    /// The tokio runtime the connectors live on. The APIs run on a thread
+    /// of their own (see `server`); what they ask of the connectors runs
+    /// here, so that answers never queue behind the scheduler's checks.
+    work: tokio::runtime::Handle,
+}
+
+impl Service {
+    /// Loads the config and the saved state and starts every connector.
+    /// Returns the problems of entries that could not be started.
+    pub async fn start(options: ServiceOptions) -> Result<(Service, Vec<Problem>), StartError> {
+        let builtins = sandport_builtins::catalog();
+        let (mut loaded, base_dir) = match &options.config {
+            Some(path) => {
+                let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                (config::load_file(path, builtins)?, base)
+            }
+            None => (
+                config::parse(
+                    config::DEFAULT_CONFIG,
+                    "the built-in config",
+                    Path::new("."),
+                    builtins,
+                )?,
+                PathBuf::from("."),
+            ),
+        };
+        let yaml_ids = loaded.connectors.iter().map(|c| c.id.clone()).collect();
+        let state = if options.ephemeral {
+            None
+        } else {
+            let dir = options
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| base_dir.join("data"));
+            let state = StateFile::open(&dir)?;
+            state.apply(&mut loaded, &base_dir, builtins).await;
+            Some(state)
+        };
+        let runtime = Runtime::new(options.runtime)?;
+        let problems = runtime.load(loaded).await;
+        let service = Service {
+            runtime,
+            state,
+            yaml_ids,
+            base_dir,
+            shutting_down: AtomicBool::new(false),
+            shutdown: watch::channel(false).0,
+            work: tokio::runtime::Handle::current(),
+        };
+        Ok((service, problems))
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Where the state file lives, if the service keeps state.
+    pub fn state_path(&self) -> Option<&Path> {
+        self.state.as_ref().map(StateFile::path)
+    }
+
+    /// Validates one entry in the YAML shape (from JSON, YAML or gRPC).
+    pub fn parse_entry(
+        &self,
+        value: &serde_norway::Value,
+    ) -> Result<ConnectorConfig, ServiceError> {
+        config::parse_api_entry(value, &self.base_dir, sandport_builtins::catalog())
+            .map_err(ServiceError::Invalid)
+    }
+
+    fn check_running(&self) -> Result<(), ServiceError> {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            Err(ServiceError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub async fn register(
+        self: &Arc<Self>,
+        config: ConnectorConfig,
+    ) -> Result<ConnectorInfo, ServiceError> {
+        self.on_work(|this| async move { this.register_here(config).await })
+            .await
+    }
+
+    async fn register_here(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
+        self.check_running()?;
+        let info = self.runtime.register(config.clone()).await?;
+        if let Some(state) = &self.state
+            && let Err(e) = state.record_put(&config).await
+        {
+            let _ = self.runtime.remove(&config.id).await;
+            return Err(e.into());
+        }
+        Ok(info)
+    }
+
+    /// Replaces a connector. Secrets sent back as `<redacted>` keep their
+    /// current values.
+    pub async fn update(
+        self: &Arc<Self>,
+        config: ConnectorConfig,
+    ) -> Result<ConnectorInfo, ServiceError> {
+        self.on_work(|this| async move { this.update_here(config).await })
+            .await
+    }
+
+    async fn update_here(
+        &self,
+        mut config: ConnectorConfig,
+    ) -> Result<ConnectorInfo, ServiceError> {
+        self.check_running()?;
+        let (_, current) = self
+            .runtime
+            .get(&config.id)
+            .map_err(|e| ServiceError::NotFound(e.0))?;
+        config::restore_redacted(&mut config, &current);
+        let info = self.runtime.update(config.clone()).await?;
+        if let Some(state) = &self.state
+            && let Err(e) = state.record_put(&config).await
+        {
+            // Put the old one back, so memory and disk agree.
+            let _ = self.runtime.update(current).await;
+            return Err(e.into());
+        }
+        Ok(info)
+    }
+
+    pub async fn remove(self: &Arc<Self>, id: &str) -> Result<(), ServiceError> {
+        let id = id.to_string();
+        self.on_work(|this| async move { this.remove_here(&id).await })
+            .await
+    }
+
+    async fn remove_here(&self, id: &str) -> Result<(), ServiceError> {
+        self.check_running()?;
+        self.runtime
+            .get(id)
+            .map_err(|e| ServiceError::NotFound(e.0))?;
+        if let Some(state) = &self.state {
+            state.record_remove(id, self.yaml_ids.contains(id)).await?;
+        }
+        self.runtime
+            .remove(id)
+            .await
+            .map_err(|e| ServiceError::NotFound(e.0))
+    }
+
+    pub fn list(
+        &self,
+        connector_type: Option<ConnectorType>,
+        enabled_only: bool,
+    ) -> Vec<ConnectorInfo> {
+        let mut list = self.runtime.list(connector_type);
+        if enabled_only {
+            list.retain(|c| c.enabled);
+        }
+        list
+    }
+
+    /// Info and config; the caller redacts secrets before showing them.
+    pub fn get(&self, id: &str) -> Result<(ConnectorInfo, ConnectorConfig), ServiceError> {
+        self.runtime
+            .get(id)
+            .map_err(|e| ServiceError::NotFound(e.0))
+    }
+
+    /// The last health snapshot, without running a check.
+    pub fn health(&self, id: &str) -> Result<HealthSnapshot, ServiceError> {
+        self.runtime
+            .health(id)
+            .map_err(|e| ServiceError::NotFound(e.0))
+    }
+
+    pub async fn check(self: &Arc<Self>, id: &str) -> Result<HealthSnapshot, ServiceError> {
+        let id = id.to_string();
+        self.on_work(|this| async move {
+            this.runtime
+                .check(&id)
+                .await
+                .map_err(|e| ServiceError::NotFound(e.0))
+        })
+        .await
+    }
+
+    pub async fn check_all(
+        self: &Arc<Self>,
+        connector_type: Option<ConnectorType>,
+        deadline: Option<Instant>,
+    ) -> CheckAll {
+        self.on_work(|this| async move {
+            Ok(this.runtime.check_all_until(connector_type, deadline).await)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// Runs `job` on the connectors' runtime when called from the API
+    /// thread, else right here (the scheduler, the in-process client and
+    /// the tests already run there). A job cancelled because that runtime
+    /// is going away answers `ShuttingDown`.
+    async fn on_work<T, F>(
+        self: &Arc<Self>,
+        job: impl FnOnce(Arc<Self>) -> F,
+    ) -> Result<T, ServiceError>
+    where
+        F: Future<Output = Result<T, ServiceError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let job = job(self.clone());
+        if !on_api_thread() {
+            return job.await;
+        }
+        match self.work.spawn(job).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(ServiceError::ShuttingDown),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<HealthEvent> {
+        self.runtime.subscribe()
+    }
+
+    /// Resolves once shutdown has begun; long-lived streams end with it.
+    pub fn shutdown_started(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            let _ = rx.wait_for(|started| *started).await;
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Refuses new changes and ends watch streams.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.shutdown.send_replace(true);
+    }
+
+    /// Closes every connector. State needs no flush: every change was
+    /// written before it was acknowledged.
+    pub async fn shutdown(&self) {
+        self.begin_shutdown();
+        self.runtime.shutdown().await;
+    }
+}
+
+thread_local! {
+    static API_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks the calling thread as the APIs' own: calls into a [`Service`]
+/// made on it run their work on the connectors' runtime, so that an API
+/// answer never queues behind the scheduler's checks (and the reverse).
+pub fn mark_api_thread() {
+    API_THREAD.with(|api| api.set(true));
+}
+
+/// Whether the current thread is the APIs' own (see [`mark_api_thread`]).
+pub fn on_api_thread() -> bool {
+    API_THREAD.with(std::cell::Cell::get)
+}

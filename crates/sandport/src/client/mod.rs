@@ -1,0 +1,131 @@
+//! The control plane's view of the Connectors Service: one trait,
+//! [`ConnectorService`], with an in-process implementation
+//! ([`LocalService`]) and a gRPC one ([`RemoteService`]).
+//! [`from_env`] picks remote when `CONNECTORS_SERVICE_ADDR` is set.
+
+mod local;
+mod remote;
+
+use futures::stream::BoxStream;
+
+pub use local::LocalService;
+pub use remote::RemoteService;
+
+use sandport_config::{ConnectorConfig, ConnectorType};
+use sandport_core::health::HealthSnapshot;
+use sandport_core::registry::{CheckAll, ConnectorInfo, HealthEvent};
+use sandport_core::service::{ServiceError, ServiceOptions};
+
+/// The variable naming a remote service, e.g. `http://127.0.0.1:50051`.
+pub const ADDR_VAR: &str = "CONNECTORS_SERVICE_ADDR";
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the service is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the deadline passed: {0}")]
+    DeadlineExceeded(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ServiceError> for ClientError {
+    fn from(error: ServiceError) -> Self {
+        let message = error.to_string();
+        match error {
+            ServiceError::NotFound(_) => ClientError::NotFound(message),
+            ServiceError::AlreadyExists(_) => ClientError::AlreadyExists(message),
+            ServiceError::Invalid(_) | ServiceError::Rejected(_) => {
+                ClientError::InvalidArgument(message)
+            }
+            ServiceError::Conflict(_) => ClientError::Conflict(message),
+            ServiceError::ShuttingDown => ClientError::Unavailable(message),
+            ServiceError::ResourceExhausted(_) => ClientError::ResourceExhausted(message),
+            _ => ClientError::Internal(message),
+        }
+    }
+}
+
+pub type EventStream = BoxStream<'static, Result<HealthEvent, ClientError>>;
+
+/// What a control plane does with the Connectors Service.
+#[async_trait::async_trait]
+pub trait ConnectorService: Send + Sync {
+    async fn list(
+        &self,
+        connector_type: Option<ConnectorType>,
+        enabled_only: bool,
+    ) -> Result<Vec<ConnectorInfo>, ClientError>;
+    /// Info and config (secrets redacted).
+    async fn get(&self, id: &str) -> Result<(ConnectorInfo, ConnectorConfig), ClientError>;
+    async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ClientError>;
+    async fn update(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ClientError>;
+    async fn remove(&self, id: &str) -> Result<(), ClientError>;
+    /// A live check.
+    async fn health_check(&self, id: &str) -> Result<HealthSnapshot, ClientError>;
+    /// Live checks of all (of one type).
+    async fn health_check_all(
+        &self,
+        connector_type: Option<ConnectorType>,
+    ) -> Result<CheckAll, ClientError>;
+    /// Status changes, as they happen.
+    async fn watch(
+        &self,
+        ids: Vec<String>,
+        connector_type: Option<ConnectorType>,
+    ) -> Result<EventStream, ClientError>;
+}
+
+/// Where the client got its service from.
+pub enum Backend {
+    Local(LocalService),
+    Remote(RemoteService),
+}
+
+impl Backend {
+    pub fn service(&self) -> &dyn ConnectorService {
+        match self {
+            Backend::Local(s) => s,
+            Backend::Remote(s) => s,
+        }
+    }
+}
+
+/// Remote when `CONNECTORS_SERVICE_ADDR` is set, else an in-process service
+/// started with `local`. Config problems of the local service are returned
+/// for the caller to show.
+pub async fn from_env(
+    local: ServiceOptions,
+) -> Result<(Backend, Vec<sandport_config::Problem>), FromEnvError> {
+    match std::env::var(ADDR_VAR) {
+        Ok(addr) if !addr.trim().is_empty() => {
+            let remote = RemoteService::connect_lazy(addr.trim())
+                .map_err(|e| FromEnvError::Remote(format!("{ADDR_VAR}={addr}: {e}")))?;
+            Ok((Backend::Remote(remote), Vec::new()))
+        }
+        _ => {
+            let (local, problems) = LocalService::start(local).await?;
+            Ok((Backend::Local(local), problems))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FromEnvError {
+    #[error(transparent)]
+    Local(#[from] sandport_core::service::StartError),
+    #[error("{0}")]
+    Remote(String),
+}

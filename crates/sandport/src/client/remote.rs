@@ -1,0 +1,268 @@
+//! [`ConnectorService`] over gRPC. Every call carries a deadline; the channel
+//! reconnects by itself, and read-only calls are retried with backoff while
+//! the service is unreachable.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+
+use super::{ClientError, ConnectorService, EventStream};
+use sandport_config::{self as config, ConnectorConfig, ConnectorType, Secrets};
+use sandport_core::health::HealthSnapshot;
+use sandport_core::registry::{CheckAll, ConnectorInfo};
+use sandport_server::grpc::convert;
+use sandport_server::grpc::pb;
+use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClient;
+
+/// Deadline of one call (checks of all connectors get more).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+const CHECK_ALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Attempts of a read-only call while the service is unavailable.
+const ATTEMPTS: u32 = 4;
+
+#[derive(Clone)]
+pub struct RemoteService {
+    client: ConnectorsServiceClient<Channel>,
+}
+
+impl From<Status> for ClientError {
+    fn from(status: Status) -> Self {
+        let message = status.message().to_string();
+        match status.code() {
+            Code::NotFound => ClientError::NotFound(message),
+            Code::AlreadyExists => ClientError::AlreadyExists(message),
+            Code::InvalidArgument => ClientError::InvalidArgument(message),
+            Code::Aborted => ClientError::Conflict(message),
+            Code::Unavailable => ClientError::Unavailable(message),
+            Code::DeadlineExceeded => ClientError::DeadlineExceeded(message),
+            Code::ResourceExhausted => ClientError::ResourceExhausted(message),
+            _ => ClientError::Internal(format!("{:?}: {message}", status.code())),
+        }
+    }
+}
+
+fn with_deadline<T>(message: T, timeout: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(timeout);
+    request
+}
+
+/// Retries `call` with backoff (100ms, 200ms, 400ms) while it fails with
+/// UNAVAILABLE. Only for calls that change nothing.
+async fn retrying<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Status>>,
+{
+    let mut delay = Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(status) if status.code() == Code::Unavailable && attempt < ATTEMPTS => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl RemoteService {
+    /// A client for `addr` (`host:port` or `http://host:port`); connects on
+    /// first use and reconnects as needed.
+    pub fn connect_lazy(addr: &str) -> Result<Self, String> {
+        let uri = if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("http://{addr}")
+        };
+        let endpoint = Endpoint::from_shared(uri)
+            .map_err(|e| format!("not a service address: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true);
+        Ok(RemoteService {
+            client: ConnectorsServiceClient::new(endpoint.connect_lazy()),
+        })
+    }
+
+    fn client(&self) -> ConnectorsServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    fn parse(config: pb::ConnectorConfig) -> Result<ConnectorConfig, ClientError> {
+        let value = convert::config_from_pb(config).map_err(ClientError::Internal)?;
+        config::parse_entry_value(
+            &value,
+            std::path::Path::new("/"),
+            sandport_builtins::catalog(),
+        )
+        .map_err(|problems| {
+            ClientError::Internal(format!(
+                "the service sent a config this client cannot read: {}",
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })
+    }
+}
+
+fn connector_of(info: Option<pb::ConnectorInfo>) -> Result<ConnectorInfo, ClientError> {
+    info.map(convert::info_from_pb)
+        .ok_or_else(|| ClientError::Internal("the answer has no connector".into()))
+}
+
+#[async_trait::async_trait]
+impl ConnectorService for RemoteService {
+    async fn list(
+        &self,
+        connector_type: Option<ConnectorType>,
+        enabled_only: bool,
+    ) -> Result<Vec<ConnectorInfo>, ClientError> {
+        let message = pb::ListConnectorsRequest {
+            r#type: connector_type
+                .map(|t| convert::type_to_pb(t) as i32)
+                .unwrap_or(0),
+            enabled_only,
+        };
+        let response = retrying(|| {
+            let mut client = self.client();
+            async move {
+                client
+                    .list_connectors(with_deadline(message, CALL_TIMEOUT))
+                    .await
+            }
+        })
+        .await?;
+        Ok(response
+            .into_inner()
+            .connectors
+            .into_iter()
+            .map(convert::info_from_pb)
+            .collect())
+    }
+
+    async fn get(&self, id: &str) -> Result<(ConnectorInfo, ConnectorConfig), ClientError> {
+        let message = pb::GetConnectorRequest { id: id.to_string() };
+        let response = retrying(|| {
+            let mut client = self.client();
+            let message = message.clone();
+            async move {
+                client
+                    .get_connector(with_deadline(message, CALL_TIMEOUT))
+                    .await
+            }
+        })
+        .await?
+        .into_inner();
+        let info = connector_of(response.connector)?;
+        let config = response
+            .config
+            .ok_or_else(|| ClientError::Internal("the answer has no config".into()))?;
+        Ok((info, Self::parse(config)?))
+    }
+
+    async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ClientError> {
+        let message = pb::RegisterConnectorRequest {
+            config: Some(convert::config_to_pb(&config, Secrets::Keep)),
+        };
+        let response = self
+            .client()
+            .register_connector(with_deadline(message, CALL_TIMEOUT))
+            .await?;
+        connector_of(response.into_inner().connector)
+    }
+
+    async fn update(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ClientError> {
+        let message = pb::UpdateConnectorRequest {
+            config: Some(convert::config_to_pb(&config, Secrets::Keep)),
+        };
+        let response = self
+            .client()
+            .update_connector(with_deadline(message, CALL_TIMEOUT))
+            .await?;
+        connector_of(response.into_inner().connector)
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), ClientError> {
+        let message = pb::RemoveConnectorRequest { id: id.to_string() };
+        self.client()
+            .remove_connector(with_deadline(message, CALL_TIMEOUT))
+            .await?;
+        Ok(())
+    }
+
+    async fn health_check(&self, id: &str) -> Result<HealthSnapshot, ClientError> {
+        let message = pb::HealthCheckRequest {
+            id: id.to_string(),
+            cached: false,
+        };
+        let response = retrying(|| {
+            let mut client = self.client();
+            let message = message.clone();
+            async move {
+                client
+                    .health_check(with_deadline(message, CALL_TIMEOUT))
+                    .await
+            }
+        })
+        .await?;
+        Ok(convert::check_from_pb(response.into_inner()).1)
+    }
+
+    async fn health_check_all(
+        &self,
+        connector_type: Option<ConnectorType>,
+    ) -> Result<CheckAll, ClientError> {
+        let message = pb::HealthCheckAllRequest {
+            r#type: connector_type
+                .map(|t| convert::type_to_pb(t) as i32)
+                .unwrap_or(0),
+        };
+        let response = retrying(|| {
+            let mut client = self.client();
+            async move {
+                client
+                    .health_check_all(with_deadline(message, CHECK_ALL_TIMEOUT))
+                    .await
+            }
+        })
+        .await?
+        .into_inner();
+        Ok(CheckAll {
+            results: response
+                .results
+                .into_iter()
+                .map(convert::check_from_pb)
+                .collect(),
+            unfinished: response.unfinished,
+        })
+    }
+
+    async fn watch(
+        &self,
+        ids: Vec<String>,
+        connector_type: Option<ConnectorType>,
+    ) -> Result<EventStream, ClientError> {
+        let message = pb::WatchHealthRequest {
+            ids,
+            r#type: connector_type
+                .map(|t| convert::type_to_pb(t) as i32)
+                .unwrap_or(0),
+        };
+        let stream = self
+            .client()
+            .watch_health(Request::new(message))
+            .await?
+            .into_inner();
+        Ok(stream
+            .map(|item| item.map(convert::event_from_pb).map_err(ClientError::from))
+            .boxed())
+    }
+}

@@ -1,0 +1,232 @@
+//! The gRPC API (`proto/connectors.proto`): thin handlers that translate
+//! messages, call the [`Service`], and map its errors to status codes.
+
+pub mod convert;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use tokio::time::Instant;
+use tokio_stream::wrappers::BroadcastStream;
+use tonic::{Request, Response, Status};
+
+use sandport_core::service::{Service, ServiceError};
+
+/// The generated protobuf and gRPC code.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("sandport.connectors.v1");
+
+    /// For server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/connectors_descriptor.bin"));
+}
+
+use pb::connectors_service_server::ConnectorsService;
+pub use pb::connectors_service_server::ConnectorsServiceServer;
+
+/// Time kept back from a client's deadline to send the answer.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// The status code an API caller can branch on, and a message that says
+/// what to change (internals are logged, not sent).
+fn status(error: ServiceError) -> Status {
+    {
+        let message = error.to_string();
+        match error {
+            ServiceError::NotFound(_) => Status::not_found(message),
+            ServiceError::AlreadyExists(_) => Status::already_exists(message),
+            ServiceError::Invalid(_) | ServiceError::Rejected(_) => {
+                Status::invalid_argument(message)
+            }
+            ServiceError::Conflict(_) => Status::aborted(message),
+            ServiceError::State(_) => Status::internal(crate::internal::report(&message)),
+            ServiceError::ShuttingDown => Status::unavailable(message),
+            ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
+        }
+    }
+}
+
+pub struct GrpcApi {
+    service: Arc<Service>,
+}
+
+impl GrpcApi {
+    pub fn new(service: Arc<Service>) -> Self {
+        GrpcApi { service }
+    }
+
+    pub fn into_server(self) -> ConnectorsServiceServer<Self> {
+        ConnectorsServiceServer::new(self)
+    }
+
+    fn parse_config(
+        &self,
+        config: Option<pb::ConnectorConfig>,
+    ) -> Result<sandport_config::ConnectorConfig, Status> {
+        let config = config.ok_or_else(|| Status::invalid_argument("config: missing"))?;
+        let value = convert::config_from_pb(config).map_err(Status::invalid_argument)?;
+        self.service.parse_entry(&value).map_err(status)
+    }
+}
+
+fn required_id(id: &str) -> Result<&str, Status> {
+    if id.is_empty() {
+        Err(Status::invalid_argument("id: missing"))
+    } else {
+        Ok(id)
+    }
+}
+
+/// The client's deadline from the `grpc-timeout` header (e.g. `500m`).
+fn client_deadline<T>(request: &Request<T>) -> Option<Instant> {
+    let text = request.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Some(Instant::now() + timeout.saturating_sub(DEADLINE_MARGIN))
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<pb::HealthEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConnectorsService for GrpcApi {
+    async fn list_connectors(
+        &self,
+        request: Request<pb::ListConnectorsRequest>,
+    ) -> Result<Response<pb::ListConnectorsResponse>, Status> {
+        let request = request.into_inner();
+        let filter = convert::type_from_pb(request.r#type).map_err(Status::invalid_argument)?;
+        let connectors = self
+            .service
+            .list(filter, request.enabled_only)
+            .iter()
+            .map(convert::info_to_pb)
+            .collect();
+        Ok(Response::new(pb::ListConnectorsResponse { connectors }))
+    }
+
+    async fn get_connector(
+        &self,
+        request: Request<pb::GetConnectorRequest>,
+    ) -> Result<Response<pb::GetConnectorResponse>, Status> {
+        let request = request.into_inner();
+        let (info, config) = self
+            .service
+            .get(required_id(&request.id)?)
+            .map_err(status)?;
+        Ok(Response::new(pb::GetConnectorResponse {
+            connector: Some(convert::info_to_pb(&info)),
+            config: Some(convert::config_to_pb(
+                &config,
+                sandport_config::Secrets::Redact,
+            )),
+        }))
+    }
+
+    async fn register_connector(
+        &self,
+        request: Request<pb::RegisterConnectorRequest>,
+    ) -> Result<Response<pb::RegisterConnectorResponse>, Status> {
+        let config = self.parse_config(request.into_inner().config)?;
+        let info = self.service.register(config).await.map_err(status)?;
+        Ok(Response::new(pb::RegisterConnectorResponse {
+            connector: Some(convert::info_to_pb(&info)),
+        }))
+    }
+
+    async fn update_connector(
+        &self,
+        request: Request<pb::UpdateConnectorRequest>,
+    ) -> Result<Response<pb::UpdateConnectorResponse>, Status> {
+        let config = self.parse_config(request.into_inner().config)?;
+        let info = self.service.update(config).await.map_err(status)?;
+        Ok(Response::new(pb::UpdateConnectorResponse {
+            connector: Some(convert::info_to_pb(&info)),
+        }))
+    }
+
+    async fn remove_connector(
+        &self,
+        request: Request<pb::RemoveConnectorRequest>,
+    ) -> Result<Response<pb::RemoveConnectorResponse>, Status> {
+        let request = request.into_inner();
+        self.service
+            .remove(required_id(&request.id)?)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RemoveConnectorResponse {}))
+    }
+
+    async fn health_check(
+        &self,
+        request: Request<pb::HealthCheckRequest>,
+    ) -> Result<Response<pb::HealthCheckResponse>, Status> {
+        let request = request.into_inner();
+        let id = required_id(&request.id)?;
+        let snapshot = if request.cached {
+            self.service.health(id).map_err(status)?
+        } else {
+            self.service.check(id).await.map_err(status)?
+        };
+        Ok(Response::new(convert::check_to_pb(id, &snapshot)))
+    }
+
+    async fn health_check_all(
+        &self,
+        request: Request<pb::HealthCheckAllRequest>,
+    ) -> Result<Response<pb::HealthCheckAllResponse>, Status> {
+        let deadline = client_deadline(&request);
+        let filter =
+            convert::type_from_pb(request.into_inner().r#type).map_err(Status::invalid_argument)?;
+        let all = self.service.check_all(filter, deadline).await;
+        Ok(Response::new(pb::HealthCheckAllResponse {
+            results: all
+                .results
+                .iter()
+                .map(|(id, h)| convert::check_to_pb(id, h))
+                .collect(),
+            unfinished: all.unfinished,
+        }))
+    }
+
+    type WatchHealthStream = EventStream;
+
+    async fn watch_health(
+        &self,
+        request: Request<pb::WatchHealthRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let request = request.into_inner();
+        let filter = convert::type_from_pb(request.r#type).map_err(Status::invalid_argument)?;
+        let ids = request.ids;
+        let events = BroadcastStream::new(self.service.subscribe())
+            .filter_map(move |event| {
+                let keep = match event {
+                    Ok(e)
+                        if (ids.is_empty() || ids.contains(&e.id))
+                            && filter.is_none_or(|t| t == e.connector_type) =>
+                    {
+                        Some(Ok(convert::event_to_pb(&e)))
+                    }
+                    Ok(_) => None,
+                    Err(lagged) => {
+                        tracing::warn!("a health watcher fell behind: {lagged}");
+                        None
+                    }
+                };
+                std::future::ready(keep)
+            })
+            .take_until(self.service.shutdown_started());
+        Ok(Response::new(Box::pin(events)))
+    }
+}

@@ -1,0 +1,342 @@
+//! The REST API (axum), the same operations as gRPC:
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/v1/connectors[?type=&enabled_only=]` | list, with cached status |
+//! | `POST /api/v1/connectors` | register (body: an entry as in `connectors.yaml`, as JSON) |
+//! | `GET /api/v1/connectors/{id}` | info + config, secrets redacted |
+//! | `PUT /api/v1/connectors/{id}` | replace |
+//! | `DELETE /api/v1/connectors/{id}` | remove |
+//! | `GET /api/v1/connectors/{id}/health` | live check (`?cached=true`: the last result) |
+//! | `GET /api/v1/health` | every connector's cached status |
+//! | `GET /healthz`, `GET /readyz` | liveness, readiness (503 while shutting down) |
+//!
+//! Errors are JSON: `{"error": {"code": "...", "message": "...", "problems": [...]}}`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use sandport_config::{self as config, ConnectorType, Secrets};
+use sandport_core::health::{HealthSnapshot, format_latency};
+use sandport_core::registry::ConnectorInfo;
+use sandport_core::service::{Service, ServiceError};
+
+/// An error answer.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    problems: Vec<config::Problem>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            problems: Vec::new(),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        let message = error.to_string();
+        match error {
+            ServiceError::NotFound(_) => ApiError::new(StatusCode::NOT_FOUND, "not_found", message),
+            ServiceError::AlreadyExists(_) => {
+                ApiError::new(StatusCode::CONFLICT, "already_exists", message)
+            }
+            ServiceError::Invalid(problems) => ApiError {
+                problems,
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", message)
+            },
+            ServiceError::Rejected(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "rejected", message)
+            }
+            ServiceError::Conflict(_) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+            ServiceError::State(_) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                crate::internal::report(&message),
+            ),
+            ServiceError::ResourceExhausted(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "resource_exhausted",
+                message,
+            ),
+            ServiceError::ShuttingDown => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problems: Vec<Value> = self
+            .problems
+            .iter()
+            .map(|p| json!({"entry": p.entry, "key": p.key, "message": p.message}))
+            .collect();
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "problems": problems}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The REST router over `service`.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/api/v1/connectors", get(list).post(register))
+        .route(
+            "/api/v1/connectors/{id}",
+            get(get_one).put(update).delete(remove),
+        )
+        .route("/api/v1/connectors/{id}/health", get(check))
+        .route("/api/v1/health", get(health_all))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .with_state(service)
+}
+
+fn time(t: Option<SystemTime>) -> Value {
+    t.map(|t| Value::String(humantime::format_rfc3339_millis(t).to_string()))
+        .unwrap_or(Value::Null)
+}
+
+fn latency(d: Option<Duration>) -> (Value, Value) {
+    match d {
+        Some(d) => (json!(format_latency(d)), json!(d.as_secs_f64() * 1000.0)),
+        None => (Value::Null, Value::Null),
+    }
+}
+
+/// A health snapshot as JSON.
+pub fn health_json(id: &str, h: &HealthSnapshot) -> Value {
+    let (latency, latency_ms) = latency(h.latency);
+    let details: serde_json::Map<String, Value> = h
+        .details
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    json!({
+        "id": id,
+        "status": h.status.as_str(),
+        "message": h.message,
+        "latency": latency,
+        "latency_ms": latency_ms,
+        "checked_at": time(h.checked_at),
+        "consecutive_failures": h.consecutive_failures,
+        "failure": h.failure.as_ref().map(|f| f.as_str()),
+        "details": details,
+    })
+}
+
+/// A connector's info as JSON.
+pub fn info_json(info: &ConnectorInfo) -> Value {
+    json!({
+        "id": info.id,
+        "name": info.name,
+        "type": info.connector_type.as_str(),
+        "description": info.description,
+        "endpoint": info.endpoint,
+        "enabled": info.enabled,
+        "mode": info.mode.as_str(),
+        "metadata": info.metadata,
+        "tags": info.tags,
+        "component_digest": info.component_digest,
+        "health": health_json(&info.id, &info.health),
+    })
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(rename = "type")]
+    connector_type: Option<String>,
+    #[serde(default)]
+    enabled_only: bool,
+}
+
+fn parse_type(text: Option<&str>) -> ApiResult<Option<ConnectorType>> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(t) => ConnectorType::parse(t).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = ConnectorType::ALL.iter().map(|t| t.as_str()).collect();
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_type",
+                format!("type `{t}` is not one of: {}", names.join(", ")),
+            )
+        }),
+    }
+}
+
+async fn list(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            e.body_text(),
+        )
+    })?;
+    let filter = parse_type(query.connector_type.as_deref())?;
+    let items: Vec<Value> = service
+        .list(filter, query.enabled_only)
+        .iter()
+        .map(info_json)
+        .collect();
+    Ok(Json(Value::Array(items)))
+}
+
+fn entry_from_json(body: Value) -> ApiResult<serde_norway::Value> {
+    serde_norway::to_value(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_json",
+            e.to_string(),
+        )
+    })
+}
+
+async fn register(
+    State(service): State<Arc<Service>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(body) = body?;
+    let config = service.parse_entry(&entry_from_json(body)?)?;
+    let info = service.register(config).await?;
+    Ok((StatusCode::CREATED, Json(info_json(&info))))
+}
+
+async fn get_one(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (info, config) = service.get(&id)?;
+    let config =
+        serde_json::to_value(config::to_value(&config, Secrets::Redact)).unwrap_or(Value::Null);
+    Ok(Json(
+        json!({"connector": info_json(&info), "config": config}),
+    ))
+}
+
+async fn update(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(mut body) = body?;
+    let Some(object) = body.as_object_mut() else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_config",
+            "the body must be a JSON object",
+        ));
+    };
+    match object.get("id") {
+        None => {
+            object.insert("id".into(), json!(id));
+        }
+        Some(Value::String(body_id)) if *body_id == id => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_config",
+                format!("id: the body says {other} but the URL says \"{id}\""),
+            ));
+        }
+    }
+    let config = service.parse_entry(&entry_from_json(body)?)?;
+    let info = service.update(config).await?;
+    Ok(Json(info_json(&info)))
+}
+
+async fn remove(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    service.remove(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct CheckQuery {
+    /// The last result, without checking now.
+    #[serde(default)]
+    cached: bool,
+}
+
+async fn check(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query.map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            e.body_text(),
+        )
+    })?;
+    let snapshot = if query.cached {
+        service.health(&id)?
+    } else {
+        service.check(&id).await?
+    };
+    Ok(Json(health_json(&id, &snapshot)))
+}
+
+async fn health_all(State(service): State<Arc<Service>>) -> Json<Value> {
+    let items: Vec<Value> = service
+        .list(None, false)
+        .iter()
+        .map(|info| health_json(&info.id, &info.health))
+        .collect();
+    Json(Value::Array(items))
+}
+
+async fn ready(State(service): State<Arc<Service>>) -> Response {
+    if service.is_shutting_down() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "shutting down"})),
+        )
+            .into_response()
+    } else {
+        Json(json!({"status": "ready"})).into_response()
+    }
+}

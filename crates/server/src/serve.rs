@@ -1,0 +1,177 @@
+//! Runs the gRPC and REST APIs over one [`Service`] until a shutdown signal,
+//! then drains: readiness and gRPC health turn NOT_SERVING, listeners stop
+//! accepting, in-flight calls get [`DRAIN_GRACE`] to finish, and every
+//! connector is closed.
+//!
+//! The APIs run on a thread of their own (`sandport-api`, a single-threaded
+//! tokio runtime); connectors and their checks stay on the caller's runtime,
+//! and [`Service`] sends the work an API call asks for there. Sharing the
+//! workers, a cached HealthCheck answer queued behind the scheduler's
+//! checks: with 10,000 connectors checked every second its p99 was
+//! 5.6–12 ms, against 1.7 ms on a thread of its own (sandport-bench grpc
+//! --busy 10000).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::grpc::{ConnectorsServiceServer, GrpcApi, pb};
+use sandport_core::service::{self, Service};
+
+/// How long NOT_SERVING is announced before the listeners close.
+pub const ANNOUNCE_SHUTDOWN: Duration = Duration::from_millis(300);
+
+/// How long in-flight calls may take once shutdown has begun.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("cannot set up gRPC reflection: {0}")]
+    Reflection(String),
+    #[error("the gRPC server failed: {0}")]
+    Grpc(String),
+    #[error("the HTTP server failed: {0}")]
+    Http(String),
+    #[error("cannot start the API thread: {0}")]
+    ApiThread(String),
+    #[error("cannot move the API listeners to their thread: {0}")]
+    Listener(String),
+}
+
+/// A single-threaded runtime on a thread of its own, running until the
+/// returned sender is dropped or fired.
+fn api_runtime() -> Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>), ServeError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::ApiThread(e.to_string()))?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("sandport-api".into())
+        .spawn(move || {
+            service::mark_api_thread();
+            let _ = runtime.block_on(stopped);
+        })
+        .map_err(|e| ServeError::ApiThread(e.to_string()))?;
+    Ok((handle, stop))
+}
+
+/// Serves until `shutdown` resolves, then drains and closes the connectors.
+pub async fn serve(
+    service: Arc<Service>,
+    grpc: TcpListener,
+    http: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<ConnectorsServiceServer<GrpcApi>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let (api, _stop_api) = api_runtime()?;
+    // The listeners move to the API thread's reactor.
+    let listener_error = |e: std::io::Error| ServeError::Listener(e.to_string());
+    let grpc = grpc.into_std().map_err(listener_error)?;
+    let http = http.into_std().map_err(listener_error)?;
+    let (grpc, http) = {
+        let _entered = api.enter();
+        (
+            TcpListener::from_std(grpc).map_err(listener_error)?,
+            TcpListener::from_std(http).map_err(listener_error)?,
+        )
+    };
+
+    let stop = service.shutdown_started();
+    let grpc_stop = service.shutdown_started();
+    let grpc_server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(GrpcApi::new(service.clone()).into_server())
+        // Small answers must not wait for Nagle's algorithm.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+            grpc_stop,
+        );
+    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let http_server = axum::serve(http, crate::rest::router(service.clone()))
+        .with_graceful_shutdown(stop)
+        .into_future();
+
+    let grpc_task = api.spawn(grpc_server);
+    let http_task = api.spawn(http_server);
+    let aborts = [grpc_task.abort_handle(), http_task.abort_handle()];
+
+    shutdown.await;
+    tracing::info!("shutting down: draining in-flight calls");
+    health
+        .set_not_serving::<ConnectorsServiceServer<GrpcApi>>()
+        .await;
+    // Give health watchers (and load balancers polling) a moment to see
+    // NOT_SERVING before the listeners close.
+    tokio::time::sleep(ANNOUNCE_SHUTDOWN).await;
+    service.begin_shutdown();
+
+    let drained = tokio::time::timeout(DRAIN_GRACE, async {
+        let grpc = grpc_task.await;
+        let http = http_task.await;
+        (grpc, http)
+    })
+    .await;
+    service.shutdown().await;
+    match drained {
+        Err(_) => {
+            tracing::warn!("in-flight calls did not finish within {DRAIN_GRACE:?}; stopped them");
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            Ok(())
+        }
+        Ok((grpc, http)) => {
+            grpc.map_err(|e| ServeError::Grpc(e.to_string()))?
+                .map_err(|e| ServeError::Grpc(e.to_string()))?;
+            http.map_err(|e| ServeError::Http(e.to_string()))?
+                .map_err(|e| ServeError::Http(e.to_string()))?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_api_runtime_runs_on_its_own_marked_thread_until_stopped() {
+        assert!(!service::on_api_thread());
+        let (api, stop) = api_runtime().expect("starts");
+        let seen = api
+            .spawn(async {
+                (
+                    service::on_api_thread(),
+                    std::thread::current().name().map(str::to_string),
+                )
+            })
+            .await
+            .expect("runs");
+        assert_eq!(seen, (true, Some("sandport-api".to_string())));
+        drop(stop);
+        // Once stopped, its tasks no longer run.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let late = api.spawn(async {});
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), late)
+                .await
+                .map_or(true, |joined| joined.is_err()),
+            "a task spawned after the stop must not run"
+        );
+    }
+}

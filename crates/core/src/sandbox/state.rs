@@ -14,9 +14,6 @@ use super::offstack::Offstack;
 use super::stdio::{GuestOutput, LogLimiter, log_line};
 use crate::egress::{self, CallUsage, Egress, EgressError};
 
-/// The longest log line a guest may write; the rest is cut.
-pub const MAX_LOG_LINE: usize = 4096;
-
 pub struct GuestState {
     pub(super) connector_id: Arc<str>,
     wasi: WasiCtx,

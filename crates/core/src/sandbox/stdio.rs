@@ -13,7 +13,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
-use super::state::MAX_LOG_LINE;
+/// The longest log line a guest may write; the rest is cut.
+pub const MAX_LOG_LINE: usize = 4096;
 
 /// A token bucket over the lines one guest may log.
 pub struct LogLimiter {

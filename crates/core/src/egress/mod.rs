@@ -19,6 +19,9 @@
 //! the connector's first request: one that never speaks HTTP (the TCP
 //! connectors) never holds one.
 
+mod credentials;
+mod errors;
+mod request;
 mod resolve;
 mod sigv4;
 
@@ -26,19 +29,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
-
-use crate::budget::Budget;
+use sandport_config::ConnectorConfig;
+use sandport_policy::ip;
 use url::Url;
 
+use crate::budget::Budget;
+use credentials::Credentials;
+use errors::{classify, timed_out};
+
+pub use errors::EgressError;
+pub use request::{HEADER_OVERHEAD, Prepared, Request, Response, headers_size};
 pub use resolve::{Lookup, SystemLookup};
 pub use sandport_policy::{EgressPolicy, HostRule, RuleError, TcpAllowed};
-
-use sandport_policy::ip;
-
-use sandport_config::{Auth, ConnectorConfig, Secret};
 
 pub const MAX_REDIRECTS: usize = 5;
 
@@ -47,84 +50,6 @@ pub const MAX_REDIRECTS: usize = 5;
 pub struct CallUsage {
     pub requests: u32,
     pub bytes: u64,
-}
-
-/// A request as the guest asked for it.
-#[derive(Debug)]
-pub struct Request {
-    pub method: String,
-    pub url: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<Vec<u8>>,
-    pub timeout: Option<Duration>,
-}
-
-/// A request parsed by [`Egress::prepare`], ready to be sent again and
-/// again.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    method: Method,
-    url: Url,
-    headers: HeaderMap,
-    /// Shared by every send of it.
-    body: Option<bytes::Bytes>,
-    timeout: Option<Duration>,
-}
-
-impl Prepared {
-    /// Bytes counted for the request beyond its URL, headers and body:
-    /// about what the structures spend.
-    const OVERHEAD: usize = 256;
-
-    /// About the bytes it holds, for the memory limit of whoever keeps it.
-    pub fn size(&self) -> usize {
-        Self::OVERHEAD
-            + self.url.as_str().len()
-            + headers_size(&self.headers)
-            + self.body.as_ref().map_or(0, bytes::Bytes::len)
-    }
-}
-
-/// Bytes counted for each header beyond its name and value: about what a
-/// `HeaderMap` spends on an entry.
-pub const HEADER_OVERHEAD: usize = 64;
-
-/// About the bytes `headers` hold, for the memory limit of whoever keeps
-/// them for a guest (a prepared request's, a held response's).
-pub fn headers_size(headers: &HeaderMap) -> usize {
-    headers
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len() + HEADER_OVERHEAD)
-        .sum()
-}
-
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    /// As received: turning them into strings is left to whoever hands them
-    /// on, and only for the ones asked for.
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-/// Why a request failed; mirrors the WIT `http-error` variant.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EgressError {
-    #[error("{0}")]
-    Denied(String),
-    #[error("invalid request: {0}")]
-    InvalidUrl(String),
-    #[error("{0}")]
-    Timeout(String),
-    #[error("{0}")]
-    Connect(String),
-    #[error("TLS: {0}")]
-    Tls(String),
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("{0}")]
-    Other(String),
 }
 
 /// What every connector's HTTP client shares: the TLS configuration and
@@ -188,70 +113,6 @@ pub struct Egress {
     max_response: u64,
     max_requests: u32,
     max_bytes: u64,
-}
-
-/// The headers the host adds to requests for the connector's own endpoint.
-#[derive(Default)]
-struct Credentials {
-    headers: HeaderMap,
-    /// Signs the whole request instead (`auth.type: aws_sigv4`).
-    sigv4: Option<sigv4::SigV4>,
-}
-
-impl Credentials {
-    fn from_config(config: &ConnectorConfig) -> Self {
-        let mut headers = HeaderMap::new();
-        let mut sigv4 = None;
-        let mut put = |name: HeaderName, value: String| {
-            if let Ok(mut value) = HeaderValue::from_str(&value) {
-                value.set_sensitive(true);
-                headers.insert(name, value);
-            }
-        };
-        match &config.auth.auth {
-            Auth::None => {}
-            Auth::Basic { username, password } => {
-                let pair = format!("{username}:{}", password.expose());
-                put(
-                    http::header::AUTHORIZATION,
-                    format!("Basic {}", BASE64.encode(pair)),
-                );
-            }
-            Auth::Bearer { token } => {
-                put(
-                    http::header::AUTHORIZATION,
-                    format!("Bearer {}", token.expose()),
-                );
-            }
-            Auth::ApiKey { key } => {
-                put(
-                    HeaderName::from_static("x-api-key"),
-                    key.expose().to_string(),
-                );
-            }
-            Auth::AwsSigV4 {
-                access_key_id,
-                secret_access_key,
-                session_token,
-                region,
-                service,
-            } => {
-                sigv4 = Some(sigv4::SigV4::new(
-                    access_key_id,
-                    secret_access_key.expose(),
-                    session_token.as_ref().map(Secret::expose),
-                    region,
-                    service,
-                ));
-            }
-        }
-        for (name, value) in &config.auth.headers {
-            if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-                put(name, value.expose().to_string());
-            }
-        }
-        Credentials { headers, sigv4 }
-    }
 }
 
 impl Egress {
@@ -580,52 +441,6 @@ impl Egress {
             body,
         })
     }
-}
-
-fn timed_out(timeout: Duration) -> EgressError {
-    EgressError::Timeout(format!(
-        "timed out after {}",
-        crate::health::format_latency(timeout)
-    ))
-}
-
-/// Turns reqwest's error into the WIT error kinds, with the root cause in
-/// words an operator knows ("connection refused").
-fn classify(error: reqwest::Error, timeout: Duration) -> EgressError {
-    if error.is_timeout() {
-        return timed_out(timeout);
-    }
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
-    let mut root = error.to_string();
-    while let Some(e) = source {
-        if let Some(refused) = e.downcast_ref::<resolve::AddressRefused>() {
-            return EgressError::Denied(format!("denied: {refused}"));
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => {
-                    return EgressError::Connect("connection refused".into());
-                }
-                std::io::ErrorKind::ConnectionReset => {
-                    return EgressError::Connect("connection reset by peer".into());
-                }
-                std::io::ErrorKind::TimedOut => return timed_out(timeout),
-                _ => {}
-            }
-        }
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return EgressError::Tls(e.to_string());
-        }
-        root = e.to_string();
-        source = e.source();
-    }
-    if error.is_connect() {
-        if root.contains("dns error") || root.contains("failed to lookup") {
-            return EgressError::Connect(format!("could not resolve the host name ({root})"));
-        }
-        return EgressError::Connect(root);
-    }
-    EgressError::Other(root)
 }
 
 #[cfg(test)]

@@ -4,7 +4,10 @@
 
 use serde_norway::{Mapping, Value};
 
-use super::{Auth, ComponentRef, ConnectorConfig, Secret, format_size, units};
+use super::{
+    Auth, AuthConfig, AuthFields, ComponentRef, ConnectorConfig, HealthCheckConfig, SandboxConfig,
+    Secret, format_size, units,
+};
 
 /// What replaces a secret in API answers. Sent back on update, it means
 /// "keep the current value".
@@ -26,6 +29,12 @@ fn secret(value: &Secret, secrets: Secrets) -> Value {
     }
 }
 
+/// A value the parser reads through `${VAR}` expansion but that is no
+/// secret: written as it is, with `${` escaped.
+fn escaped(value: &str) -> Value {
+    Value::String(value.replace("${", "$${"))
+}
+
 fn put(map: &mut Mapping, key: &str, value: impl Into<Value>) {
     map.insert(Value::String(key.into()), value.into());
 }
@@ -36,151 +45,155 @@ fn string_map<'a>(pairs: impl Iterator<Item = (&'a String, Value)>) -> Value {
 
 /// The entry as an operator would write it in `connectors.yaml`.
 pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
-    let mut m = Mapping::new();
-    put(&mut m, "id", config.id.clone());
-    put(&mut m, "name", config.name.clone());
-    put(&mut m, "type", config.connector_type.as_str());
-    put(&mut m, "mode", config.mode.as_str());
-    put(&mut m, "enabled", config.enabled);
-    put(&mut m, "description", config.description.clone());
-    put(&mut m, "host", config.host.clone());
-    put(&mut m, "port", u64::from(config.port));
-    put(&mut m, "scheme", config.scheme.as_str());
-    put(&mut m, "base_path", config.base_path.clone());
+    let ConnectorConfig {
+        id,
+        name,
+        connector_type,
+        mode,
+        enabled,
+        description,
+        host,
+        port,
+        scheme,
+        base_path,
+        auth:
+            AuthConfig {
+                auth,
+                headers,
+                share_with_connector,
+            },
+        metadata,
+        tags,
+        health_check:
+            HealthCheckConfig {
+                enabled: check_enabled,
+                interval,
+                timeout,
+                path,
+            },
+        component,
+        component_sha256,
+        settings,
+        sandbox:
+            SandboxConfig {
+                memory_limit,
+                allowed_hosts,
+                max_response_size,
+                max_requests_per_call,
+                max_bytes_per_call,
+            },
+    } = config;
+    let size = |bytes: u64| format_size(bytes).replace(' ', "");
 
-    let mut auth = Mapping::new();
-    put(&mut auth, "type", config.auth.auth.kind());
-    match &config.auth.auth {
-        Auth::None => {}
-        Auth::Basic { username, password } => {
-            put(&mut auth, "username", username.replace("${", "$${"));
-            put(&mut auth, "password", secret(password, secrets));
-        }
-        Auth::Bearer { token } => put(&mut auth, "token", secret(token, secrets)),
-        Auth::ApiKey { key } => put(&mut auth, "api_key", secret(key, secrets)),
-        Auth::AwsSigV4 {
-            access_key_id,
-            secret_access_key,
-            session_token,
-            region,
-            service,
-        } => {
-            put(
-                &mut auth,
-                "access_key_id",
-                access_key_id.replace("${", "$${"),
-            );
-            put(
-                &mut auth,
-                "secret_access_key",
-                secret(secret_access_key, secrets),
-            );
-            if let Some(token) = session_token {
-                put(&mut auth, "session_token", secret(token, secrets));
-            }
-            put(&mut auth, "region", region.clone());
-            put(&mut auth, "service", service.clone());
+    let mut m = Mapping::new();
+    put(&mut m, "id", id.clone());
+    put(&mut m, "name", name.clone());
+    put(&mut m, "type", connector_type.as_str());
+    put(&mut m, "mode", mode.as_str());
+    put(&mut m, "enabled", *enabled);
+    put(&mut m, "description", description.clone());
+    put(&mut m, "host", host.clone());
+    put(&mut m, "port", u64::from(*port));
+    put(&mut m, "scheme", scheme.as_str());
+    put(&mut m, "base_path", base_path.clone());
+
+    let AuthFields {
+        username,
+        password,
+        token,
+        api_key,
+        access_key_id,
+        secret_access_key,
+        session_token,
+        region,
+        service,
+    } = auth.fields();
+    let mut a = Mapping::new();
+    put(&mut a, "type", auth.kind());
+    let values = [
+        ("username", username.map(escaped)),
+        ("password", password.map(|s| secret(s, secrets))),
+        ("token", token.map(|s| secret(s, secrets))),
+        ("api_key", api_key.map(|s| secret(s, secrets))),
+        ("access_key_id", access_key_id.map(escaped)),
+        (
+            "secret_access_key",
+            secret_access_key.map(|s| secret(s, secrets)),
+        ),
+        ("session_token", session_token.map(|s| secret(s, secrets))),
+        ("region", region.map(|s| Value::String(s.into()))),
+        ("service", service.map(|s| Value::String(s.into()))),
+    ];
+    for (key, value) in values {
+        if let Some(value) = value {
+            put(&mut a, key, value);
         }
     }
-    if config.auth.share_with_connector {
-        put(&mut auth, "share_with_connector", true);
+    if *share_with_connector {
+        put(&mut a, "share_with_connector", true);
     }
-    if !config.auth.headers.is_empty() {
+    if !headers.is_empty() {
         put(
-            &mut auth,
+            &mut a,
             "headers",
-            string_map(
-                config
-                    .auth
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (k, secret(v, secrets))),
-            ),
+            string_map(headers.iter().map(|(k, v)| (k, secret(v, secrets)))),
         );
     }
-    put(&mut m, "auth", Value::Mapping(auth));
+    put(&mut m, "auth", Value::Mapping(a));
     put(
         &mut m,
         "metadata",
-        string_map(
-            config
-                .metadata
-                .iter()
-                .map(|(k, v)| (k, Value::String(v.clone()))),
-        ),
+        string_map(metadata.iter().map(|(k, v)| (k, Value::String(v.clone())))),
     );
     put(
         &mut m,
         "tags",
-        Value::Sequence(config.tags.iter().cloned().map(Value::String).collect()),
+        Value::Sequence(tags.iter().cloned().map(Value::String).collect()),
     );
 
     let mut health = Mapping::new();
-    put(&mut health, "enabled", config.health_check.enabled);
-    put(
-        &mut health,
-        "interval",
-        units::format_duration(config.health_check.interval),
-    );
-    put(
-        &mut health,
-        "timeout",
-        units::format_duration(config.health_check.timeout),
-    );
-    put(&mut health, "path", config.health_check.path.clone());
+    put(&mut health, "enabled", *check_enabled);
+    put(&mut health, "interval", units::format_duration(*interval));
+    put(&mut health, "timeout", units::format_duration(*timeout));
+    put(&mut health, "path", path.clone());
     put(&mut m, "health_check", Value::Mapping(health));
 
-    let component = match &config.component {
+    let component = match component {
         ComponentRef::Builtin(name) => name.clone(),
         ComponentRef::Path(path) => path.display().to_string(),
     };
     put(&mut m, "component", component);
-    if let Some(digest) = &config.component_sha256 {
+    if let Some(digest) = component_sha256 {
         put(&mut m, "component_sha256", digest.clone());
     }
     put(
         &mut m,
         "settings",
-        string_map(
-            config
-                .settings
-                .iter()
-                .map(|(k, v)| (k, Value::String(v.clone()))),
-        ),
+        string_map(settings.iter().map(|(k, v)| (k, Value::String(v.clone())))),
     );
 
     let mut sandbox = Mapping::new();
-    put(
-        &mut sandbox,
-        "memory_limit",
-        format_size(config.sandbox.memory_limit).replace(' ', ""),
-    );
+    put(&mut sandbox, "memory_limit", size(*memory_limit));
     put(
         &mut sandbox,
         "allowed_hosts",
         Value::Sequence(
-            config
-                .sandbox
-                .allowed_hosts
+            allowed_hosts
                 .iter()
                 .map(|r| Value::String(r.to_string()))
                 .collect(),
         ),
     );
-    put(
-        &mut sandbox,
-        "max_response_size",
-        format_size(config.sandbox.max_response_size).replace(' ', ""),
-    );
+    put(&mut sandbox, "max_response_size", size(*max_response_size));
     put(
         &mut sandbox,
         "max_requests_per_call",
-        u64::from(config.sandbox.max_requests_per_call),
+        u64::from(*max_requests_per_call),
     );
     put(
         &mut sandbox,
         "max_bytes_per_call",
-        format_size(config.sandbox.max_bytes_per_call).replace(' ', ""),
+        size(*max_bytes_per_call),
     );
     put(&mut m, "sandbox", Value::Mapping(sandbox));
     Value::Mapping(m)
@@ -189,43 +202,96 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
 /// Replaces every [`REDACTED`] secret in `config` with `current`'s value, so
 /// that a client may send back what it read.
 pub fn restore_redacted(config: &mut ConnectorConfig, current: &ConnectorConfig) {
-    let redacted = |s: &Secret| s.expose() == REDACTED;
-    match (&mut config.auth.auth, &current.auth.auth) {
-        (Auth::Basic { password, .. }, Auth::Basic { password: old, .. }) if redacted(password) => {
-            *password = old.clone();
+    // Every field is named so that a new one is checked for secrets here;
+    // only the auth section holds any.
+    let ConnectorConfig {
+        id: _,
+        name: _,
+        connector_type: _,
+        mode: _,
+        enabled: _,
+        description: _,
+        host: _,
+        port: _,
+        scheme: _,
+        base_path: _,
+        auth:
+            AuthConfig {
+                auth,
+                headers,
+                share_with_connector: _,
+            },
+        metadata: _,
+        tags: _,
+        health_check:
+            HealthCheckConfig {
+                enabled: _,
+                interval: _,
+                timeout: _,
+                path: _,
+            },
+        component: _,
+        component_sha256: _,
+        settings: _,
+        sandbox:
+            SandboxConfig {
+                memory_limit: _,
+                allowed_hosts: _,
+                max_response_size: _,
+                max_requests_per_call: _,
+                max_bytes_per_call: _,
+            },
+    } = config;
+    let AuthConfig {
+        auth: old_auth,
+        headers: old_headers,
+        share_with_connector: _,
+    } = &current.auth;
+    let restore = |value: &mut Secret, old: &Secret| {
+        if value.expose() == REDACTED {
+            *value = old.clone();
         }
-        (Auth::Bearer { token }, Auth::Bearer { token: old }) if redacted(token) => {
-            *token = old.clone();
-        }
-        (Auth::ApiKey { key }, Auth::ApiKey { key: old }) if redacted(key) => *key = old.clone(),
+    };
+    match (auth, old_auth) {
+        (
+            Auth::Basic {
+                username: _,
+                password,
+            },
+            Auth::Basic {
+                username: _,
+                password: old,
+            },
+        ) => restore(password, old),
+        (Auth::Bearer { token }, Auth::Bearer { token: old }) => restore(token, old),
+        (Auth::ApiKey { key }, Auth::ApiKey { key: old }) => restore(key, old),
         (
             Auth::AwsSigV4 {
+                access_key_id: _,
                 secret_access_key,
                 session_token,
-                ..
+                region: _,
+                service: _,
             },
             Auth::AwsSigV4 {
+                access_key_id: _,
                 secret_access_key: old_key,
                 session_token: old_token,
-                ..
+                region: _,
+                service: _,
             },
         ) => {
-            if redacted(secret_access_key) {
-                *secret_access_key = old_key.clone();
-            }
-            if let (Some(token), Some(old)) = (session_token.as_mut(), old_token)
-                && redacted(token)
-            {
-                *token = old.clone();
+            restore(secret_access_key, old_key);
+            if let (Some(token), Some(old)) = (session_token.as_mut(), old_token) {
+                restore(token, old);
             }
         }
+        // No secret, or a kind other than the current one: nothing to keep.
         _ => {}
     }
-    for (name, value) in config.auth.headers.iter_mut() {
-        if redacted(value)
-            && let Some(old) = current.auth.headers.get(name)
-        {
-            *value = old.clone();
+    for (name, value) in headers.iter_mut() {
+        if let Some(old) = old_headers.get(name) {
+            restore(value, old);
         }
     }
 }

@@ -155,6 +155,58 @@ impl Auth {
             Auth::AwsSigV4 { .. } => "aws_sigv4",
         }
     }
+
+    /// The values under the names the entry's `auth` map (and the gRPC
+    /// message) gives them, so that each converter destructures one flat
+    /// struct instead of re-spelling every variant.
+    pub fn fields(&self) -> AuthFields<'_> {
+        let none = AuthFields::default();
+        match self {
+            Auth::None => none,
+            Auth::Basic { username, password } => AuthFields {
+                username: Some(username),
+                password: Some(password),
+                ..none
+            },
+            Auth::Bearer { token } => AuthFields {
+                token: Some(token),
+                ..none
+            },
+            Auth::ApiKey { key } => AuthFields {
+                api_key: Some(key),
+                ..none
+            },
+            Auth::AwsSigV4 {
+                access_key_id,
+                secret_access_key,
+                session_token,
+                region,
+                service,
+            } => AuthFields {
+                access_key_id: Some(access_key_id),
+                secret_access_key: Some(secret_access_key),
+                session_token: session_token.as_ref(),
+                region: Some(region),
+                service: Some(service),
+                ..none
+            },
+        }
+    }
+}
+
+/// An [`Auth`] flattened to the keys of the entry's `auth` map: `None` where
+/// its kind has no such value. See [`Auth::fields`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AuthFields<'a> {
+    pub username: Option<&'a str>,
+    pub password: Option<&'a Secret>,
+    pub token: Option<&'a Secret>,
+    pub api_key: Option<&'a Secret>,
+    pub access_key_id: Option<&'a str>,
+    pub secret_access_key: Option<&'a Secret>,
+    pub session_token: Option<&'a Secret>,
+    pub region: Option<&'a str>,
+    pub service: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,7 +1,9 @@
 //! Host config <-> WIT records.
 
 use super::bindings::sandport::connector::types as wit;
-use sandport_config::{Auth, ConnectionMode, ConnectorConfig, ConnectorType};
+use sandport_config::{
+    Auth, AuthConfig, ConnectionMode, ConnectorConfig, ConnectorType, HealthCheckConfig,
+};
 
 fn ms(d: std::time::Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
@@ -9,42 +11,78 @@ fn ms(d: std::time::Duration) -> u32 {
 
 /// The guest's view of its config: everything but the secret values.
 pub fn to_wit(config: &ConnectorConfig) -> wit::ConnectorConfig {
+    let ConnectorConfig {
+        id,
+        name,
+        connector_type,
+        mode,
+        enabled,
+        description,
+        host,
+        port,
+        scheme,
+        base_path,
+        auth:
+            AuthConfig {
+                auth,
+                // Only the names: the values are secrets, attached by the host.
+                headers,
+                // The host's decision (the `credentials` import), not config
+                // for the guest.
+                share_with_connector: _,
+            },
+        metadata,
+        tags,
+        health_check:
+            HealthCheckConfig {
+                enabled: check_enabled,
+                interval,
+                timeout,
+                path,
+            },
+        // Which code runs and its digest are the host's to load and check.
+        component: _,
+        component_sha256: _,
+        settings,
+        // The host enforces the limits; the guest cannot change them.
+        sandbox: _,
+    } = config;
     wit::ConnectorConfig {
-        id: config.id.clone(),
-        name: config.name.clone(),
-        connector_type: to_wit_type(config.connector_type),
-        mode: match config.mode {
+        id: id.clone(),
+        name: name.clone(),
+        connector_type: to_wit_type(*connector_type),
+        mode: match mode {
             ConnectionMode::Local => wit::ConnectionMode::Local,
             ConnectionMode::Remote => wit::ConnectionMode::Remote,
         },
-        enabled: config.enabled,
-        description: config.description.clone(),
-        host: config.host.clone(),
-        port: config.port,
-        scheme: config.scheme.as_str().to_string(),
-        base_path: config.base_path.clone(),
+        enabled: *enabled,
+        description: description.clone(),
+        host: host.clone(),
+        port: *port,
+        scheme: scheme.as_str().to_string(),
+        base_path: base_path.clone(),
         health_check: wit::HealthCheckConfig {
-            enabled: config.health_check.enabled,
-            interval_ms: ms(config.health_check.interval),
-            timeout_ms: ms(config.health_check.timeout),
-            path: config.health_check.path.clone(),
+            enabled: *check_enabled,
+            interval_ms: ms(*interval),
+            timeout_ms: ms(*timeout),
+            path: path.clone(),
         },
-        auth_kind: match config.auth.auth {
+        // The kind only: the credentials stay in the host, which signs or
+        // attaches them to the connector's own requests.
+        auth_kind: match auth {
             Auth::None => wit::AuthKind::None,
             Auth::Basic { .. } => wit::AuthKind::Basic,
             Auth::Bearer { .. } => wit::AuthKind::Bearer,
             Auth::ApiKey { .. } => wit::AuthKind::ApiKey,
             Auth::AwsSigV4 { .. } => wit::AuthKind::AwsSigv4,
         },
-        auth_headers: config.auth.headers.keys().cloned().collect(),
-        metadata: config
-            .metadata
+        auth_headers: headers.keys().cloned().collect(),
+        metadata: metadata
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        tags: config.tags.clone(),
-        settings: config
-            .settings
+        tags: tags.clone(),
+        settings: settings
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),

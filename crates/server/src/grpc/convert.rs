@@ -8,7 +8,8 @@ use serde_norway::{Mapping, Value};
 
 use super::pb;
 use sandport_config::{
-    Auth, ComponentRef, ConnectionMode, ConnectorConfig, ConnectorType, REDACTED, Secret, Secrets,
+    AuthConfig, AuthFields, ComponentRef, ConnectionMode, ConnectorConfig, ConnectorType,
+    HealthCheckConfig, REDACTED, SandboxConfig, Secret, Secrets,
 };
 use sandport_core::health::{FailureKind, HealthSnapshot, HealthStatus};
 use sandport_core::registry::{ConnectorInfo, HealthEvent};
@@ -78,6 +79,10 @@ fn failure_from_str(text: &str) -> Option<FailureKind> {
     })
 }
 
+fn failure_to_pb(failure: Option<&FailureKind>) -> String {
+    failure.map(|f| f.as_str().to_string()).unwrap_or_default()
+}
+
 fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     prost_types::Timestamp::from(t)
 }
@@ -90,202 +95,300 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+fn from_millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
 pub fn info_to_pb(info: &ConnectorInfo) -> pb::ConnectorInfo {
-    let h = &info.health;
+    let ConnectorInfo {
+        id,
+        name,
+        connector_type,
+        description,
+        endpoint,
+        enabled,
+        mode,
+        metadata,
+        tags,
+        component_digest,
+        health:
+            HealthSnapshot {
+                status,
+                message,
+                // A list answer stays short; a health check's answer
+                // (`check_to_pb`) carries the details.
+                details: _,
+                failure,
+                latency,
+                checked_at,
+                consecutive_failures,
+            },
+    } = info;
     pb::ConnectorInfo {
-        id: info.id.clone(),
-        name: info.name.clone(),
-        r#type: type_to_pb(info.connector_type).into(),
-        description: info.description.clone(),
-        endpoint: info.endpoint.clone(),
-        enabled: info.enabled,
-        status: status_to_pb(h.status).into(),
-        mode: mode_to_pb(info.mode).into(),
-        metadata: info.metadata.clone().into_iter().collect(),
-        tags: info.tags.clone(),
-        status_message: h.message.clone(),
-        last_checked: h.checked_at.map(timestamp),
-        response_time_ms: h.latency.map(millis).unwrap_or(0),
-        consecutive_failures: h.consecutive_failures,
-        failure: h
-            .failure
-            .as_ref()
-            .map(|f| f.as_str().to_string())
-            .unwrap_or_default(),
-        component_digest: info.component_digest.clone(),
+        id: id.clone(),
+        name: name.clone(),
+        r#type: type_to_pb(*connector_type).into(),
+        description: description.clone(),
+        endpoint: endpoint.clone(),
+        enabled: *enabled,
+        status: status_to_pb(*status).into(),
+        mode: mode_to_pb(*mode).into(),
+        metadata: metadata.clone().into_iter().collect(),
+        tags: tags.clone(),
+        status_message: message.clone(),
+        last_checked: checked_at.map(timestamp),
+        response_time_ms: latency.map(millis).unwrap_or(0),
+        consecutive_failures: *consecutive_failures,
+        failure: failure_to_pb(failure.as_ref()),
+        component_digest: component_digest.clone(),
     }
 }
 
 pub fn info_from_pb(info: pb::ConnectorInfo) -> ConnectorInfo {
+    let pb::ConnectorInfo {
+        id,
+        name,
+        r#type,
+        description,
+        endpoint,
+        enabled,
+        status,
+        mode,
+        metadata,
+        tags,
+        status_message,
+        last_checked,
+        response_time_ms,
+        consecutive_failures,
+        failure,
+        component_digest,
+    } = info;
     ConnectorInfo {
-        connector_type: type_from_pb(info.r#type)
+        id,
+        name,
+        connector_type: type_from_pb(r#type)
             .ok()
             .flatten()
             .unwrap_or(ConnectorType::Custom),
-        mode: match pb::ConnectionMode::try_from(info.mode) {
+        description,
+        endpoint,
+        enabled,
+        mode: match pb::ConnectionMode::try_from(mode) {
             Ok(pb::ConnectionMode::Local) => ConnectionMode::Local,
             _ => ConnectionMode::Remote,
         },
+        metadata: metadata.into_iter().collect(),
+        tags,
+        component_digest,
         health: HealthSnapshot {
-            status: status_from_pb(info.status),
-            message: info.status_message,
+            status: status_from_pb(status),
+            message: status_message,
             details: Vec::new(),
-            failure: failure_from_str(&info.failure),
-            latency: info
-                .last_checked
+            failure: failure_from_str(&failure),
+            latency: last_checked
                 .is_some()
-                .then(|| Duration::from_millis(u64::try_from(info.response_time_ms).unwrap_or(0))),
-            checked_at: from_timestamp(info.last_checked),
-            consecutive_failures: info.consecutive_failures,
+                .then(|| from_millis(response_time_ms)),
+            checked_at: from_timestamp(last_checked),
+            consecutive_failures,
         },
-        id: info.id,
-        name: info.name,
-        description: info.description,
-        endpoint: info.endpoint,
-        enabled: info.enabled,
-        metadata: info.metadata.into_iter().collect(),
-        tags: info.tags,
-        component_digest: info.component_digest,
     }
 }
 
 pub fn check_to_pb(id: &str, h: &HealthSnapshot) -> pb::HealthCheckResponse {
+    let HealthSnapshot {
+        status,
+        message,
+        details,
+        failure,
+        latency,
+        checked_at,
+        // One check's answer; the run of failures is on `ConnectorInfo`.
+        consecutive_failures: _,
+    } = h;
     pb::HealthCheckResponse {
         id: id.to_string(),
-        status: status_to_pb(h.status).into(),
-        message: h.message.clone(),
-        response_time_ms: h.latency.map(millis).unwrap_or(0),
-        checked_at: h.checked_at.map(timestamp),
-        details: h.details.iter().cloned().collect(),
-        failure: h
-            .failure
-            .as_ref()
-            .map(|f| f.as_str().to_string())
-            .unwrap_or_default(),
+        status: status_to_pb(*status).into(),
+        message: message.clone(),
+        response_time_ms: latency.map(millis).unwrap_or(0),
+        checked_at: checked_at.map(timestamp),
+        details: details.iter().cloned().collect(),
+        failure: failure_to_pb(failure.as_ref()),
     }
 }
 
 pub fn check_from_pb(r: pb::HealthCheckResponse) -> (String, HealthSnapshot) {
+    let pb::HealthCheckResponse {
+        id,
+        status,
+        message,
+        response_time_ms,
+        checked_at,
+        details,
+        failure,
+    } = r;
     (
-        r.id,
+        id,
         HealthSnapshot {
-            status: status_from_pb(r.status),
-            message: r.message,
-            details: r.details.into_iter().collect(),
-            failure: failure_from_str(&r.failure),
-            latency: Some(Duration::from_millis(
-                u64::try_from(r.response_time_ms).unwrap_or(0),
-            )),
-            checked_at: from_timestamp(r.checked_at),
+            status: status_from_pb(status),
+            message,
+            details: details.into_iter().collect(),
+            failure: failure_from_str(&failure),
+            latency: Some(from_millis(response_time_ms)),
+            checked_at: from_timestamp(checked_at),
             consecutive_failures: 0,
         },
     )
 }
 
 pub fn event_to_pb(e: &HealthEvent) -> pb::HealthEvent {
+    let HealthEvent {
+        id,
+        // Watchers filter by type on the server (`WatchHealthRequest.type`);
+        // the event itself does not carry it.
+        connector_type: _,
+        status,
+        previous,
+        message,
+        failure,
+        checked_at,
+    } = e;
     pb::HealthEvent {
-        id: e.id.clone(),
-        status: status_to_pb(e.status).into(),
-        previous_status: status_to_pb(e.previous).into(),
-        message: e.message.clone(),
-        checked_at: Some(timestamp(e.checked_at)),
-        failure: e
-            .failure
-            .as_ref()
-            .map(|f| f.as_str().to_string())
-            .unwrap_or_default(),
+        id: id.clone(),
+        status: status_to_pb(*status).into(),
+        previous_status: status_to_pb(*previous).into(),
+        message: message.clone(),
+        checked_at: Some(timestamp(*checked_at)),
+        failure: failure_to_pb(failure.as_ref()),
     }
 }
 
 pub fn event_from_pb(e: pb::HealthEvent) -> HealthEvent {
+    let pb::HealthEvent {
+        id,
+        status,
+        previous_status,
+        message,
+        checked_at,
+        failure,
+    } = e;
     HealthEvent {
-        id: e.id,
+        id,
         connector_type: ConnectorType::Custom,
-        status: status_from_pb(e.status),
-        previous: status_from_pb(e.previous_status),
-        message: e.message,
-        failure: failure_from_str(&e.failure),
-        checked_at: from_timestamp(e.checked_at).unwrap_or(SystemTime::UNIX_EPOCH),
+        status: status_from_pb(status),
+        previous: status_from_pb(previous_status),
+        message,
+        failure: failure_from_str(&failure),
+        checked_at: from_timestamp(checked_at).unwrap_or(SystemTime::UNIX_EPOCH),
     }
 }
 
 /// A config as a message; answers use [`Secrets::Redact`], a client sending
-/// a config it parsed uses [`Secrets::Keep`].
+/// a config it parsed uses [`Secrets::Keep`]. The same shape as
+/// [`sandport_config::to_value`], field for field.
 pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfig {
+    let ConnectorConfig {
+        id,
+        name,
+        connector_type,
+        mode,
+        enabled,
+        description,
+        host,
+        port,
+        scheme,
+        base_path,
+        auth:
+            AuthConfig {
+                auth,
+                headers,
+                share_with_connector,
+            },
+        metadata,
+        tags,
+        health_check:
+            HealthCheckConfig {
+                enabled: check_enabled,
+                interval,
+                timeout,
+                path,
+            },
+        component,
+        component_sha256,
+        settings,
+        sandbox:
+            SandboxConfig {
+                memory_limit,
+                allowed_hosts,
+                max_response_size,
+                max_requests_per_call,
+                max_bytes_per_call,
+            },
+    } = c;
     let secret = |s: &Secret| match secrets {
         Secrets::Redact => REDACTED.to_string(),
         Secrets::Keep => s.expose().replace("${", "$${"),
     };
-    let mut auth = pb::AuthConfig {
-        r#type: c.auth.auth.kind().to_string(),
-        headers: c
-            .auth
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), secret(v)))
-            .collect(),
-        ..Default::default()
-    };
-    match &c.auth.auth {
-        Auth::None => {}
-        Auth::Basic { username, password } => {
-            auth.username = username.replace("${", "$${");
-            auth.password = secret(password);
-        }
-        Auth::Bearer { token } => auth.token = secret(token),
-        Auth::ApiKey { key } => auth.api_key = secret(key),
-        Auth::AwsSigV4 {
-            access_key_id,
-            secret_access_key,
-            session_token,
-            region,
-            service,
-        } => {
-            auth.access_key_id = access_key_id.replace("${", "$${");
-            auth.secret_access_key = secret(secret_access_key);
-            auth.session_token = session_token.as_ref().map(secret).unwrap_or_default();
-            auth.region = region.clone();
-            auth.service = service.clone();
-        }
-    }
-    auth.share_with_connector = c.auth.share_with_connector;
+    // Read through `${VAR}` expansion, but no secret.
+    let escaped = |s: &str| s.replace("${", "$${");
+    let AuthFields {
+        username,
+        password,
+        token,
+        api_key,
+        access_key_id,
+        secret_access_key,
+        session_token,
+        region,
+        service,
+    } = auth.fields();
     pb::ConnectorConfig {
-        id: c.id.clone(),
-        name: c.name.clone(),
-        r#type: type_to_pb(c.connector_type).into(),
-        mode: mode_to_pb(c.mode).into(),
-        enabled: Some(c.enabled),
-        description: c.description.clone(),
-        host: c.host.clone(),
-        port: i32::from(c.port),
-        scheme: c.scheme.as_str().to_string(),
-        base_path: c.base_path.clone(),
-        auth: Some(auth),
-        metadata: c.metadata.clone().into_iter().collect(),
-        tags: c.tags.clone(),
-        health_check: Some(pb::HealthCheckConfig {
-            enabled: Some(c.health_check.enabled),
-            interval_ms: millis(c.health_check.interval),
-            timeout_ms: millis(c.health_check.timeout),
-            path: c.health_check.path.clone(),
+        id: id.clone(),
+        name: name.clone(),
+        r#type: type_to_pb(*connector_type).into(),
+        mode: mode_to_pb(*mode).into(),
+        enabled: Some(*enabled),
+        description: description.clone(),
+        host: host.clone(),
+        port: i32::from(*port),
+        scheme: scheme.as_str().to_string(),
+        base_path: base_path.clone(),
+        auth: Some(pb::AuthConfig {
+            r#type: auth.kind().to_string(),
+            username: username.map(escaped).unwrap_or_default(),
+            password: password.map(secret).unwrap_or_default(),
+            token: token.map(secret).unwrap_or_default(),
+            api_key: api_key.map(secret).unwrap_or_default(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), secret(v)))
+                .collect(),
+            share_with_connector: *share_with_connector,
+            access_key_id: access_key_id.map(escaped).unwrap_or_default(),
+            secret_access_key: secret_access_key.map(secret).unwrap_or_default(),
+            session_token: session_token.map(secret).unwrap_or_default(),
+            region: region.unwrap_or_default().to_string(),
+            service: service.unwrap_or_default().to_string(),
         }),
-        component: match &c.component {
+        metadata: metadata.clone().into_iter().collect(),
+        tags: tags.clone(),
+        health_check: Some(pb::HealthCheckConfig {
+            enabled: Some(*check_enabled),
+            interval_ms: millis(*interval),
+            timeout_ms: millis(*timeout),
+            path: path.clone(),
+        }),
+        component: match component {
             ComponentRef::Builtin(name) => name.clone(),
             ComponentRef::Path(path) => path.display().to_string(),
         },
-        settings: c.settings.clone().into_iter().collect(),
-        component_sha256: c.component_sha256.clone().unwrap_or_default(),
+        settings: settings.clone().into_iter().collect(),
+        component_sha256: component_sha256.clone().unwrap_or_default(),
         sandbox: Some(pb::SandboxConfig {
-            memory_limit_bytes: c.sandbox.memory_limit,
-            max_response_size_bytes: c.sandbox.max_response_size,
-            max_requests_per_call: c.sandbox.max_requests_per_call,
-            max_bytes_per_call: c.sandbox.max_bytes_per_call,
-            allowed_hosts: c
-                .sandbox
-                .allowed_hosts
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            memory_limit_bytes: *memory_limit,
+            allowed_hosts: allowed_hosts.iter().map(ToString::to_string).collect(),
+            max_response_size_bytes: *max_response_size,
+            max_requests_per_call: *max_requests_per_call,
+            max_bytes_per_call: *max_bytes_per_call,
         }),
     }
 }
@@ -309,107 +412,159 @@ fn string_map(pairs: impl IntoIterator<Item = (String, String)>) -> Value {
     )
 }
 
-/// A config from a request, in the YAML entry shape: zero values are left
-/// out so the parser's defaults apply. Out-of-range numbers are passed on
-/// as they are, for the parser to reject by key.
+/// A config from a request, in the YAML entry shape that
+/// [`sandport_config::parse_api_entry`] reads (the REST API's shape too):
+/// zero values are left out so the parser's defaults apply. Out-of-range
+/// numbers are passed on as they are, for the parser to reject by key.
 pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
+    let pb::ConnectorConfig {
+        id,
+        name,
+        r#type,
+        mode,
+        enabled,
+        description,
+        host,
+        port,
+        scheme,
+        base_path,
+        auth,
+        metadata,
+        tags,
+        health_check,
+        component,
+        settings,
+        sandbox,
+        component_sha256,
+    } = c;
     let mut m = Mapping::new();
-    put_text(&mut m, "id", &c.id);
-    put_text(&mut m, "name", &c.name);
-    if let Some(t) = type_from_pb(c.r#type)? {
+    put_text(&mut m, "id", &id);
+    put_text(&mut m, "name", &name);
+    if let Some(t) = type_from_pb(r#type)? {
         put(&mut m, "type", t.as_str());
     }
-    match pb::ConnectionMode::try_from(c.mode) {
+    match pb::ConnectionMode::try_from(mode) {
         Ok(pb::ConnectionMode::Unspecified) => {}
         Ok(pb::ConnectionMode::Local) => put(&mut m, "mode", "local"),
         Ok(pb::ConnectionMode::Remote) => put(&mut m, "mode", "remote"),
-        Err(_) => return Err(format!("mode: {} is not a ConnectionMode", c.mode)),
+        Err(_) => return Err(format!("mode: {mode} is not a ConnectionMode")),
     }
-    if let Some(enabled) = c.enabled {
+    if let Some(enabled) = enabled {
         put(&mut m, "enabled", enabled);
     }
-    put_text(&mut m, "description", &c.description);
-    put_text(&mut m, "host", &c.host);
-    if c.port != 0 {
-        put(&mut m, "port", i64::from(c.port));
+    put_text(&mut m, "description", &description);
+    put_text(&mut m, "host", &host);
+    if port != 0 {
+        put(&mut m, "port", i64::from(port));
     }
-    put_text(&mut m, "scheme", &c.scheme);
-    put_text(&mut m, "base_path", &c.base_path);
-    if let Some(a) = c.auth {
+    put_text(&mut m, "scheme", &scheme);
+    put_text(&mut m, "base_path", &base_path);
+    if let Some(pb::AuthConfig {
+        r#type: kind,
+        username,
+        password,
+        token,
+        api_key,
+        headers,
+        share_with_connector,
+        access_key_id,
+        secret_access_key,
+        session_token,
+        region,
+        service,
+    }) = auth
+    {
         let mut auth = Mapping::new();
-        put_text(&mut auth, "type", &a.r#type);
-        put_text(&mut auth, "username", &a.username);
-        put_text(&mut auth, "password", &a.password);
-        put_text(&mut auth, "token", &a.token);
-        put_text(&mut auth, "api_key", &a.api_key);
-        put_text(&mut auth, "access_key_id", &a.access_key_id);
-        put_text(&mut auth, "secret_access_key", &a.secret_access_key);
-        put_text(&mut auth, "session_token", &a.session_token);
-        put_text(&mut auth, "region", &a.region);
-        put_text(&mut auth, "service", &a.service);
-        if a.share_with_connector {
+        put_text(&mut auth, "type", &kind);
+        put_text(&mut auth, "username", &username);
+        put_text(&mut auth, "password", &password);
+        put_text(&mut auth, "token", &token);
+        put_text(&mut auth, "api_key", &api_key);
+        put_text(&mut auth, "access_key_id", &access_key_id);
+        put_text(&mut auth, "secret_access_key", &secret_access_key);
+        put_text(&mut auth, "session_token", &session_token);
+        put_text(&mut auth, "region", &region);
+        put_text(&mut auth, "service", &service);
+        if share_with_connector {
             put(&mut auth, "share_with_connector", true);
         }
-        if !a.headers.is_empty() {
-            put(&mut auth, "headers", string_map(a.headers));
+        if !headers.is_empty() {
+            put(&mut auth, "headers", string_map(headers));
         }
         put(&mut m, "auth", Value::Mapping(auth));
     }
-    if !c.metadata.is_empty() {
-        put(&mut m, "metadata", string_map(c.metadata));
+    if !metadata.is_empty() {
+        put(&mut m, "metadata", string_map(metadata));
     }
-    if !c.tags.is_empty() {
+    if !tags.is_empty() {
         put(
             &mut m,
             "tags",
-            Value::Sequence(c.tags.into_iter().map(Value::String).collect()),
+            Value::Sequence(tags.into_iter().map(Value::String).collect()),
         );
     }
-    if let Some(h) = c.health_check {
+    if let Some(pb::HealthCheckConfig {
+        enabled,
+        interval_ms,
+        timeout_ms,
+        path,
+    }) = health_check
+    {
         let mut health = Mapping::new();
-        if let Some(enabled) = h.enabled {
+        if let Some(enabled) = enabled {
             put(&mut health, "enabled", enabled);
         }
-        if h.interval_ms != 0 {
-            put(&mut health, "interval", format!("{}ms", h.interval_ms));
+        if interval_ms != 0 {
+            put(&mut health, "interval", format!("{interval_ms}ms"));
         }
-        if h.timeout_ms != 0 {
-            put(&mut health, "timeout", format!("{}ms", h.timeout_ms));
+        if timeout_ms != 0 {
+            put(&mut health, "timeout", format!("{timeout_ms}ms"));
         }
-        put_text(&mut health, "path", &h.path);
+        put_text(&mut health, "path", &path);
         put(&mut m, "health_check", Value::Mapping(health));
     }
-    put_text(&mut m, "component", &c.component);
-    put_text(&mut m, "component_sha256", &c.component_sha256);
-    if !c.settings.is_empty() {
-        put(&mut m, "settings", string_map(c.settings));
+    put_text(&mut m, "component", &component);
+    put_text(&mut m, "component_sha256", &component_sha256);
+    if !settings.is_empty() {
+        put(&mut m, "settings", string_map(settings));
     }
-    if let Some(s) = c.sandbox {
+    if let Some(pb::SandboxConfig {
+        memory_limit_bytes,
+        allowed_hosts,
+        max_response_size_bytes,
+        max_requests_per_call,
+        max_bytes_per_call,
+    }) = sandbox
+    {
         let mut sandbox = Mapping::new();
-        if s.memory_limit_bytes != 0 {
-            put(&mut sandbox, "memory_limit", s.memory_limit_bytes);
+        if memory_limit_bytes != 0 {
+            put(&mut sandbox, "memory_limit", memory_limit_bytes);
         }
-        if s.max_response_size_bytes != 0 {
-            put(&mut sandbox, "max_response_size", s.max_response_size_bytes);
+        if max_response_size_bytes != 0 {
+            put(&mut sandbox, "max_response_size", max_response_size_bytes);
         }
-        if s.max_requests_per_call != 0 {
+        if max_requests_per_call != 0 {
             put(
                 &mut sandbox,
                 "max_requests_per_call",
-                u64::from(s.max_requests_per_call),
+                u64::from(max_requests_per_call),
             );
         }
-        if s.max_bytes_per_call != 0 {
-            put(&mut sandbox, "max_bytes_per_call", s.max_bytes_per_call);
+        if max_bytes_per_call != 0 {
+            put(&mut sandbox, "max_bytes_per_call", max_bytes_per_call);
         }
-        if !s.allowed_hosts.is_empty() {
+        if !allowed_hosts.is_empty() {
             put(
                 &mut sandbox,
                 "allowed_hosts",
-                Value::Sequence(s.allowed_hosts.into_iter().map(Value::String).collect()),
+                Value::Sequence(allowed_hosts.into_iter().map(Value::String).collect()),
             );
         }
         put(&mut m, "sandbox", Value::Mapping(sandbox));
     }
     Ok(Value::Mapping(m))
 }
+
+#[cfg(test)]
+#[path = "convert_tests.rs"]
+mod tests;

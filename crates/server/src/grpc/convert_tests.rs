@@ -1,0 +1,110 @@
+//! A config through the gRPC message and back: config -> `config_to_pb` ->
+//! `config_from_pb` -> the one entry parser gives the same config, for an
+//! entry that sets every key, once per auth kind.
+
+use std::path::Path;
+
+use sandport_config::{
+    BuiltinCatalog, BuiltinDefaults, ConnectorConfig, ConnectorType, REDACTED, Secrets,
+    parse_api_entry, parse_entry, restore_redacted,
+};
+
+use super::{config_from_pb, config_to_pb};
+
+/// One built-in, `http`: custom, no default port.
+struct TestCatalog;
+
+impl BuiltinCatalog for TestCatalog {
+    fn defaults(&self, name: &str) -> Option<BuiltinDefaults> {
+        (name == "http").then(|| BuiltinDefaults::new(ConnectorType::Custom, None))
+    }
+
+    fn names(&self) -> Vec<&'static str> {
+        vec!["http"]
+    }
+}
+
+fn base_dir() -> &'static Path {
+    Path::new("/etc/sandport")
+}
+
+/// The `auth` of each kind with every key it takes; secrets hold `s3cret`.
+const AUTH_KINDS: &[&str] = &[
+    "type: none",
+    "type: basic, username: 'adm$${in}', password: 's3cret-pa$${ss'",
+    "type: bearer, token: s3cret-token",
+    "type: api_key, api_key: s3cret-key",
+    "type: aws_sigv4, access_key_id: 'AK$${ID}', secret_access_key: s3cret-sak, session_token: s3cret-st, region: eu-west-1, service: execute-api",
+];
+
+/// An entry that sets every key to a value other than its default, with
+/// `auth` as given; built-in and path components by turns.
+fn full_entry(index: usize, auth: &str) -> String {
+    let component = if index.is_multiple_of(2) {
+        "http"
+    } else {
+        "components/full.wasm"
+    };
+    format!(
+        "id: full-{index}
+name: Full entry
+type: database
+mode: local
+enabled: false
+description: every key set
+host: db.example.com
+port: 8443
+scheme: https
+base_path: /api
+auth: {{{auth}, share_with_connector: true, headers: {{X-Tenant: s3cret-tenant, X-Other: 's3cret-$${{x}}'}}}}
+metadata: {{team: sre, tier: '1'}}
+tags: [a, b]
+health_check: {{enabled: false, interval: 1m30s, timeout: 2s, path: /h}}
+component: {component}
+component_sha256: {sha}
+settings: {{path: /x, headers: {{Accept: text/plain}}, list: [1, 2]}}
+sandbox: {{memory_limit: 32MiB, allowed_hosts: ['*.example.com:443', 'http://10.0.0.5:9090/v1'], max_response_size: 2MiB, max_requests_per_call: 7, max_bytes_per_call: 4MiB}}
+",
+        sha = "ab".repeat(32),
+    )
+}
+
+fn full_configs() -> Vec<(String, ConnectorConfig)> {
+    AUTH_KINDS
+        .iter()
+        .enumerate()
+        .map(|(index, auth)| {
+            let text = full_entry(index, auth);
+            let config = parse_entry(&text, base_dir(), &TestCatalog)
+                .unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
+            (text, config)
+        })
+        .collect()
+}
+
+/// What the gRPC service does with a config it receives.
+fn through_pb(config: &ConnectorConfig, secrets: Secrets) -> ConnectorConfig {
+    let value = config_from_pb(config_to_pb(config, secrets)).expect("a valid message");
+    parse_api_entry(&value, base_dir(), &TestCatalog).unwrap_or_else(|p| panic!("{p:#?}"))
+}
+
+#[test]
+fn every_full_config_survives_the_message_and_the_parser() {
+    for (text, original) in full_configs() {
+        assert_eq!(through_pb(&original, Secrets::Keep), original, "{text}");
+    }
+}
+
+#[test]
+fn a_redacted_message_holds_no_secret_and_restores_from_the_current_config() {
+    for (text, original) in full_configs() {
+        let message = config_to_pb(&original, Secrets::Redact);
+        let shown = format!("{message:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains(REDACTED), "{shown}");
+        let mut sent_back = through_pb(&original, Secrets::Redact);
+        assert_ne!(sent_back, original, "{text}");
+        restore_redacted(&mut sent_back, &original);
+        assert_eq!(sent_back, original, "{text}");
+    }
+}

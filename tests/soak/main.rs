@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p sandport-tests --bin soak -- [SECONDS] [LATE_MS]
 //! ```
+#![allow(clippy::disallowed_methods, reason = "the soak test reads its own fixtures")]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};

@@ -6,12 +6,43 @@
 //! gives an entry, and the [`catalog`] the config parser consults.
 #![forbid(unsafe_code)]
 
-use sandport_config::{BuiltinCatalog, BuiltinDefaults, ConnectorType, Scheme};
+use sandport_config::ConnectorType::{
+    self, Agent, Custom, Database, Messaging, Observability, Storage,
+};
+use sandport_config::{BuiltinCatalog, BuiltinDefaults, Scheme};
 
 pub struct Builtin {
     pub name: &'static str,
     pub defaults: BuiltinDefaults,
     pub component: &'static [u8],
+}
+
+/// A built-in reached over plain HTTP or TCP on `port`, on the entry's host.
+const fn builtin(
+    name: &'static str,
+    connector_type: ConnectorType,
+    port: Option<u16>,
+    component: &'static [u8],
+) -> Builtin {
+    Builtin {
+        name,
+        defaults: BuiltinDefaults {
+            connector_type,
+            port,
+            host: None,
+            scheme: None,
+        },
+        component,
+    }
+}
+
+impl Builtin {
+    /// Over HTTPS, on `host` unless the entry names one.
+    const fn https(mut self, host: Option<&'static str>) -> Builtin {
+        self.defaults.scheme = Some(Scheme::Https);
+        self.defaults.host = host;
+        self
+    }
 }
 
 macro_rules! embedded {
@@ -22,247 +53,32 @@ macro_rules! embedded {
 
 /// By type, then name. `tempo` shares the `loki` component, `opensearch`
 /// the `elasticsearch` one.
+#[rustfmt::skip]
 pub static BUILTINS: &[Builtin] = &[
-    Builtin {
-        name: "prometheus",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(9090),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("prometheus.wasm"),
-    },
-    Builtin {
-        name: "alertmanager",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(9093),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("alertmanager.wasm"),
-    },
-    Builtin {
-        name: "grafana",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(3000),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("grafana.wasm"),
-    },
-    Builtin {
-        name: "jaeger",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(16686),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("jaeger.wasm"),
-    },
-    Builtin {
-        name: "otel-collector",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(13133),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("otel-collector.wasm"),
-    },
-    Builtin {
-        name: "loki",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(3100),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("loki.wasm"),
-    },
-    Builtin {
-        name: "tempo",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(3200),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("loki.wasm"),
-    },
-    Builtin {
-        name: "elasticsearch",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(9200),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("elasticsearch.wasm"),
-    },
-    Builtin {
-        name: "opensearch",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Observability,
-            port: Some(9200),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("elasticsearch.wasm"),
-    },
-    Builtin {
-        name: "openclaw",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Agent,
-            port: Some(3721),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("openclaw.wasm"),
-    },
-    Builtin {
-        name: "mcp",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Agent,
-            port: None,
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("mcp.wasm"),
-    },
-    Builtin {
-        name: "minio",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Storage,
-            port: Some(9000),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("minio.wasm"),
-    },
-    Builtin {
-        name: "s3",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Storage,
-            port: Some(443),
-            host: None,
-            scheme: Some(Scheme::Https),
-        },
-        component: embedded!("s3.wasm"),
-    },
-    Builtin {
-        name: "slack",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Messaging,
-            port: Some(443),
-            host: Some("slack.com"),
-            scheme: Some(Scheme::Https),
-        },
-        component: embedded!("slack.wasm"),
-    },
-    Builtin {
-        name: "discord",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Messaging,
-            port: Some(443),
-            host: Some("discord.com"),
-            scheme: Some(Scheme::Https),
-        },
-        component: embedded!("discord.wasm"),
-    },
-    Builtin {
-        name: "webhook",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Messaging,
-            port: None,
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("webhook.wasm"),
-    },
-    Builtin {
-        name: "nats",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Messaging,
-            port: Some(4222),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("nats.wasm"),
-    },
-    Builtin {
-        name: "mqtt",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Messaging,
-            port: Some(1883),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("mqtt.wasm"),
-    },
-    Builtin {
-        name: "rabbitmq",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Messaging,
-            port: Some(5672),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("rabbitmq.wasm"),
-    },
-    Builtin {
-        name: "postgresql",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Database,
-            port: Some(5432),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("postgresql.wasm"),
-    },
-    Builtin {
-        name: "redis",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Database,
-            port: Some(6379),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("redis.wasm"),
-    },
-    Builtin {
-        name: "mysql",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Database,
-            port: Some(3306),
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("mysql.wasm"),
-    },
-    Builtin {
-        name: "http",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Custom,
-            port: None,
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("http.wasm"),
-    },
-    Builtin {
-        name: "tcp",
-        defaults: BuiltinDefaults {
-            connector_type: ConnectorType::Custom,
-            port: None,
-            host: None,
-            scheme: None,
-        },
-        component: embedded!("tcp.wasm"),
-    },
+    builtin("prometheus", Observability, Some(9090), embedded!("prometheus.wasm")),
+    builtin("alertmanager", Observability, Some(9093), embedded!("alertmanager.wasm")),
+    builtin("grafana", Observability, Some(3000), embedded!("grafana.wasm")),
+    builtin("jaeger", Observability, Some(16686), embedded!("jaeger.wasm")),
+    builtin("otel-collector", Observability, Some(13133), embedded!("otel-collector.wasm")),
+    builtin("loki", Observability, Some(3100), embedded!("loki.wasm")),
+    builtin("tempo", Observability, Some(3200), embedded!("loki.wasm")),
+    builtin("elasticsearch", Observability, Some(9200), embedded!("elasticsearch.wasm")),
+    builtin("opensearch", Observability, Some(9200), embedded!("elasticsearch.wasm")),
+    builtin("openclaw", Agent, Some(3721), embedded!("openclaw.wasm")),
+    builtin("mcp", Agent, None, embedded!("mcp.wasm")),
+    builtin("minio", Storage, Some(9000), embedded!("minio.wasm")),
+    builtin("s3", Storage, Some(443), embedded!("s3.wasm")).https(None),
+    builtin("slack", Messaging, Some(443), embedded!("slack.wasm")).https(Some("slack.com")),
+    builtin("discord", Messaging, Some(443), embedded!("discord.wasm")).https(Some("discord.com")),
+    builtin("webhook", Messaging, None, embedded!("webhook.wasm")),
+    builtin("nats", Messaging, Some(4222), embedded!("nats.wasm")),
+    builtin("mqtt", Messaging, Some(1883), embedded!("mqtt.wasm")),
+    builtin("rabbitmq", Messaging, Some(5672), embedded!("rabbitmq.wasm")),
+    builtin("postgresql", Database, Some(5432), embedded!("postgresql.wasm")),
+    builtin("redis", Database, Some(6379), embedded!("redis.wasm")),
+    builtin("mysql", Database, Some(3306), embedded!("mysql.wasm")),
+    builtin("http", Custom, None, embedded!("http.wasm")),
+    builtin("tcp", Custom, None, embedded!("tcp.wasm")),
 ];
 
 /// Built-ins that speak TCP protocols the host cannot authenticate for

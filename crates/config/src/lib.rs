@@ -8,6 +8,7 @@
 
 mod entry;
 mod raw;
+mod read;
 mod secret;
 mod units;
 
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use entry::{REDACTED, Secrets, restore_redacted, to_value};
+pub use read::{ReadError, read_bounded, read_bounded_text};
 pub use secret::Secret;
 
 use sandport_policy::HostRule;
@@ -363,10 +365,7 @@ pub struct Loaded {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: ReadError },
     #[error("{source_name} is not valid YAML: {message}")]
     Syntax {
         source_name: String,
@@ -408,10 +407,15 @@ pub trait BuiltinCatalog {
     fn names(&self) -> Vec<&'static str>;
 }
 
+/// The largest config or entry file read: far above any real one, and
+/// small enough that a wrong path (a log, a device) cannot take the
+/// process's memory.
+pub const MAX_FILE_SIZE: u64 = 16 << 20;
+
 /// Reads and parses a config file. Relative component paths are resolved
 /// against the file's directory.
 pub fn load_file(path: &Path, builtins: &dyn BuiltinCatalog) -> Result<Loaded, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = read_bounded_text(path, MAX_FILE_SIZE).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -23,6 +23,10 @@ use sandport_config::{self as config, BuiltinCatalog, ConnectorConfig, Loaded, P
 const FILE_NAME: &str = "registry.json";
 const VERSION: u32 = 1;
 
+/// The largest state file read back: about 100 times what 10,000
+/// API-registered connectors take.
+const MAX_STATE_SIZE: u64 = 1 << 30;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateError {
@@ -34,7 +38,7 @@ pub enum StateError {
     #[error("cannot read the state file {path}: {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: sandport_config::ReadError,
     },
     #[error(
         "the state file {path} is damaged ({message}); move it away to start without the connectors registered through the API"
@@ -67,7 +71,7 @@ impl StateFile {
     /// file is an error, never silently replaced.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let path = dir.join(FILE_NAME);
-        let doc = match std::fs::read(&path) {
+        let doc = match sandport_config::read_bounded(&path, MAX_STATE_SIZE) {
             Ok(bytes) => {
                 let doc: Document =
                     serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
@@ -85,10 +89,12 @@ impl StateFile {
                 }
                 doc
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Document {
-                version: VERSION,
-                ..Document::default()
-            },
+            Err(sandport_config::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Document {
+                    version: VERSION,
+                    ..Document::default()
+                }
+            }
             Err(source) => return Err(StateError::Read { path, source }),
         };
         Ok(StateFile {

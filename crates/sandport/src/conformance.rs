@@ -31,7 +31,7 @@ pub enum KitError {
     #[error("cannot read the entry file {path}: {source}")]
     ReadEntry {
         path: String,
-        source: std::io::Error,
+        source: sandport_config::ReadError,
     },
     #[error("the entry file {path} is not usable: {why}")]
     BadEntry { path: String, why: String },
@@ -179,10 +179,11 @@ fn entry(
     let shown = |p: &Path| p.display().to_string();
     let mut value: serde_norway::Value = match overrides {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| KitError::ReadEntry {
-                path: shown(path),
-                source,
-            })?;
+            let text = sandport_config::read_bounded_text(path, sandport_config::MAX_FILE_SIZE)
+                .map_err(|source| KitError::ReadEntry {
+                    path: shown(path),
+                    source,
+                })?;
             serde_norway::from_str(&text).map_err(|e| KitError::BadEntry {
                 path: shown(path),
                 why: format!("not YAML: {e}"),

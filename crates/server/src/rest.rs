@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -87,6 +87,16 @@ impl From<JsonRejection> for ApiError {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_json",
+            rejection.body_text(),
+        )
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
             rejection.body_text(),
         )
     }
@@ -204,15 +214,9 @@ fn parse_type(text: Option<&str>) -> ApiResult<Option<ConnectorType>> {
 
 async fn list(
     State(service): State<Arc<Service>>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
-            e.body_text(),
-        )
-    })?;
+    let Query(query) = query?;
     let filter = parse_type(query.connector_type.as_deref())?;
     let items: Vec<Value> = service
         .list(filter, query.enabled_only)
@@ -303,15 +307,9 @@ struct CheckQuery {
 async fn check(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
-    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<CheckQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Query(query) = query.map_err(|e| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_query",
-            e.body_text(),
-        )
-    })?;
+    let Query(query) = query?;
     let snapshot = if query.cached {
         service.health(&id)?
     } else {

@@ -11,6 +11,10 @@ use sandport_config::{ComponentRef, ConnectorConfig};
 use super::{RegisterError, Runtime, lock};
 use crate::sandbox::Prepared;
 
+/// The largest component file read: several times the largest built
+/// with the SDKs (a Python component is about 18 MiB).
+pub(super) const MAX_COMPONENT_SIZE: u64 = 256 << 20;
+
 /// What tells one version of a file from another without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct FileStamp {
@@ -92,9 +96,13 @@ impl Runtime {
                 if let Some(prepared) = known {
                     return Ok(prepared);
                 }
-                let bytes = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| format!("cannot read the file: {e}"))?;
+                let file = path.clone();
+                let bytes = tokio::task::spawn_blocking(move || {
+                    sandport_config::read_bounded(&file, MAX_COMPONENT_SIZE)
+                })
+                .await
+                .map_err(|e| format!("cannot read the file: {e}"))?
+                .map_err(|e| format!("cannot read the file: {e}"))?;
                 let what = format!("component {}", path.display());
                 let prepared = self.inner.sandbox.prepare(&what, &bytes).await;
                 if let Ok(prepared) = &prepared {

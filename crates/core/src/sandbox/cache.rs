@@ -17,6 +17,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+/// The largest compiled component the cache reads back: a component
+/// compiles to a few times its size, and components are capped at
+/// 256 MiB.
+const MAX_ENTRY_SIZE: u64 = 1 << 30;
+
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
@@ -37,9 +42,10 @@ impl ArtifactCache {
     }
 
     /// The compiled component for `digest`, if a sound entry exists.
+    /// An entry larger than [`MAX_ENTRY_SIZE`] is not read.
     pub fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
         let path = self.path(digest);
-        let bytes = std::fs::read(&path).ok()?;
+        let bytes = sandport_config::read_bounded(&path, MAX_ENTRY_SIZE).ok()?;
         let loaded = (bytes.len() > 32)
             .then(|| bytes.split_at(32))
             .filter(|(sum, artifact)| Sha256::digest(artifact).as_slice() == *sum)

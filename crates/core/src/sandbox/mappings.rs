@@ -22,6 +22,10 @@ pub fn max_map_count() -> Option<usize> {
     if !cfg!(target_os = "linux") {
         return None;
     }
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "a one-line file of the kernel's, not a path from outside"
+    )]
     std::fs::read_to_string("/proc/sys/vm/max_map_count")
         .ok()?
         .trim()

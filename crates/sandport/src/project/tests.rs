@@ -1,3 +1,5 @@
+#![allow(clippy::disallowed_methods, reason = "tests read back the files a template wrote")]
+
 use super::*;
 
 fn repo_root() -> PathBuf {

@@ -365,8 +365,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn read_entry(path: &Path) -> anyhow::Result<config::ConnectorConfig> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = config::read_bounded_text(path, config::MAX_FILE_SIZE)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let base = path.parent().unwrap_or(Path::new("."));
     config::parse_entry(&text, base, sandport_builtins::catalog()).map_err(|problems| {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();

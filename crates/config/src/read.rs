@@ -43,8 +43,7 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
 /// [`read_bounded`], as UTF-8 text.
 pub fn read_bounded_text(path: &Path, max: u64) -> Result<String, ReadError> {
     let bytes = read_bounded(path, max)?;
-    String::from_utf8(bytes)
-        .map_err(|e| ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8(e.utf8_error().valid_up_to()))
 }
 
 fn open_regular(path: &Path) -> Result<std::fs::File, ReadError> {

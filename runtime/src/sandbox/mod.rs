@@ -37,16 +37,13 @@ pub(crate) mod bindings {
         // on the fiber (a check drops its response through one).
         imports: {
             "sandport:connector/http-client.send": async | trappable,
-            "sandport:connector/http-client.fetch": async | trappable,
-            "sandport:connector/http-client.exchange": async | trappable,
-            "sandport:connector/http-client.[method]prepared-request.exchange": async | trappable,
+            "sandport:connector/http-client.[method]prepared-request.send": async | trappable,
             "sandport:connector/network.resolve": async | trappable,
             default: trappable,
         },
         exports: { default: async },
         with: {
-            "sandport:connector/http-client.headers": super::state::HeldHeaders,
-            "sandport:connector/http-client.held-response": super::state::HeldResponse,
+            "sandport:connector/http-client.response": super::state::HeldResponse,
             "sandport:connector/http-client.prepared-request": super::state::PreparedRequest,
         },
     });

@@ -342,7 +342,10 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_one_in_wit() {
-        let wit = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit/connector.wit"));
+        let wit = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../wit/connector.wit"
+        ));
         let package = format!("package sandport:connector@{CONTRACT_VERSION};");
         assert!(wit.lines().any(|line| line == package), "{package}");
     }

@@ -10,7 +10,7 @@
 // the source tree: the app goes to app/, the SDK to sandport-sdk/, and the
 // specifier `sandport-sdk` in the app's modules is rewritten to the staged
 // SDK (StarlingMonkey, the engine componentize-js embeds, resolves only
-// relative paths and the WIT interfaces `sandport:connector/...@0.1.0`). Set
+// relative paths and the WIT interfaces `sandport:connector/...@0.2.0`). Set
 // SANDPORT_JS_BUILD_DIR=DIR to keep the staged sources.
 //
 // Needs componentize-js: from the directory SANDPORT_JS_TOOLS (which holds
@@ -34,6 +34,8 @@ const PACKAGE = '@bytecodealliance/componentize-js';
 const SHIM = '@bytecodealliance/preview2-shim@0.25.0';
 const SDK_SPECIFIER = 'sandport-sdk';
 const WIT_PREFIX = 'sandport:connector/';
+/** The version of the contract (wit/connector.wit) this SDK is written for. */
+const WIT_VERSION = '0.2.0';
 /** WASI features of the engine to leave out: fetch() would import wasi:http,
  * which the sandbox does not offer. stdio (console.*), random and clocks
  * stay. */
@@ -145,11 +147,20 @@ async function linkModule(lexer, file, shown, sdkEntry) {
     const name = imp.n;
     if (name === undefined || imp.d === -2) continue; // import.meta, or a computed dynamic import
     const relativePath = name.startsWith('./') || name.startsWith('../') || name.startsWith('/');
-    if (relativePath || name.startsWith(WIT_PREFIX)) continue;
+    if (relativePath) continue;
+    if (name.startsWith(WIT_PREFIX)) {
+      if (!name.endsWith(`@${WIT_VERSION}`)) {
+        fail(
+          `${shown} imports \`${name}\`: this SDK builds for sandport:connector@${WIT_VERSION}; ` +
+            `import \`${name.split('@')[0]}@${WIT_VERSION}\` (or use the SDK's own modules)`,
+        );
+      }
+      continue;
+    }
     if (name !== SDK_SPECIFIER) {
       fail(
         `${shown} imports \`${name}\`: a connector can import only modules by relative path, ` +
-          `\`${SDK_SPECIFIER}\` and the WIT interfaces \`${WIT_PREFIX}...@0.1.0\`; ` +
+          `\`${SDK_SPECIFIER}\` and the WIT interfaces \`${WIT_PREFIX}...@${WIT_VERSION}\`; ` +
           `copy (or bundle) the dependency into the app directory`,
       );
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::bindings::sandport::connector::types::{
     AuthKind, ConnectionMode, ConnectorConfig, ConnectorType, HealthCheckConfig,
 };
+use crate::http;
 
 impl ConnectorConfig {
     /// `scheme://host:port`, e.g. `http://127.0.0.1:9090`.
@@ -35,6 +36,18 @@ impl ConnectorConfig {
         } else {
             &self.health_check.path
         }
+    }
+
+    /// A `GET` of the health path, or of `default` when none is configured:
+    /// `http::Request::get(self.url(self.health_path_or(default)))`.
+    pub fn health_request(&self, default: &str) -> http::Request {
+        http::Request::get(self.url(self.health_path_or(default)))
+    }
+
+    /// Whether the entry has credentials for the host to attach (an `auth`
+    /// kind or auth headers), e.g. to hint at a missing `auth` on a 401.
+    pub fn has_credentials(&self) -> bool {
+        !matches!(self.auth_kind, AuthKind::None) || !self.auth_headers.is_empty()
     }
 
     /// The deadline of one health check.

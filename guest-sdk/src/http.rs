@@ -111,8 +111,8 @@ impl Request {
     /// Sends the request through the host.
     pub fn send(&self) -> Result<Response, Error> {
         let result = match self.prepared() {
-            Some(prepared) => prepared.exchange(),
-            None => wit::exchange(&self.wire),
+            Some(prepared) => prepared.send(),
+            None => wit::send(&self.wire),
         };
         match result {
             Ok((status, held)) => Ok(Response {
@@ -144,7 +144,7 @@ pub struct Response {
     label: Arc<str>,
     /// The status code.
     pub status: u16,
-    held: wit::HeldResponse,
+    held: wit::Response,
     /// The body once asked for.
     body: OnceCell<Vec<u8>>,
 }

@@ -37,4 +37,21 @@ impl HealthReport {
         self.details.push((key.into(), value.into()));
         self
     }
+
+    /// Adds a detail for each `(key, Some(value))` of `pairs`, in order;
+    /// a pair whose value is `None` adds nothing. For fields an answer may
+    /// or may not carry, e.g.
+    /// `report.details_from(["version", "commit"].map(|key| (key, field(key))))`.
+    pub fn details_from<K, V>(mut self, pairs: impl IntoIterator<Item = (K, Option<V>)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        for (key, value) in pairs {
+            if let Some(value) = value {
+                self = self.detail(key, value);
+            }
+        }
+        self
+    }
 }

@@ -98,6 +98,12 @@ impl Target {
         Err(self.error(last.unwrap_or_else(|| "no address to connect to".to_string())))
     }
 
+    /// Starts the clock of one check and connects within it; the clock is
+    /// the session's [`Session::clock`].
+    pub fn open(&self) -> Result<Session, Error> {
+        self.connect(&self.clock())
+    }
+
     /// `label: message`.
     pub fn error(&self, message: impl std::fmt::Display) -> Error {
         Error::new(format!("{}: {message}", self.label))
@@ -272,6 +278,13 @@ impl Session {
     /// Waits for at least `n` bytes.
     pub fn need(&mut self, n: usize, what: &str) -> Result<(), Error> {
         self.read_until(what, |buf| (buf.len() >= n).then_some(()))
+    }
+
+    /// The big-endian `u32` at `offset` in the buffer (a length or a code
+    /// in a binary protocol), or `None` if fewer bytes are buffered.
+    pub fn be_u32(&self, offset: usize) -> Option<u32> {
+        let bytes = self.buf.get(offset..offset.checked_add(4)?)?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?))
     }
 
     /// Removes and returns the first `n` buffered bytes (fewer if fewer are

@@ -28,7 +28,19 @@ async fn the_python_http_connector_checks_like_the_rust_one() {
 /// instance hold handles (1,024) show that neither piles up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_python_connector_checked_again_and_again_holds_no_more_than_one_check() {
-    let component = example!("SANDPORT_PYTHON_HTTP_WASM");
+    checked_again_and_again(example!("SANDPORT_PYTHON_HTTP_WASM")).await;
+}
+
+/// The JavaScript SDK copies each response out of the host and drops its
+/// handle at once, rather than when the engine collects it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_javascript_connector_checked_again_and_again_holds_no_more_than_one_check() {
+    checked_again_and_again(example!("SANDPORT_JS_HTTP_WASM")).await;
+}
+
+/// More checks of `component` than the host lets an instance hold handles;
+/// every one healthy.
+async fn checked_again_and_again(component: &str) {
     let server = FakeServer::start(&[("/ok", Reply::ok("all systems operational"))]).await;
     let runtime = example_runtime(component);
     runtime

@@ -235,6 +235,42 @@ async fn a_component_importing_what_the_sandbox_does_not_offer_is_refused_with_t
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A component built for another version of the contract is refused at
+/// registration, saying what it was built for and what to rebuild with.
+#[tokio::test]
+async fn a_component_built_for_another_contract_version_is_refused_with_how_to_rebuild() {
+    let dir = std::env::temp_dir().join(format!("sandport-contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let runtime = sandport_tests::runtime();
+    for (id, version) in [("older", "0.1.0"), ("newer", "0.3.0")] {
+        let component = wat::parse_str(format!(
+            r#"(component
+                (import "sandport:connector/logging@{version}" (instance))
+                (import "wasi:cli/environment@0.2.0" (instance))
+            )"#
+        ))
+        .expect("valid component text");
+        let path = dir.join(format!("{id}.wasm"));
+        std::fs::write(&path, component).expect("write");
+        let err = runtime
+            .register(entry(&format!(
+                "{{id: {id}, component: '{}', host: 127.0.0.1, port: 80}}",
+                path.display()
+            )))
+            .await
+            .expect_err("refused");
+        let text = err.to_string();
+        for part in [
+            format!("{id}.wasm was built for sandport:connector@{version}"),
+            "this Sandport runs sandport:connector@0.2.0".to_string(),
+            "rebuild it with the SDK of this release".to_string(),
+        ] {
+            assert!(text.contains(&part), "{part}: {text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn a_component_sha256_pin_is_enforced() {
     use sha2::Digest;

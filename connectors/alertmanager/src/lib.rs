@@ -17,7 +17,7 @@ impl Connector for Alertmanager {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Alertmanager {
-            healthy: http::Request::get(config.url(config.health_path_or("/-/healthy"))),
+            healthy: config.health_request("/-/healthy"),
             ready: http::Request::get(config.url("/-/ready")),
         })
     }

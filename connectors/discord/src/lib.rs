@@ -19,7 +19,7 @@ impl Connector for Discord {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Discord {
-            request: http::Request::get(config.url(config.health_path_or("/api/v10/users/@me"))),
+            request: config.health_request("/api/v10/users/@me"),
         })
     }
 
@@ -63,13 +63,9 @@ impl Connector for Discord {
             _ if !response.is_success() => return Err(Error::new(format!("{what}{said}"))),
             _ => {}
         }
-        let mut report = HealthReport::healthy().message(what);
-        for key in ["username", "id"] {
-            if let Some(value) = body.get(key).and_then(Value::as_str) {
-                report = report.detail(key, value);
-            }
-        }
-        Ok(report)
+        Ok(HealthReport::healthy().message(what).details_from(
+            ["username", "id"].map(|key| (key, body.get(key).and_then(Value::as_str))),
+        ))
     }
 }
 

@@ -7,9 +7,7 @@
 //! `cluster_name`, `status`, `number_of_nodes`,
 //! `active_shards_percent_as_number`, `unassigned_shards`.
 
-use sandport_sdk::{
-    AuthKind, Config, Connector, ConnectorType, Error, HealthReport, export_connector, http,
-};
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 use serde_json::Value;
 
 const DETAILS: [&str; 5] = [
@@ -59,9 +57,8 @@ impl Connector for Elasticsearch {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Elasticsearch {
-            request: http::Request::get(config.url(config.health_path_or("/_cluster/health"))),
-            has_credentials: !matches!(config.auth_kind, AuthKind::None)
-                || !config.auth_headers.is_empty(),
+            request: config.health_request("/_cluster/health"),
+            has_credentials: config.has_credentials(),
         })
     }
 
@@ -102,7 +99,7 @@ impl Connector for Elasticsearch {
             .unwrap_or_default();
         let summary =
             format!("cluster \"{name}\" is {status}: {unassigned} unassigned shards{active}");
-        let mut report = match status {
+        let report = match status {
             "green" => HealthReport::healthy().message(what),
             "yellow" => HealthReport::degraded(summary),
             "red" => HealthReport::unhealthy(summary),
@@ -110,12 +107,7 @@ impl Connector for Elasticsearch {
                 "{what} with an unknown cluster status \"{other}\""
             )),
         };
-        for key in DETAILS {
-            if let Some(value) = field(&body, key) {
-                report = report.detail(key, value);
-            }
-        }
-        Ok(report)
+        Ok(report.details_from(DETAILS.map(|key| (key, field(&body, key)))))
     }
 }
 

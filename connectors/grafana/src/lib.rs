@@ -35,18 +35,14 @@ impl Connector for Grafana {
         let database = text("database").ok_or_else(|| {
             Error::new(format!("GET {} returned no \"database\" field", self.url))
         })?;
-        let mut report = if database == "ok" {
+        let report = if database == "ok" {
             HealthReport::healthy().message(response.describe_status())
         } else {
             HealthReport::degraded(format!("Grafana reports database: {database}"))
         };
-        report = report.detail("database", database);
-        for key in ["version", "commit"] {
-            if let Some(value) = text(key) {
-                report = report.detail(key, value);
-            }
-        }
-        Ok(report)
+        Ok(report
+            .detail("database", database)
+            .details_from(["version", "commit"].map(|key| (key, text(key)))))
     }
 }
 

@@ -14,7 +14,7 @@ impl Connector for Jaeger {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Jaeger {
-            request: http::Request::get(config.url(config.health_path_or("/"))),
+            request: config.health_request("/"),
         })
     }
 

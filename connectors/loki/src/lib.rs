@@ -34,7 +34,7 @@ impl Connector for Loki {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Loki {
-            request: http::Request::get(config.url(config.health_path_or("/ready"))),
+            request: config.health_request("/ready"),
         })
     }
 

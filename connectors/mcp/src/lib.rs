@@ -7,9 +7,7 @@
 //! `protocol_version`. A session the server opened (`Mcp-Session-Id`) is
 //! ended with a `DELETE`. Credentials, if any, are attached by the host.
 
-use sandport_sdk::{
-    AuthKind, Config, Connector, ConnectorType, Error, HealthReport, export_connector, http,
-};
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 use serde_json::{Value, json};
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
@@ -158,8 +156,7 @@ impl Connector for Mcp {
         Ok(Mcp {
             url: config.url(config.health_path_or("/mcp")),
             next_id: 1,
-            has_credentials: !matches!(config.auth_kind, AuthKind::None)
-                || !config.auth_headers.is_empty(),
+            has_credentials: config.has_credentials(),
         })
     }
 

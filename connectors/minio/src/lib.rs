@@ -26,7 +26,7 @@ impl Connector for Minio {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Minio {
-            live: http::Request::get(config.url(config.health_path_or("/minio/health/live"))),
+            live: config.health_request("/minio/health/live"),
             ready: http::Request::get(config.url("/minio/health/ready")),
         })
     }

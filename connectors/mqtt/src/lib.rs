@@ -123,8 +123,7 @@ impl Connector for Mqtt {
             ),
             None => (self.username.clone(), None),
         };
-        let clock = self.target.clock();
-        let mut session = self.target.connect(&clock)?;
+        let mut session = self.target.open()?;
         let sent = std::time::Instant::now();
         let packet = connect_packet(&self.client_id, username.as_deref(), password);
         session.send(&packet, "sending CONNECT")?;

@@ -259,8 +259,7 @@ impl Connector for Mysql {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let clock = self.target.clock();
-        let mut session = self.target.connect(&clock)?;
+        let mut session = self.target.open()?;
         let (_, payload) = read_packet(&mut session, "waiting for the greeting")?;
         let report = HealthReport::healthy();
         match payload.first() {

@@ -174,8 +174,7 @@ impl Connector for Nats {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let clock = self.target.clock();
-        let mut session = self.target.connect(&clock)?;
+        let mut session = self.target.open()?;
         let line = session.read_line(MAX_LINE, "waiting for INFO")?;
         if line.starts_with(b"-ERR") {
             session.close();

@@ -4,9 +4,7 @@
 //! unhealthy: the gateway refused the token, which the host attaches from
 //! the entry's `auth: {type: bearer, token: ...}`.
 
-use sandport_sdk::{
-    AuthKind, Config, Connector, ConnectorType, Error, HealthReport, export_connector, http,
-};
+use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 use serde_json::Value;
 
 struct OpenClaw {
@@ -21,9 +19,8 @@ impl Connector for OpenClaw {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(OpenClaw {
-            request: http::Request::get(config.url(config.health_path_or("/health"))),
-            has_credentials: !matches!(config.auth_kind, AuthKind::None)
-                || !config.auth_headers.is_empty(),
+            request: config.health_request("/health"),
+            has_credentials: config.has_credentials(),
         })
     }
 
@@ -47,7 +44,7 @@ impl Connector for OpenClaw {
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         };
-        let mut report = if body.get("ok").and_then(Value::as_bool) == Some(false) {
+        let report = if body.get("ok").and_then(Value::as_bool) == Some(false) {
             let status = text("status")
                 .map(|s| format!(" (status: {s})"))
                 .unwrap_or_default();
@@ -55,12 +52,7 @@ impl Connector for OpenClaw {
         } else {
             HealthReport::from(response)
         };
-        for key in ["status", "version"] {
-            if let Some(value) = text(key) {
-                report = report.detail(key, value);
-            }
-        }
-        Ok(report)
+        Ok(report.details_from(["status", "version"].map(|key| (key, text(key)))))
     }
 }
 

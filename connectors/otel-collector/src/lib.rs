@@ -34,7 +34,7 @@ impl Connector for OtelCollector {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(OtelCollector {
-            request: http::Request::get(config.url(config.health_path_or("/"))),
+            request: config.health_request("/"),
         })
     }
 
@@ -42,27 +42,22 @@ impl Connector for OtelCollector {
         let response = self.request.send()?;
         let body: Value = serde_json::from_slice(response.body()).unwrap_or(Value::Null);
         let status = said(&body, response.body());
-        let mut report = match (&status, response.is_success()) {
+        let report = match (&status, response.is_success()) {
             (_, true) => HealthReport::healthy().message(response.describe_status()),
             (Some(status), false) => {
                 HealthReport::unhealthy(format!("{}: {status}", response.describe_status()))
             }
             (None, false) => HealthReport::unhealthy(response.describe_status()),
         };
-        if let Some(status) = status {
-            report = report.detail("status", status);
-        }
-        if let Some(uptime) = body
+        let uptime = body
             .get("uptime")
             .and_then(Value::as_str)
-            .filter(|u| !u.is_empty())
-        {
-            report = report.detail("uptime", uptime);
-        }
-        if let Some(error) = body.get("error").and_then(Value::as_str) {
-            report = report.detail("error", error);
-        }
-        Ok(report)
+            .filter(|u| !u.is_empty());
+        Ok(report.details_from([
+            ("status", status.as_deref()),
+            ("uptime", uptime),
+            ("error", body.get("error").and_then(Value::as_str)),
+        ]))
     }
 }
 

@@ -152,13 +152,10 @@ fn auth_method(body: &[u8]) -> String {
 fn read_message(session: &mut Session, what: &str) -> Result<(u8, Vec<u8>), Error> {
     session.need(5, what)?;
     let kind = session.buf[0];
-    let len = u32::from_be_bytes([
-        session.buf[1],
-        session.buf[2],
-        session.buf[3],
-        session.buf[4],
-    ]);
-    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    let len = session
+        .be_u32(1)
+        .and_then(|len| usize::try_from(len).ok())
+        .unwrap_or(usize::MAX);
     if !(4..=MAX_MESSAGE).contains(&len) || !kind.is_ascii_alphabetic() {
         return Err(session.error(format!(
             "not a PostgreSQL server? it answered with \"{}\"",

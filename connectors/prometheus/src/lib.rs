@@ -15,7 +15,7 @@ impl Connector for Prometheus {
 
     fn new(config: &Config) -> Result<Self, String> {
         Ok(Prometheus {
-            healthy: http::Request::get(config.url(config.health_path_or("/-/healthy"))),
+            healthy: config.health_request("/-/healthy"),
             ready: http::Request::get(config.url("/-/ready")),
         })
     }

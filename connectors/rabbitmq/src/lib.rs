@@ -71,13 +71,10 @@ fn read_method(session: &mut Session, what: &str) -> Result<Method, Error> {
             )));
         }
         let kind = session.buf[0];
-        let size = u32::from_be_bytes([
-            session.buf[3],
-            session.buf[4],
-            session.buf[5],
-            session.buf[6],
-        ]);
-        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let size = session
+            .be_u32(3)
+            .and_then(|size| usize::try_from(size).ok())
+            .unwrap_or(usize::MAX);
         if !(1..=8).contains(&kind) || size > MAX_FRAME {
             return Err(session.error(format!(
                 "not an AMQP broker? it answered \"{}\"",
@@ -92,13 +89,14 @@ fn read_method(session: &mut Session, what: &str) -> Result<Method, Error> {
         let payload = &frame[7..7 + size];
         match kind {
             1 => {
-                let (Some(class), Some(method)) = (payload.get(0..2), payload.get(2..4)) else {
+                let mut reader = Reader(payload);
+                let (Some(class), Some(method)) = (reader.u16(), reader.u16()) else {
                     return Err(session.error("a method frame shorter than 4 bytes"));
                 };
                 return Ok(Method {
-                    class: u16::from_be_bytes([class[0], class[1]]),
-                    method: u16::from_be_bytes([method[0], method[1]]),
-                    args: payload[4..].to_vec(),
+                    class,
+                    method,
+                    args: reader.0.to_vec(),
                 });
             }
             8 => continue, // heartbeat
@@ -250,8 +248,7 @@ impl Connector for Rabbit {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let clock = self.target.clock();
-        let mut session = self.target.connect(&clock)?;
+        let mut session = self.target.open()?;
         session.send(HEADER, "sending the protocol header")?;
         let start = read_method(&mut session, "waiting for connection.start")?;
         if (start.class, start.method) == (10, 50) {
@@ -341,7 +338,7 @@ impl Connector for Rabbit {
         };
         let tune = match read_method(&mut session, "waiting for the answer to the login") {
             Ok(tune) => tune,
-            Err(_) if session.buf.is_empty() && clock.remaining().as_millis() > 0 => {
+            Err(_) if session.buf.is_empty() && session.clock.remaining().as_millis() > 0 => {
                 // Brokers without authentication_failure_close hang up.
                 session.close();
                 return Err(login_refused("it closed the connection".into()));

@@ -150,8 +150,7 @@ impl Connector for Redis {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let clock = self.target.clock();
-        let mut session = self.target.connect(&clock)?;
+        let mut session = self.target.open()?;
         if let Some(credential) = credentials::get() {
             let user = credential
                 .username

@@ -151,8 +151,7 @@ impl Connector for Tcp {
     }
 
     fn health_check(&mut self) -> Result<HealthReport, Error> {
-        let clock = self.target.clock();
-        let mut session = self.target.connect(&clock)?;
+        let mut session = self.target.open()?;
         let connected = format!("connected in {}", millis(session.connect_time));
         let mut report = HealthReport::healthy()
             .detail("connect_ms", session.connect_time.as_millis().to_string());
@@ -196,14 +195,14 @@ impl Connector for Tcp {
                 Filled::TimedOut if session.buf.is_empty() => {
                     break Some(format!(
                         "expected {quoted}, got nothing within {}",
-                        clock.elapsed_text()
+                        session.clock.elapsed_text()
                     ));
                 }
                 Filled::TimedOut => {
                     break Some(format!(
                         "expected {quoted}, got \"{}\" and nothing more within {}",
                         escape(&session.buf, 200),
-                        clock.elapsed_text()
+                        session.clock.elapsed_text()
                     ));
                 }
             }

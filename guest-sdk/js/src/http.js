@@ -13,7 +13,7 @@
 //       .timeout(2.0)                                 // seconds
 //       .send();
 
-import { send as witSend } from 'sandport:connector/http-client@0.1.0';
+import { send as witSend } from 'sandport:connector/http-client@0.2.0';
 import { ConnectorError } from './error.js';
 import { decode, encode } from './utf8.js';
 
@@ -109,9 +109,10 @@ export class Request {
    * 4xx and 5xx included) or throws `HttpError`.
    */
   send() {
-    let response;
+    let status;
+    let held;
     try {
-      response = witSend({
+      [status, held] = witSend({
         method: this.method,
         url: this.url,
         headers: this.headers.map(([n, v]) => [n, v]),
@@ -126,12 +127,27 @@ export class Request {
       }
       throw e;
     }
-    return new Response(this.method, this.url, response.status, response.headers, response.body);
+    // The host keeps the response (the WIT resource `response`), and what
+    // it keeps counts against the connector's memory limit until the
+    // handle is dropped. The engine would drop it only when it collects
+    // the handle, so the headers and body are copied now and the handle
+    // let go at once.
+    try {
+      return new Response(this.method, this.url, status, held.headers(), held.body());
+    } finally {
+      release(held);
+    }
   }
 
   toString() {
     return `Request(${this.method} ${this.url})`;
   }
+}
+
+/** Drops a handle to something the host keeps for the connector. */
+const dispose = Symbol.dispose ?? Symbol.for('dispose');
+function release(handle) {
+  if (typeof handle?.[dispose] === 'function') handle[dispose]();
 }
 
 /** A response, body included (capped by the host). */

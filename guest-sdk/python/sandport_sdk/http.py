@@ -116,9 +116,9 @@ class Request:
         try:
             prepared = self._prepared_for(key)
             if prepared is not None:
-                status, held = prepared.exchange()
+                status, held = prepared.send()
             else:
-                status, held = _wit.exchange(self._wire())
+                status, held = _wit.send(self._wire())
         except Err as err:
             raise HttpError.from_wit(self.method, self.url, err.value) from None
         return Response(self.method, self.url, status, held)

@@ -37,16 +37,13 @@ pub(crate) mod bindings {
         // on the fiber (a check drops its response through one).
         imports: {
             "sandport:connector/http-client.send": async | trappable,
-            "sandport:connector/http-client.fetch": async | trappable,
-            "sandport:connector/http-client.exchange": async | trappable,
-            "sandport:connector/http-client.[method]prepared-request.exchange": async | trappable,
+            "sandport:connector/http-client.[method]prepared-request.send": async | trappable,
             "sandport:connector/network.resolve": async | trappable,
             default: trappable,
         },
         exports: { default: async },
         with: {
-            "sandport:connector/http-client.headers": super::state::HeldHeaders,
-            "sandport:connector/http-client.held-response": super::state::HeldResponse,
+            "sandport:connector/http-client.response": super::state::HeldResponse,
             "sandport:connector/http-client.prepared-request": super::state::PreparedRequest,
         },
     });
@@ -73,7 +70,22 @@ pub enum SandboxError {
         .imports.join(", ")
     )]
     ForbiddenImports { what: String, imports: Vec<String> },
+    #[error(
+        "{what} was built for sandport:connector@{found}; this Sandport runs sandport:connector@{expected}: rebuild it with the SDK of this release (Rust `sandport-sdk`, Python or JavaScript SDK) or against wit/connector.wit of this release"
+    )]
+    ContractVersion {
+        what: String,
+        /// The version the component imports or exports.
+        found: String,
+        /// [`CONTRACT_VERSION`].
+        expected: String,
+    },
 }
+
+/// The version of package `sandport:connector` (wit/connector.wit) this
+/// host implements. A component built for any other version is refused
+/// before it is linked.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 /// A compiled component, ready to be instantiated many times.
 pub struct Prepared {
@@ -192,6 +204,18 @@ impl Sandbox {
         digest: String,
     ) -> Result<Arc<Prepared>, SandboxError> {
         let component = self.compile_or_load(what, bytes, &digest).await?;
+        let component_type = component.component_type();
+        let names = component_type
+            .imports(&self.engine)
+            .map(|(name, _)| name)
+            .chain(component_type.exports(&self.engine).map(|(name, _)| name));
+        if let Some(found) = other_contract_version(names) {
+            return Err(SandboxError::ContractVersion {
+                what: what.to_string(),
+                found: found.to_string(),
+                expected: CONTRACT_VERSION.to_string(),
+            });
+        }
         let forbidden: Vec<String> = component
             .component_type()
             .imports(&self.engine)
@@ -296,6 +320,107 @@ fn import_allowed(name: &str) -> bool {
     PACKAGES.iter().any(|p| name.starts_with(p))
 }
 
+/// The first version of `sandport:connector` other than
+/// [`CONTRACT_VERSION`] among a component's import and export names
+/// (`sandport:connector/logging@0.1.0`). A name without a version is left
+/// to the linker, which reports it as missing.
+fn other_contract_version<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .into_iter()
+        .filter_map(|name| name.strip_prefix("sandport:connector/"))
+        .filter_map(|rest| rest.split_once('@').map(|(_, version)| version))
+        .find(|version| *version != CONTRACT_VERSION)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_one_in_wit() {
+        let wit = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../wit/connector.wit"
+        ));
+        let package = format!("package sandport:connector@{CONTRACT_VERSION};");
+        assert!(wit.lines().any(|line| line == package), "{package}");
+    }
+
+    #[test]
+    fn only_another_version_of_the_contract_is_found() {
+        let ours = format!("sandport:connector/logging@{CONTRACT_VERSION}");
+        let names = [
+            "wasi:cli/environment@0.2.0",
+            ours.as_str(),
+            "sandport:connector/http-client",
+            "sandport:connector/http-client@0.1.0",
+            "sandport:connector/logging@0.3.0",
+        ];
+        assert_eq!(other_contract_version(names), Some("0.1.0"));
+        assert_eq!(other_contract_version(names.into_iter().take(3)), None);
+        assert_eq!(
+            other_contract_version(["evil:sandport:connector/x@9.9.9"]),
+            None
+        );
+    }
+
+    /// Compiles `text` in a fresh sandbox; the error it is refused with.
+    async fn refusal(text: &str) -> SandboxError {
+        let bytes = wat::parse_str(text).expect("valid component text");
+        let sandbox = Sandbox::new(None).expect("a sandbox");
+        match sandbox.prepare("component old.wasm", &bytes).await {
+            Ok(_) => panic!("{text} was accepted"),
+            Err(error) => error,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_component_built_for_the_previous_contract_is_refused_with_both_versions() {
+        let error = refusal(
+            r#"(component
+                (import "wasi:cli/environment@0.2.0" (instance))
+                (import "sandport:connector/logging@0.1.0" (instance))
+            )"#,
+        )
+        .await;
+        assert!(
+            matches!(&error, SandboxError::ContractVersion { found, expected, .. }
+                if found == "0.1.0" && expected == CONTRACT_VERSION),
+            "{error:?}"
+        );
+        let text = error.to_string();
+        for part in [
+            "component old.wasm was built for sandport:connector@0.1.0",
+            "this Sandport runs sandport:connector@0.2.0",
+            "rebuild it with the SDK of this release",
+            "wit/connector.wit",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_component_built_for_a_later_contract_is_refused_the_same_way() {
+        let error = refusal(
+            r#"(component
+                (instance $api)
+                (export "sandport:connector/connector-api@0.3.0" (instance $api))
+            )"#,
+        )
+        .await;
+        let text = error.to_string();
+        assert!(
+            matches!(&error, SandboxError::ContractVersion { found, .. } if found == "0.3.0"),
+            "{error:?}"
+        );
+        assert!(
+            text.contains("built for sandport:connector@0.3.0")
+                && text.contains("runs sandport:connector@0.2.0"),
+            "{text}"
+        );
+    }
 }

@@ -108,8 +108,8 @@ impl WasiView for GuestState {
 pub struct Limits {
     memory_limit: usize,
     memory_used: usize,
-    /// Bytes the host keeps for the guest (response headers it holds
-    /// handles to); they count against the limit as its memory does.
+    /// Bytes the host keeps for the guest (responses and prepared requests
+    /// it holds handles to); they count against the limit as its memory does.
     held: usize,
     pub(super) memory_refused: bool,
 }
@@ -202,42 +202,6 @@ impl http_client::Host for GuestState {
     async fn send(
         &mut self,
         request: http_client::Request,
-    ) -> wasmtime::Result<Result<http_client::Response, http_client::HttpError>> {
-        Ok(self
-            .round_trip(request)
-            .await?
-            .map(|r| http_client::Response {
-                status: r.status,
-                headers: header_list(&r.headers),
-                body: r.body,
-            }))
-    }
-
-    async fn fetch(
-        &mut self,
-        request: http_client::Request,
-    ) -> wasmtime::Result<Result<http_client::Reply, http_client::HttpError>> {
-        let response = match self.round_trip(request).await? {
-            Ok(response) => response,
-            Err(error) => return Ok(Err(error)),
-        };
-        let charge = egress::headers_size(&response.headers);
-        let held = HeldHeaders {
-            map: response.headers,
-            charge,
-        };
-        Ok(self
-            .hold("the response's headers", charge, held)
-            .map(|headers| http_client::Reply {
-                status: response.status,
-                headers,
-                body: response.body,
-            }))
-    }
-
-    async fn exchange(
-        &mut self,
-        request: http_client::Request,
     ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {
         Ok(self
             .round_trip(request)
@@ -262,16 +226,8 @@ impl http_client::Host for GuestState {
     }
 }
 
-/// A response's headers while the guest holds their handle: strings are
-/// made only of what it asks for.
-pub struct HeldHeaders {
-    map: http::HeaderMap,
-    /// What they count against the instance's memory limit.
-    charge: usize,
-}
-
-/// A whole response while the guest holds its handle (`exchange`): headers
-/// and body cross only when asked for.
+/// A whole response while the guest holds its handle (a `response`):
+/// headers and body cross only when asked for.
 pub struct HeldResponse {
     headers: http::HeaderMap,
     body: Vec<u8>,
@@ -291,31 +247,7 @@ fn header_text(value: &http::HeaderValue) -> String {
     String::from_utf8_lossy(value.as_bytes()).into_owned()
 }
 
-impl http_client::HostHeaders for GuestState {
-    fn get(
-        &mut self,
-        headers: Resource<HeldHeaders>,
-        name: String,
-    ) -> wasmtime::Result<Option<String>> {
-        let held = self.table.get(&headers)?;
-        Ok(held.map.get(name.as_str()).map(header_text))
-    }
-
-    fn entries(
-        &mut self,
-        headers: Resource<HeldHeaders>,
-    ) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(header_list(&self.table.get(&headers)?.map))
-    }
-
-    fn drop(&mut self, headers: Resource<HeldHeaders>) -> wasmtime::Result<()> {
-        let held = self.table.delete(headers)?;
-        self.limits.release(held.charge);
-        Ok(())
-    }
-}
-
-impl http_client::HostHeldResponse for GuestState {
+impl http_client::HostResponse for GuestState {
     fn header(
         &mut self,
         response: Resource<HeldResponse>,
@@ -440,7 +372,7 @@ impl GuestState {
         }
     }
 
-    /// Keeps a whole response for the guest (`exchange`): only its status
+    /// Keeps a whole response for the guest (a `response`): only its status
     /// crosses now.
     fn hold_response(
         &mut self,
@@ -466,7 +398,7 @@ pub struct PreparedRequest {
 }
 
 impl http_client::HostPreparedRequest for GuestState {
-    async fn exchange(
+    async fn send(
         &mut self,
         request: Resource<PreparedRequest>,
     ) -> wasmtime::Result<Result<(u16, Resource<HeldResponse>), http_client::HttpError>> {

@@ -16,12 +16,9 @@
 //! - `big-string`: answers with a 4 MB message and a huge detail.
 //! - `log-flood`: logs and prints in a tight loop, then reports healthy.
 //! - `host-loop`: calls the host's HTTP client in a tight loop.
-//! - `raw-send`: GETs `settings.url` through `http-client.send`, the import
-//!   that hands every header over at once (the Python and JavaScript SDKs
-//!   use it), and reports the headers as details.
-//! - `raw-fetch`: GETs `settings.url` through `http-client.fetch`, the
-//!   import the Rust SDK used before `exchange` (headers held in the host,
-//!   the body handed over), and reports what it got.
+//! - `raw-send`: GETs `settings.url` through the import `http-client.send`
+//!   itself, not the SDK, asks the `response` the host holds for one header
+//!   (`X-ONE`), every header and the body, and reports what it got.
 //! - `hold-headers`: GETs `settings.url` again and again, keeping every
 //!   response (and so the headers and body the host holds for it) until a
 //!   request fails; then lets them go, GETs it once more, and reports what
@@ -187,29 +184,14 @@ impl Connector for Hostile {
                 use sandport_sdk::bindings::sandport::connector::http_client as wit;
                 let request = self.raw_get();
                 match wit::send(&request) {
-                    Ok(response) => {
-                        let mut report =
-                            HealthReport::healthy().detail("status", response.status.to_string());
-                        for (name, value) in response.headers {
-                            report = report.detail(name, value);
-                        }
-                        Ok(report)
-                    }
-                    Err(error) => Ok(HealthReport::unhealthy(format!("{error:?}"))),
-                }
-            }
-            "raw-fetch" => {
-                use sandport_sdk::bindings::sandport::connector::http_client as wit;
-                let request = self.raw_get();
-                match wit::fetch(&request) {
-                    Ok(reply) => {
+                    Ok((status, response)) => {
                         let mut report = HealthReport::healthy()
-                            .detail("status", reply.status.to_string())
-                            .detail("body", String::from_utf8_lossy(&reply.body));
-                        if let Some(value) = reply.headers.get("X-ONE") {
+                            .detail("status", status.to_string())
+                            .detail("body", String::from_utf8_lossy(&response.body()));
+                        if let Some(value) = response.header("X-ONE") {
                             report = report.detail("asked x-one", value);
                         }
-                        for (name, value) in reply.headers.entries() {
+                        for (name, value) in response.headers() {
                             report = report.detail(name, value);
                         }
                         Ok(report)
@@ -267,7 +249,7 @@ impl Connector for Hostile {
             }
             "hold-prepared" => {
                 use sandport_sdk::bindings::sandport::connector::http_client as wit;
-                let status = |sent: Result<(u16, wit::HeldResponse), wit::HttpError>| {
+                let status = |sent: Result<(u16, wit::Response), wit::HttpError>| {
                     sent.map_or_else(|e| format!("{e:?}"), |(status, _)| status.to_string())
                 };
                 let mut request = self.raw_get();
@@ -280,12 +262,12 @@ impl Connector for Hostile {
                         Err(error) => break error,
                     }
                 };
-                let first = held.first().map(|p| status(p.exchange()));
+                let first = held.first().map(|p| status(p.send()));
                 let held_count = held.len();
                 drop(held);
-                let again = wit::prepare(&request).map(|p| status(p.exchange()));
+                let again = wit::prepare(&request).map(|p| status(p.send()));
                 request.url = "http://10.1.2.3/".into();
-                let elsewhere = wit::prepare(&request).map(|p| status(p.exchange()));
+                let elsewhere = wit::prepare(&request).map(|p| status(p.send()));
                 Ok(HealthReport::healthy()
                     .detail("held", held_count.to_string())
                     .detail("error", format!("{error:?}"))

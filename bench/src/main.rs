@@ -10,7 +10,10 @@
 //! ```
 //!
 //! Benchmarks print figures; nothing here is a test.
-#![allow(clippy::disallowed_methods, reason = "the bench reads /proc, its own logs and its children's pipes")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the bench reads /proc, its own logs and its children's pipes"
+)]
 
 mod boundary;
 mod check;

@@ -1,7 +1,10 @@
 //! End-to-end tests: the real built-in and test components, run by the real
 //! runtime against real HTTP servers on loopback. One test binary with
 //! submodules keeps link time down.
-#![allow(clippy::disallowed_methods, reason = "tests read back files they wrote and the pipes of processes they started")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read back files they wrote and the pipes of processes they started"
+)]
 
 mod authoring;
 mod builtins;

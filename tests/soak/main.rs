@@ -6,7 +6,10 @@
 //! ```text
 //! cargo run --release -p sandport-tests --bin soak -- [SECONDS] [LATE_MS]
 //! ```
-#![allow(clippy::disallowed_methods, reason = "the soak test reads its own fixtures")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the soak test reads its own fixtures"
+)]
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};

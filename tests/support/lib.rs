@@ -1,6 +1,9 @@
 //! Test support: HTTP servers on loopback that impersonate the health
 //! endpoints of real services, and helpers to build connector configs.
-#![allow(clippy::disallowed_methods, reason = "test servers read their own pipes, logs and fixtures")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "test servers read their own pipes, logs and fixtures"
+)]
 
 pub mod servers;
 

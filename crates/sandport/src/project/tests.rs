@@ -1,4 +1,7 @@
-#![allow(clippy::disallowed_methods, reason = "tests read back the files a template wrote")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read back the files a template wrote"
+)]
 
 use super::*;
 

@@ -1,6 +1,9 @@
 //! The `sandport` binary driven as operators and control planes drive it:
 //! real processes on ephemeral loopback ports, real gRPC and HTTP clients.
-#![allow(clippy::disallowed_methods, reason = "tests read back files they wrote and the pipes of processes they started")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests read back files they wrote and the pipes of processes they started"
+)]
 
 mod cli;
 mod service;

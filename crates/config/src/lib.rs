@@ -5,6 +5,18 @@
 //! own, each problem names the entry and the key, and the good entries still
 //! load (see [`Loaded`]). Secrets may come from the environment (`${VAR}` in
 //! auth fields) and are held as [`Secret`]s that never print.
+//!
+//! Layout:
+//! - this file: the typed config ([`ConnectorConfig`] and its parts) and
+//!   the entry points ([`load_file`], [`parse`], [`parse_entry`], ...);
+//! - `raw/`: a YAML or JSON entry -> [`ConnectorConfig`], one file per
+//!   section (auth, health, sandbox), `${VAR}` expansion and settings;
+//! - `entry`: [`ConnectorConfig`] -> the entry shape again ([`to_value`]),
+//!   for the REST API and the state file, with secrets kept or redacted;
+//! - `units`: durations and sizes as operators write them;
+//! - `secret`: [`Secret`], a value that never prints;
+//! - `read`: [`read_bounded`], how any file named from outside is read.
+#![forbid(unsafe_code)]
 
 mod entry;
 mod raw;

@@ -1,22 +1,12 @@
 //! Reading one map of an entry: [`Fields`] records a problem per bad key;
-//! the helpers name and describe YAML values for those problems.
+//! the helpers name YAML keys and values for those problems.
 
 use std::collections::BTreeMap;
 
 use serde_norway::{Mapping, Value};
 
-/// Human description of a YAML value's kind, for "expected X, found Y".
-pub fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "nothing".into(),
-        Value::Bool(b) => format!("the boolean `{b}`"),
-        Value::Number(n) => format!("the number `{n}`"),
-        Value::String(s) => format!("the string `{s}`"),
-        Value::Sequence(_) => "a list".into(),
-        Value::Mapping(_) => "a map".into(),
-        Value::Tagged(t) => format!("a value tagged {}", t.tag),
-    }
-}
+pub use crate::units::describe;
+
 
 pub fn key_name(key: &Value) -> String {
     match key {

@@ -7,7 +7,6 @@ use serde_norway::{Mapping, Value};
 
 pub use crate::units::describe;
 
-
 pub fn key_name(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),

@@ -6,6 +6,10 @@
 //! `npm ci` from the pinned lock file), once per target directory. A
 //! toolchain that cannot be installed is reported to the tests, which then
 //! fail with the reason rather than skip.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "the build reads its own lock files"
+)]
 
 #[path = "../crates/builtins/build/guests.rs"]
 mod guests;

@@ -24,13 +24,13 @@
 
 pub mod allocator;
 mod budget;
-pub mod egress;
+mod egress;
 pub mod health;
 mod quarantine;
 pub mod registry;
 mod sandbox;
 pub mod service;
-pub mod state;
+mod state;
 
 pub use health::{FailureKind, HealthSnapshot, HealthStatus};
 pub use registry::{

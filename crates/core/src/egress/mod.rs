@@ -39,7 +39,9 @@ use credentials::Credentials;
 use errors::{classify, timed_out};
 
 pub use errors::EgressError;
-pub use request::{HEADER_OVERHEAD, Prepared, Request, Response, headers_size};
+#[cfg(test)]
+pub use request::HEADER_OVERHEAD;
+pub use request::{Prepared, Request, Response, headers_size};
 pub use resolve::{Lookup, SystemLookup};
 pub use sandport_policy::{EgressPolicy, HostRule, RuleError, TcpAllowed};
 

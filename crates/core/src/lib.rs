@@ -8,14 +8,14 @@
 //! `sandport-builtins`):
 //! - `sandbox`: the wasmtime engine, compiled components, and one deadline-
 //!   and memory-capped instance per connector.
-//! - [`egress`]: the guest's only way out (HTTP through the allowlist, with
+//! - `egress`: the guest's only way out (HTTP through the allowlist, with
 //!   credentials attached by the host; TCP to vetted addresses).
 //! - `budget`: one deadline and request allowance per guest call.
 //! - `quarantine`: connectors that keep failing are set aside.
 //! - [`registry`]: the [`Runtime`]: registered connectors, admission, the
 //!   compile cache, checks and the scheduler.
 //! - [`health`]: check results and the cache entry per connector.
-//! - [`state`]: API-made changes to the registry, kept across restarts.
+//! - `state`: API-made changes to the registry, kept across restarts.
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`allocator`]: the malloc settings the binary applies at start.
 // The exceptions (loading cached compiled code, mapping the fiber stacks,

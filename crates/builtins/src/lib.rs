@@ -110,7 +110,7 @@ impl BuiltinCatalog for Builtins {
     }
 
     fn names(&self) -> Vec<&'static str> {
-        BUILTINS.iter().map(|b| b.name).collect()
+        names()
     }
 }
 

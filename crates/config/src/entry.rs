@@ -5,8 +5,8 @@
 use serde_norway::{Mapping, Value};
 
 use super::{
-    Auth, AuthConfig, AuthFields, ComponentRef, ConnectorConfig, HealthCheckConfig, SandboxConfig,
-    Secret, format_size, units,
+    Auth, AuthConfig, AuthFields, ConnectorConfig, HealthCheckConfig, SandboxConfig, Secret,
+    format_size, units,
 };
 
 /// What replaces a secret in API answers. Sent back on update, it means
@@ -22,17 +22,28 @@ pub enum Secrets {
     Keep,
 }
 
-fn secret(value: &Secret, secrets: Secrets) -> Value {
-    match secrets {
-        Secrets::Redact => Value::String(REDACTED.into()),
-        Secrets::Keep => Value::String(value.expose().replace("${", "$${")),
+impl Secrets {
+    /// `value` as an entry holds it: [`REDACTED`], or escaped as it is.
+    pub fn write(self, value: &Secret) -> String {
+        match self {
+            Secrets::Redact => REDACTED.into(),
+            Secrets::Keep => escape_env(value.expose()),
+        }
     }
 }
 
-/// A value the parser reads through `${VAR}` expansion but that is no
-/// secret: written as it is, with `${` escaped.
+/// A value the parser reads through `${VAR}` expansion, written so that
+/// parsing gives it back as it is: `${` becomes `$${`.
+pub fn escape_env(value: &str) -> String {
+    value.replace("${", "$${")
+}
+
+fn secret(value: &Secret, secrets: Secrets) -> Value {
+    Value::String(secrets.write(value))
+}
+
 fn escaped(value: &str) -> Value {
-    Value::String(value.replace("${", "$${"))
+    Value::String(escape_env(value))
 }
 
 fn put(map: &mut Mapping, key: &str, value: impl Into<Value>) {
@@ -158,11 +169,7 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
     put(&mut health, "path", path.clone());
     put(&mut m, "health_check", Value::Mapping(health));
 
-    let component = match component {
-        ComponentRef::Builtin(name) => name.clone(),
-        ComponentRef::Path(path) => path.display().to_string(),
-    };
-    put(&mut m, "component", component);
+    put(&mut m, "component", component.entry_text());
     if let Some(digest) = component_sha256 {
         put(&mut m, "component_sha256", digest.clone());
     }

@@ -29,7 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use entry::{REDACTED, Secrets, restore_redacted, to_value};
+pub use entry::{REDACTED, Secrets, escape_env, restore_redacted, to_value};
 pub use read::{ReadError, read_bounded, read_bounded_text};
 pub use secret::Secret;
 
@@ -262,6 +262,17 @@ pub enum ComponentRef {
     /// A `.wasm` component on disk (relative paths resolved against the
     /// config file's directory).
     Path(PathBuf),
+}
+
+impl ComponentRef {
+    /// As an entry's `component` key holds it: the built-in's name or the
+    /// path.
+    pub fn entry_text(&self) -> String {
+        match self {
+            ComponentRef::Builtin(name) => name.clone(),
+            ComponentRef::Path(path) => path.display().to_string(),
+        }
+    }
 }
 
 impl fmt::Display for ComponentRef {

@@ -24,8 +24,7 @@ pub enum ReadError {
 /// bytes. Opened without blocking, so a FIFO is refused rather than
 /// waited on.
 pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
-    let file = open_regular(path)?;
-    let len = file.metadata()?.len();
+    let (file, len) = open_regular(path)?;
     if len > max {
         return Err(ReadError::TooLarge(max));
     }
@@ -46,7 +45,8 @@ pub fn read_bounded_text(path: &Path, max: u64) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|e| ReadError::NotUtf8(e.utf8_error().valid_up_to()))
 }
 
-fn open_regular(path: &Path) -> Result<std::fs::File, ReadError> {
+/// The file and its length, if it is a regular file.
+fn open_regular(path: &Path) -> Result<(std::fs::File, u64), ReadError> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -56,10 +56,11 @@ fn open_regular(path: &Path) -> Result<std::fs::File, ReadError> {
         options.custom_flags(libc::O_NONBLOCK);
     }
     let file = options.open(path)?;
-    if !file.metadata()?.is_file() {
+    let metadata = file.metadata()?;
+    if !metadata.is_file() {
         return Err(ReadError::NotAFile);
     }
-    Ok(file)
+    Ok((file, metadata.len()))
 }
 
 #[cfg(test)]

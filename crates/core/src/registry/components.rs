@@ -72,11 +72,7 @@ impl Runtime {
                 let builtin = builtin::find(name).ok_or_else(|| {
                     format!(
                         "no such built-in; built-ins: {}",
-                        builtin::BUILTINS
-                            .iter()
-                            .map(|b| b.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        builtin::names().join(", ")
                     )
                 })?;
                 self.inner

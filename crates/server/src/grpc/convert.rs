@@ -8,8 +8,8 @@ use serde_norway::{Mapping, Value};
 
 use super::pb;
 use sandport_config::{
-    AuthConfig, AuthFields, ComponentRef, ConnectionMode, ConnectorConfig, ConnectorType,
-    HealthCheckConfig, REDACTED, SandboxConfig, Secret, Secrets,
+    AuthConfig, AuthFields, ConnectionMode, ConnectorConfig, ConnectorType, HealthCheckConfig,
+    SandboxConfig, Secret, Secrets, escape_env,
 };
 use sandport_core::health::{FailureKind, HealthSnapshot, HealthStatus};
 use sandport_core::registry::{ConnectorInfo, HealthEvent};
@@ -324,12 +324,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
                 max_bytes_per_call,
             },
     } = c;
-    let secret = |s: &Secret| match secrets {
-        Secrets::Redact => REDACTED.to_string(),
-        Secrets::Keep => s.expose().replace("${", "$${"),
-    };
-    // Read through `${VAR}` expansion, but no secret.
-    let escaped = |s: &str| s.replace("${", "$${");
+    let secret = |s: &Secret| secrets.write(s);
     let AuthFields {
         username,
         password,
@@ -354,7 +349,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
         base_path: base_path.clone(),
         auth: Some(pb::AuthConfig {
             r#type: auth.kind().to_string(),
-            username: username.map(escaped).unwrap_or_default(),
+            username: username.map(escape_env).unwrap_or_default(),
             password: password.map(secret).unwrap_or_default(),
             token: token.map(secret).unwrap_or_default(),
             api_key: api_key.map(secret).unwrap_or_default(),
@@ -363,7 +358,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
                 .map(|(k, v)| (k.clone(), secret(v)))
                 .collect(),
             share_with_connector: *share_with_connector,
-            access_key_id: access_key_id.map(escaped).unwrap_or_default(),
+            access_key_id: access_key_id.map(escape_env).unwrap_or_default(),
             secret_access_key: secret_access_key.map(secret).unwrap_or_default(),
             session_token: session_token.map(secret).unwrap_or_default(),
             region: region.unwrap_or_default().to_string(),
@@ -377,10 +372,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
             timeout_ms: millis(*timeout),
             path: path.clone(),
         }),
-        component: match component {
-            ComponentRef::Builtin(name) => name.clone(),
-            ComponentRef::Path(path) => path.display().to_string(),
-        },
+        component: component.entry_text(),
         settings: settings.clone().into_iter().collect(),
         component_sha256: component_sha256.clone().unwrap_or_default(),
         sandbox: Some(pb::SandboxConfig {

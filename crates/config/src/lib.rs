@@ -13,11 +13,13 @@
 //!   section (auth, health, sandbox), `${VAR}` expansion and settings;
 //! - `entry`: [`ConnectorConfig`] -> the entry shape again ([`to_value`]),
 //!   for the REST API and the state file, with secrets kept or redacted;
+//! - `component`: [`ComponentRef`] and what each kind of caller may name;
 //! - `units`: durations and sizes as operators write them;
 //! - `secret`: [`Secret`], a value that never prints;
 //! - `read`: [`read_bounded`], how any file named from outside is read.
 #![forbid(unsafe_code)]
 
+mod component;
 mod entry;
 mod raw;
 mod read;
@@ -29,9 +31,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use component::{ComponentPaths, ComponentRef, DIGEST_PREFIX, confined_path, parse_digest};
 pub use entry::{REDACTED, Secrets, escape_env, restore_redacted, to_value};
 pub use read::{ReadError, read_bounded, read_bounded_text};
 pub use secret::Secret;
+pub use units::format_duration;
 
 use sandport_policy::HostRule;
 
@@ -254,36 +258,6 @@ impl Default for HealthCheckConfig {
     }
 }
 
-/// Which component implements a connector.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ComponentRef {
-    /// One of the components built into the binary, by name.
-    Builtin(String),
-    /// A `.wasm` component on disk (relative paths resolved against the
-    /// config file's directory).
-    Path(PathBuf),
-}
-
-impl ComponentRef {
-    /// As an entry's `component` key holds it: the built-in's name or the
-    /// path.
-    pub fn entry_text(&self) -> String {
-        match self {
-            ComponentRef::Builtin(name) => name.clone(),
-            ComponentRef::Path(path) => path.display().to_string(),
-        }
-    }
-}
-
-impl fmt::Display for ComponentRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ComponentRef::Builtin(name) => write!(f, "built-in `{name}`"),
-            ComponentRef::Path(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
 /// The sandbox a connector runs in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxConfig {
@@ -453,26 +427,29 @@ pub fn parse(
     base_dir: &Path,
     builtins: &dyn BuiltinCatalog,
 ) -> Result<Loaded, ConfigError> {
-    raw::parse_document(text, source_name, base_dir, builtins, &|name| {
+    let paths = ComponentPaths::Anywhere(base_dir);
+    raw::parse_document(text, source_name, paths, builtins, &|name| {
         std::env::var(name).ok()
     })
 }
 
-/// Parses one entry (as YAML or JSON text), e.g. from an API call.
+/// Parses one entry (as YAML or JSON text) from the operator's own file.
 pub fn parse_entry(
     text: &str,
     base_dir: &Path,
     builtins: &dyn BuiltinCatalog,
 ) -> Result<ConnectorConfig, Vec<Problem>> {
-    raw::parse_single(text, base_dir, builtins, &|name| std::env::var(name).ok())
+    let paths = ComponentPaths::Anywhere(base_dir);
+    raw::parse_single(text, paths, builtins, &|name| std::env::var(name).ok())
 }
 
 /// Parses one entry sent through an API. Unlike the operator's file, it may
-/// not read the service's environment: `${VAR}` would let an API caller send
-/// any variable of the process to a host of their choosing.
+/// not read the service's environment (`${VAR}` would let an API caller send
+/// any variable of the process to a host of their choosing), nor name a
+/// component file outside the components directory (it would let a caller
+/// probe any file the service can read).
 pub fn parse_api_entry(
     value: &serde_norway::Value,
-    base_dir: &Path,
     builtins: &dyn BuiltinCatalog,
 ) -> Result<ConnectorConfig, Vec<Problem>> {
     let label = |v: &serde_norway::Value| match v.get("id").and_then(serde_norway::Value::as_str) {
@@ -490,17 +467,18 @@ pub fn parse_api_entry(
             })
             .collect());
     }
-    raw::parse_value(value, base_dir, builtins, &|_| None)
+    raw::parse_value(value, ComponentPaths::ComponentsDir, builtins, &|_| None)
 }
 
-/// Parses one entry already read into a YAML value (e.g. from JSON or a
-/// gRPC message).
+/// Parses one entry already read into a YAML value (e.g. from JSON, a gRPC
+/// message or the state file), with `paths` saying where its component may
+/// be.
 pub fn parse_entry_value(
     value: &serde_norway::Value,
-    base_dir: &Path,
+    paths: ComponentPaths<'_>,
     builtins: &dyn BuiltinCatalog,
 ) -> Result<ConnectorConfig, Vec<Problem>> {
-    raw::parse_value(value, base_dir, builtins, &|name| std::env::var(name).ok())
+    raw::parse_value(value, paths, builtins, &|name| std::env::var(name).ok())
 }
 
 #[cfg(test)]

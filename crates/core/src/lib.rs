@@ -17,6 +17,7 @@
 //! - [`health`]: check results and the cache entry per connector.
 //! - `state`: API-made changes to the registry, kept across restarts.
 //! - [`service`]: runtime + state: what every API calls.
+//! - [`uploads`]: components uploaded through the API, by digest.
 //! - [`allocator`]: the malloc settings the binary applies at start.
 // The exceptions (loading cached compiled code, mapping the fiber stacks,
 // tuning malloc) carry their reasons.
@@ -31,6 +32,7 @@ pub mod registry;
 mod sandbox;
 pub mod service;
 mod state;
+pub mod uploads;
 
 pub use health::{FailureKind, HealthSnapshot, HealthStatus};
 pub use registry::{

@@ -19,8 +19,11 @@ use crate::registry::{
     CheckAll, ConnectorInfo, HealthEvent, RegisterError, Runtime, RuntimeOptions,
 };
 use crate::state::{StateError, StateFile};
+use crate::uploads::{ComponentStore, StoredComponent, UploadError};
 use crate::{HealthSnapshot, RuntimeError};
-use sandport_config::{self as config, ConfigError, ConnectorConfig, ConnectorType, Problem};
+use sandport_config::{
+    self as config, ComponentRef, ConfigError, ConnectorConfig, ConnectorType, Problem,
+};
 
 /// Where the service takes its config and keeps its state.
 #[derive(Debug, Clone, Default)]
@@ -32,8 +35,22 @@ pub struct ServiceOptions {
     pub data_dir: Option<PathBuf>,
     /// Keep no state: changes last until the process ends.
     pub ephemeral: bool,
+    /// The sum of the uploaded components' sizes the service keeps; `None`
+    /// is [`DEFAULT_UPLOADS_CAP`].
+    pub uploads_cap: Option<u64>,
+    /// `components_dir` `None` is `components/` beside the config file (or
+    /// in the working directory for the built-in config); `uploads` `None`
+    /// is `components/` in the data directory (a temporary one when
+    /// ephemeral).
     pub runtime: RuntimeOptions,
 }
+
+/// Uploads received at the same time; more are refused until one ends, so
+/// that uploads cannot hold more than this many components in memory.
+pub const MAX_UPLOADS_AT_ONCE: usize = 2;
+
+/// The default [`ServiceOptions::uploads_cap`].
+pub const DEFAULT_UPLOADS_CAP: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -44,6 +61,8 @@ pub enum StartError {
     State(#[from] StateError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Uploads(#[from] UploadError),
 }
 
 /// Why an operation was refused. Each maps to one gRPC code and HTTP status.
@@ -67,6 +86,8 @@ pub enum ServiceError {
     ShuttingDown,
     #[error("{0}")]
     ResourceExhausted(String),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
 }
 
 fn join(problems: &[Problem]) -> String {
@@ -96,7 +117,11 @@ pub struct Service {
     state: Option<StateFile>,
     /// Ids the operator's YAML defines: removing one needs a tombstone.
     yaml_ids: HashSet<String>,
-    base_dir: PathBuf,
+    /// Held while a change could race the deletion of an uploaded
+    /// component: a registration that names one, and the deletion itself.
+    uploads_in_use: tokio::sync::Mutex<()>,
+    /// Uploads being received: each holds up to a component in memory.
+    uploads_at_once: Arc<tokio::sync::Semaphore>,
     shutting_down: AtomicBool,
     shutdown: watch::Sender<bool>,
     /// The tokio runtime the connectors live on. The APIs run on a thread
@@ -126,7 +151,17 @@ impl Service {
             ),
         };
         let yaml_ids = loaded.connectors.iter().map(|c| c.id.clone()).collect();
+        let mut runtime_options = options.runtime;
+        runtime_options
+            .components_dir
+            .get_or_insert_with(|| base_dir.join("components"));
+        let uploads_cap = options.uploads_cap.unwrap_or(DEFAULT_UPLOADS_CAP);
+        let max_size = runtime_options.max_component_size;
         let state = if options.ephemeral {
+            if runtime_options.uploads.is_none() {
+                let store = ComponentStore::temporary(max_size, uploads_cap)?;
+                runtime_options.uploads = Some(Arc::new(store));
+            }
             None
         } else {
             let dir = options
@@ -134,16 +169,21 @@ impl Service {
                 .clone()
                 .unwrap_or_else(|| base_dir.join("data"));
             let state = StateFile::open(&dir)?;
-            state.apply(&mut loaded, &base_dir, builtins).await;
+            if runtime_options.uploads.is_none() {
+                let store = ComponentStore::open(&dir.join("components"), max_size, uploads_cap)?;
+                runtime_options.uploads = Some(Arc::new(store));
+            }
+            state.apply(&mut loaded, builtins).await;
             Some(state)
         };
-        let runtime = Runtime::new(options.runtime)?;
+        let runtime = Runtime::new(runtime_options)?;
         let problems = runtime.load(loaded).await;
         let service = Service {
             runtime,
             state,
             yaml_ids,
-            base_dir,
+            uploads_in_use: tokio::sync::Mutex::new(()),
+            uploads_at_once: Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS_AT_ONCE)),
             shutting_down: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
             work: tokio::runtime::Handle::current(),
@@ -165,8 +205,7 @@ impl Service {
         &self,
         value: &serde_norway::Value,
     ) -> Result<ConnectorConfig, ServiceError> {
-        config::parse_api_entry(value, &self.base_dir, sandport_builtins::catalog())
-            .map_err(ServiceError::Invalid)
+        config::parse_api_entry(value, sandport_builtins::catalog()).map_err(ServiceError::Invalid)
     }
 
     fn check_running(&self) -> Result<(), ServiceError> {
@@ -187,6 +226,7 @@ impl Service {
 
     async fn register_here(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
         self.check_running()?;
+        let _uploads = self.hold_upload(&config).await;
         let info = self.runtime.register(config.clone()).await?;
         if let Some(state) = &self.state
             && let Err(e) = state.record_put(&config).await
@@ -212,6 +252,7 @@ impl Service {
         mut config: ConnectorConfig,
     ) -> Result<ConnectorInfo, ServiceError> {
         self.check_running()?;
+        let _uploads = self.hold_upload(&config).await;
         let (_, current) = self
             .runtime
             .get(&config.id)
@@ -295,6 +336,104 @@ impl Service {
         })
         .await
         .unwrap_or_default()
+    }
+
+    /// Keeps the uploaded component `config` names from being deleted until
+    /// the guard drops.
+    async fn hold_upload(
+        &self,
+        config: &ConnectorConfig,
+    ) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match config.component {
+            ComponentRef::Uploaded(_) => Some(self.uploads_in_use.lock().await),
+            _ => None,
+        }
+    }
+
+    fn uploads(&self) -> Result<Arc<ComponentStore>, ServiceError> {
+        self.runtime.uploads().ok_or_else(|| {
+            ServiceError::Conflict("this service takes no uploaded components".into())
+        })
+    }
+
+    /// A slot for receiving one upload, held while its bytes arrive; the
+    /// largest component the service accepts comes with it.
+    pub fn upload_slot(&self) -> Result<(tokio::sync::OwnedSemaphorePermit, u64), ServiceError> {
+        self.check_running()?;
+        let store = self.uploads()?;
+        let permit = self.uploads_at_once.clone().try_acquire_owned().map_err(|_| {
+            ServiceError::ResourceExhausted(format!(
+                "{MAX_UPLOADS_AT_ONCE} uploads are being received already; try again when one has finished"
+            ))
+        })?;
+        Ok((permit, store.max_size()))
+    }
+
+    /// Stores an uploaded component; connectors name it by the digest
+    /// returned (`sha256:<digest>`).
+    pub async fn upload_component(
+        self: &Arc<Self>,
+        bytes: Vec<u8>,
+    ) -> Result<StoredComponent, ServiceError> {
+        self.check_running()?;
+        let store = self.uploads()?;
+        let stored = tokio::task::spawn_blocking(move || store.put(&bytes))
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)??;
+        Ok(stored)
+    }
+
+    /// The uploaded components, each with the ids of the connectors that
+    /// name it.
+    pub async fn list_components(
+        &self,
+    ) -> Result<Vec<(StoredComponent, Vec<String>)>, ServiceError> {
+        let store = self.uploads()?;
+        let stored = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)??;
+        Ok(stored
+            .into_iter()
+            .map(|component| {
+                let users = self.users_of(&component.digest);
+                (component, users)
+            })
+            .collect())
+    }
+
+    /// Deletes an uploaded component no connector names.
+    pub async fn remove_component(&self, digest: &str) -> Result<(), ServiceError> {
+        self.check_running()?;
+        let digest = config::parse_digest(digest).map_err(|message| {
+            ServiceError::Invalid(vec![Problem {
+                entry: "component".into(),
+                key: "digest".into(),
+                message,
+            }])
+        })?;
+        let store = self.uploads()?;
+        let _held = self.uploads_in_use.lock().await;
+        let ids = self.users_of(&digest);
+        if !ids.is_empty() {
+            return Err(UploadError::InUse { digest, ids }.into());
+        }
+        tokio::task::spawn_blocking(move || store.remove(&digest))
+            .await
+            .map_err(|_| ServiceError::ShuttingDown)??;
+        Ok(())
+    }
+
+    fn users_of(&self, digest: &str) -> Vec<String> {
+        self.runtime
+            .list(None)
+            .into_iter()
+            .filter(|info| {
+                self.runtime.get(&info.id).is_ok_and(|(_, config)| {
+                    matches!(&config.component, ComponentRef::Uploaded(d) if d == digest)
+                })
+            })
+            .map(|info| info.id)
+            .collect()
     }
 
     /// Runs `job` on the connectors' runtime when called from the API

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use sandport_config::{self as config, BuiltinCatalog, ConnectorConfig, Loaded, Problem, Secrets};
+use sandport_config::{
+    self as config, BuiltinCatalog, ComponentPaths, ConnectorConfig, Loaded, Problem, Secrets,
+};
 
 const FILE_NAME: &str = "registry.json";
 const VERSION: u32 = 1;
@@ -109,13 +111,14 @@ impl StateFile {
     }
 
     /// Lays the saved changes over the config loaded from YAML.
-    pub async fn apply(&self, loaded: &mut Loaded, base_dir: &Path, builtins: &dyn BuiltinCatalog) {
+    pub async fn apply(&self, loaded: &mut Loaded, builtins: &dyn BuiltinCatalog) {
         let doc = self.doc.lock().await;
         loaded
             .connectors
             .retain(|c| !doc.removed.contains(&c.id) && !doc.registered.contains_key(&c.id));
         for (id, value) in &doc.registered {
-            match config::parse_entry_value(value, base_dir, builtins) {
+            // Saved from the API, so read as the API reads.
+            match config::parse_entry_value(value, ComponentPaths::ComponentsDir, builtins) {
                 Ok(config) => loaded.connectors.push(config),
                 Err(problems) => loaded
                     .problems
@@ -237,9 +240,7 @@ mod tests {
 
         let state = StateFile::open(&dir).expect("reopens");
         let mut loaded = yaml_with(&["kept", "gone"]);
-        state
-            .apply(&mut loaded, Path::new("."), sandport_builtins::catalog())
-            .await;
+        state.apply(&mut loaded, sandport_builtins::catalog()).await;
         let ids: Vec<&str> = loaded.connectors.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["kept", "added"]);
         assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
@@ -274,9 +275,7 @@ mod tests {
             .expect("written");
         state.record_remove("temp", false).await.expect("written");
         let mut loaded = yaml_with(&["kept", "temp"]);
-        state
-            .apply(&mut loaded, Path::new("."), sandport_builtins::catalog())
-            .await;
+        state.apply(&mut loaded, sandport_builtins::catalog()).await;
         let ports: Vec<(&str, u16)> = loaded
             .connectors
             .iter()

@@ -211,12 +211,15 @@ fn entry(
         health.insert("path".into(), path);
     }
     map.insert("health_check".into(), serde_norway::Value::Mapping(health));
-    config::parse_entry_value(&value, Path::new("."), sandport_builtins::catalog()).map_err(
-        |problems| {
-            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            bad(lines.join("; "))
-        },
+    config::parse_entry_value(
+        &value,
+        config::ComponentPaths::Anywhere(Path::new(".")),
+        sandport_builtins::catalog(),
     )
+    .map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        bad(lines.join("; "))
+    })
 }
 
 fn said(s: &HealthSnapshot) -> String {

@@ -9,6 +9,9 @@
 //! | `DELETE /api/v1/connectors/{id}` | remove |
 //! | `GET /api/v1/connectors/{id}/health` | live check (`?cached=true`: the last result) |
 //! | `GET /api/v1/health` | every connector's cached status |
+//! | `PUT /api/v1/components` | upload a component (body: its bytes); entries name it `sha256:<digest>` |
+//! | `GET /api/v1/components` | uploaded components and the connectors naming each |
+//! | `DELETE /api/v1/components/{digest}` | delete an unused uploaded component |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (503 while shutting down) |
 //!
 //! Errors are JSON: `{"error": {"code": "...", "message": "...", "problems": [...]}}`.
@@ -29,6 +32,7 @@ use sandport_config::{self as config, ConnectorType, Secrets};
 use sandport_core::health::{HealthSnapshot, format_latency};
 use sandport_core::registry::ConnectorInfo;
 use sandport_core::service::{Service, ServiceError};
+use sandport_core::uploads::UploadError;
 
 /// An error answer.
 pub struct ApiError {
@@ -39,7 +43,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -78,6 +82,26 @@ impl From<ServiceError> for ApiError {
             ServiceError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }
+            ServiceError::Upload(error) => match error {
+                UploadError::TooLarge { .. } => {
+                    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", message)
+                }
+                UploadError::NotAComponent(_) => {
+                    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "not_a_component", message)
+                }
+                UploadError::Full { .. } => {
+                    ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "store_full", message)
+                }
+                UploadError::NotFound(_) => {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+                }
+                UploadError::InUse { .. } => ApiError::new(StatusCode::CONFLICT, "in_use", message),
+                _ => ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    crate::internal::report(&message),
+                ),
+            },
         }
     }
 }
@@ -127,6 +151,14 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/api/v1/connectors/{id}/health", get(check))
         .route("/api/v1/health", get(health_all))
+        .route(
+            "/api/v1/components",
+            get(crate::components::list).put(crate::components::put),
+        )
+        .route(
+            "/api/v1/components/{digest}",
+            axum::routing::delete(crate::components::delete),
+        )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

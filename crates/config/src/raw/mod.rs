@@ -13,13 +13,14 @@ mod sandbox;
 mod settings;
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_norway::{Mapping, Value};
 
 use super::{
-    Auth, AuthConfig, BuiltinCatalog, BuiltinDefaults, ComponentRef, ConfigError, ConnectionMode,
-    ConnectorConfig, ConnectorType, Loaded, Problem, Scheme,
+    Auth, AuthConfig, BuiltinCatalog, BuiltinDefaults, ComponentPaths, ComponentRef, ConfigError,
+    ConnectionMode, ConnectorConfig, ConnectorType, DIGEST_PREFIX, Loaded, Problem, Scheme,
+    confined_path, parse_digest,
 };
 use fields::{Fields, key_name, scalar};
 
@@ -61,7 +62,7 @@ pub const KNOWN_KEYS: &[(&str, &[&str])] = &[
 pub fn parse_document(
     text: &str,
     source_name: &str,
-    base_dir: &Path,
+    paths: ComponentPaths<'_>,
     builtins: &dyn BuiltinCatalog,
     env: Env<'_>,
 ) -> Result<Loaded, ConfigError> {
@@ -113,7 +114,7 @@ pub fn parse_document(
     let mut seen: HashSet<String> = HashSet::new();
     for (index, value) in entries.iter().enumerate() {
         let label = entry_label(index, value);
-        match parse_entry(value, base_dir, builtins, env) {
+        match parse_entry(value, paths, builtins, env) {
             Ok(config) => {
                 if !seen.insert(config.id.clone()) {
                     loaded.problems.push(Problem {
@@ -142,7 +143,7 @@ pub fn parse_document(
 
 pub fn parse_single(
     text: &str,
-    base_dir: &Path,
+    paths: ComponentPaths<'_>,
     builtins: &dyn BuiltinCatalog,
     env: Env<'_>,
 ) -> Result<ConnectorConfig, Vec<Problem>> {
@@ -153,12 +154,12 @@ pub fn parse_single(
             message: format!("not valid YAML or JSON: {e}"),
         }]
     })?;
-    parse_value(&value, base_dir, builtins, env)
+    parse_value(&value, paths, builtins, env)
 }
 
 pub fn parse_value(
     value: &Value,
-    base_dir: &Path,
+    paths: ComponentPaths<'_>,
     builtins: &dyn BuiltinCatalog,
     env: Env<'_>,
 ) -> Result<ConnectorConfig, Vec<Problem>> {
@@ -166,7 +167,7 @@ pub fn parse_value(
         Some(id) => format!("connector \"{id}\""),
         None => "connector".to_string(),
     };
-    parse_entry(value, base_dir, builtins, env).map_err(|problems| {
+    parse_entry(value, paths, builtins, env).map_err(|problems| {
         problems
             .into_iter()
             .map(|(key, message)| Problem {
@@ -199,7 +200,7 @@ fn valid_host(host: &str) -> bool {
 
 fn parse_entry(
     value: &Value,
-    base_dir: &Path,
+    paths: ComponentPaths<'_>,
     builtins: &dyn BuiltinCatalog,
     env: Env<'_>,
 ) -> Result<ConnectorConfig, Vec<(String, String)>> {
@@ -226,14 +227,30 @@ fn parse_entry(
     }
 
     let component = match f.string("component") {
-        Some(c) if c.ends_with(".wasm") || c.contains('/') => {
-            let path = Path::new(&c);
-            ComponentRef::Path(if path.is_absolute() {
-                path.to_path_buf()
-            } else {
-                base_dir.join(path)
-            })
-        }
+        Some(text) if text.starts_with(DIGEST_PREFIX) => match parse_digest(&text) {
+            Ok(digest) => ComponentRef::Uploaded(digest),
+            Err(message) => {
+                f.problem("component", message);
+                ComponentRef::Uploaded(String::new())
+            }
+        },
+        Some(text) if text.ends_with(".wasm") || text.contains('/') => match paths {
+            ComponentPaths::Anywhere(base_dir) => {
+                let path = Path::new(&text);
+                ComponentRef::Path(if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    base_dir.join(path)
+                })
+            }
+            ComponentPaths::ComponentsDir => match confined_path(&text) {
+                Ok(path) => ComponentRef::InComponentsDir(path),
+                Err(message) => {
+                    f.problem("component", message);
+                    ComponentRef::InComponentsDir(PathBuf::new())
+                }
+            },
+        },
         Some(name) => {
             if builtins.defaults(&name).is_none() {
                 f.problem(
@@ -261,7 +278,9 @@ fn parse_entry(
     };
     let builtin = match &component {
         ComponentRef::Builtin(name) => builtins.defaults(name),
-        ComponentRef::Path(_) => None,
+        ComponentRef::Path(_) | ComponentRef::InComponentsDir(_) | ComponentRef::Uploaded(_) => {
+            None
+        }
     }
     .unwrap_or(BuiltinDefaults::new(ConnectorType::Custom, None));
     let (builtin_type, builtin_port) = (builtin.connector_type, builtin.port);

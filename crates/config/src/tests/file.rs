@@ -112,7 +112,7 @@ fn load_file_resolves_component_paths_next_to_the_file_and_reports_unreadable_fi
 fn single_entry_parses_from_json() {
     let c = raw::parse_single(
         r#"{"id": "grafana", "port": 3001, "tags": ["a"]}"#,
-        base_dir(),
+        ComponentPaths::Anywhere(base_dir()),
         &TestBuiltins,
         &no_env,
     )
@@ -127,7 +127,7 @@ fn single_entry_parses_from_json() {
 fn single_entry_problems_are_labelled_by_id_without_an_index() {
     let problems = raw::parse_single(
         "id: grafana\nport: 0\nhealth_check:\n  path: x\n",
-        base_dir(),
+        ComponentPaths::Anywhere(base_dir()),
         &TestBuiltins,
         &no_env,
     )
@@ -147,7 +147,13 @@ fn single_entry_problems_are_labelled_by_id_without_an_index() {
 
 #[test]
 fn single_entry_that_is_not_yaml_is_one_problem() {
-    let problems = raw::parse_single("{id: [", base_dir(), &TestBuiltins, &no_env).unwrap_err();
+    let problems = raw::parse_single(
+        "{id: [",
+        ComponentPaths::Anywhere(base_dir()),
+        &TestBuiltins,
+        &no_env,
+    )
+    .unwrap_err();
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].entry, "");
     assert_eq!(problems[0].key, "");

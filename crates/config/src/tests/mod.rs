@@ -61,7 +61,13 @@ fn try_load_with_env(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded, ConfigError> {
-    raw::parse_document(text, SOURCE, base_dir(), &TestBuiltins, env)
+    raw::parse_document(
+        text,
+        SOURCE,
+        ComponentPaths::Anywhere(base_dir()),
+        &TestBuiltins,
+        env,
+    )
 }
 
 fn load_with_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Loaded {

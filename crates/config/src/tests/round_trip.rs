@@ -26,7 +26,13 @@ const ROUND_TRIP_ENTRY: &str = "connectors:
 fn an_entry_written_back_parses_to_the_same_config() {
     let original = single(ROUND_TRIP_ENTRY);
     let value = to_value(&original, Secrets::Keep);
-    let again = raw::parse_value(&value, base_dir(), &TestBuiltins, &no_env).expect("parses");
+    let again = raw::parse_value(
+        &value,
+        ComponentPaths::Anywhere(base_dir()),
+        &TestBuiltins,
+        &no_env,
+    )
+    .expect("parses");
     assert_eq!(again, original);
     match &again.auth.auth {
         Auth::Basic { password, .. } => assert_eq!(password.expose(), "pa${ss"),
@@ -41,8 +47,13 @@ fn a_redacted_entry_holds_no_secret_and_restores_from_the_current_one() {
     let text = serde_norway::to_string(&value).expect("serialises");
     assert!(!text.contains("pa$"), "{text}");
     assert!(!text.contains(": k"), "{text}");
-    let mut sent_back =
-        raw::parse_value(&value, base_dir(), &TestBuiltins, &no_env).expect("parses");
+    let mut sent_back = raw::parse_value(
+        &value,
+        ComponentPaths::Anywhere(base_dir()),
+        &TestBuiltins,
+        &no_env,
+    )
+    .expect("parses");
     assert_ne!(sent_back, original);
     restore_redacted(&mut sent_back, &original);
     assert_eq!(sent_back, original);
@@ -55,11 +66,12 @@ fn aws_sigv4_and_sharing_survive_the_round_trip_through_yaml_and_redaction() {
     );
     let original = connector(&loaded, "bucket").clone();
     let yaml = to_value(&original, Secrets::Keep);
-    let again = parse_entry_value(&yaml, Path::new("."), &TestBuiltins).expect("parses");
+    let again =
+        parse_entry_value(&yaml, ComponentPaths::ComponentsDir, &TestBuiltins).expect("parses");
     assert_eq!(again, original);
     let mut redacted = parse_entry_value(
         &to_value(&original, Secrets::Redact),
-        Path::new("."),
+        ComponentPaths::ComponentsDir,
         &TestBuiltins,
     )
     .expect("parses");
@@ -82,12 +94,13 @@ const AUTH_KINDS: &[&str] = &[
 ];
 
 /// An entry that sets every key to a value other than its default, with
-/// `auth` as given; built-in and path components by turns.
+/// `auth` as given; a built-in, a path and an uploaded component by turns.
 fn full_entry(index: usize, auth: &str) -> String {
-    let component = if index.is_multiple_of(2) {
-        "http"
-    } else {
-        "components/full.wasm"
+    let uploaded = format!("sha256:{}", "cd".repeat(32));
+    let component = match index % 3 {
+        0 => "http",
+        1 => "components/full.wasm",
+        _ => uploaded.as_str(),
     };
     format!(
         "connectors:
@@ -126,6 +139,22 @@ fn full_entries() -> Vec<(String, ConnectorConfig)> {
         .collect()
 }
 
+/// The full entries as an API caller sends them: the path is one in the
+/// components directory.
+fn full_api_entries() -> Vec<(String, ConnectorConfig)> {
+    AUTH_KINDS
+        .iter()
+        .enumerate()
+        .map(|(index, auth)| {
+            let text = full_entry(index, auth);
+            let doc: serde_norway::Value = serde_norway::from_str(&text).expect("YAML");
+            let config = parse_api_entry(&doc["connectors"][0], &TestBuiltins)
+                .unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
+            (text, config)
+        })
+        .collect()
+}
+
 #[test]
 fn the_full_entries_set_every_key_the_parser_reads() {
     let mut auth_keys = std::collections::BTreeSet::new();
@@ -159,21 +188,27 @@ fn the_full_entries_set_every_key_the_parser_reads() {
 fn every_full_entry_written_back_parses_to_the_same_config() {
     for (text, original) in full_entries() {
         let value = to_value(&original, Secrets::Keep);
-        let again = parse_api_entry(&value, base_dir(), &TestBuiltins)
+        let again = parse_entry_value(&value, ComponentPaths::Anywhere(base_dir()), &TestBuiltins)
             .unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
+        assert_eq!(again, original, "{text}");
+    }
+    for (text, original) in full_api_entries() {
+        let value = to_value(&original, Secrets::Keep);
+        let again =
+            parse_api_entry(&value, &TestBuiltins).unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
         assert_eq!(again, original, "{text}");
     }
 }
 
 #[test]
 fn every_full_entry_redacted_holds_no_secret_and_restores_from_the_current_one() {
-    for (text, original) in full_entries() {
+    for (text, original) in full_api_entries() {
         let value = to_value(&original, Secrets::Redact);
         let written = serde_norway::to_string(&value).expect("serialises");
         assert!(!written.contains("s3cret"), "{written}");
         assert!(written.contains(REDACTED), "{written}");
-        let mut sent_back = parse_api_entry(&value, base_dir(), &TestBuiltins)
-            .unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
+        let mut sent_back =
+            parse_api_entry(&value, &TestBuiltins).unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
         assert_ne!(sent_back, original, "{text}");
         restore_redacted(&mut sent_back, &original);
         assert_eq!(sent_back, original, "{text}");

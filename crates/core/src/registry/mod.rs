@@ -18,8 +18,8 @@ mod start;
 mod types;
 
 pub use types::{
-    CheckAll, ConnectorInfo, HealthEvent, NotFound, RegisterError, RuntimeError, RuntimeOptions,
-    default_cache_dir,
+    CheckAll, ConnectorInfo, DEFAULT_MAX_COMPONENT_SIZE, HealthEvent, NotFound, RegisterError,
+    RuntimeError, RuntimeOptions, default_cache_dir,
 };
 
 use std::collections::BTreeMap;
@@ -37,7 +37,7 @@ use crate::budget::Budget;
 use crate::egress::{Egress, HttpClient};
 use crate::health::HealthSnapshot;
 use crate::quarantine::Quarantine;
-pub use crate::sandbox::Echo;
+pub use crate::sandbox::{CompileLimits, Echo};
 use crate::sandbox::{Guest, GuestInfo, Prepared, Sandbox, mappings};
 use sandport_config::{ConnectorConfig, ConnectorType, Loaded, Problem};
 
@@ -90,7 +90,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
-        let sandbox = Sandbox::new(options.cache_dir.clone())?;
+        let sandbox = Sandbox::new(options.cache_dir.clone(), options.compile)?;
         let http = HttpClient::new().map_err(RuntimeError::Http)?;
         let instance_limit = InstanceLimit::new(options.max_instances, mappings::max_map_count());
         Ok(Runtime {
@@ -289,6 +289,11 @@ impl Runtime {
         let entry = self.entry(id)?;
         let slot = entry.instance.lock().await;
         Ok(slot.as_ref().map(Guest::memory_used))
+    }
+
+    /// Where the components uploaded through the API are kept, if anywhere.
+    pub fn uploads(&self) -> Option<Arc<crate::uploads::ComponentStore>> {
+        self.inner.options.uploads.clone()
     }
 
     /// How many components were loaded from the compiled-component cache.

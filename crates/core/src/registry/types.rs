@@ -22,7 +22,21 @@ pub struct RuntimeOptions {
     /// Where compiled components are kept across restarts; `None` compiles
     /// every start.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Where the component files an API caller names by a relative path
+    /// live; `None` refuses such entries.
+    pub components_dir: Option<std::path::PathBuf>,
+    /// Components uploaded through the API; `None` refuses `sha256:`
+    /// entries.
+    pub uploads: Option<std::sync::Arc<crate::uploads::ComponentStore>>,
+    /// The largest component file read, in bytes.
+    pub max_component_size: u64,
+    /// Components compiling at once, and how long each may take.
+    pub compile: crate::sandbox::CompileLimits,
 }
+
+/// The default [`RuntimeOptions::max_component_size`]: several times the
+/// largest component built with the SDKs (a Python one is about 18 MiB).
+pub const DEFAULT_MAX_COMPONENT_SIZE: u64 = 64 << 20;
 
 /// The default compiled-component cache: `$SANDPORT_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/sandport`, else `~/.cache/sandport`.
@@ -42,6 +56,10 @@ impl Default for RuntimeOptions {
             max_instances: 20_000,
             memory_budget: None,
             cache_dir: default_cache_dir(),
+            components_dir: None,
+            uploads: None,
+            max_component_size: DEFAULT_MAX_COMPONENT_SIZE,
+            compile: crate::sandbox::CompileLimits::default(),
         }
     }
 }

@@ -61,6 +61,24 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub enum SandboxError {
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
+    /// Says what the file is without quoting it: a component path may name
+    /// a file whose bytes are nobody's business.
+    #[error("{what} is not a WebAssembly component ({why})")]
+    NotAComponent { what: String, why: &'static str },
+    #[error(
+        "{what} took longer than {} to compile; refusing it (a component this slow to compile is likely built to stall the host)",
+        sandport_config::format_duration(*.limit)
+    )]
+    CompileTimeout { what: String, limit: Duration },
+    #[error(
+        "{what} cannot be compiled now: {slots} other components have been compiling for {}; try again later",
+        sandport_config::format_duration(*.waited)
+    )]
+    CompileBusy {
+        what: String,
+        slots: usize,
+        waited: Duration,
+    },
     #[error("{what} is not a valid WebAssembly component: {message}")]
     Compile { what: String, message: String },
     #[error("{what} cannot be linked: {message}")]
@@ -80,6 +98,41 @@ pub enum SandboxError {
         /// [`CONTRACT_VERSION`].
         expected: String,
     },
+}
+
+/// What the first bytes of a file say about it: a component, or why not.
+/// Checked before the bytes reach the compiler, whose errors may quote them.
+pub fn check_component_header(bytes: &[u8]) -> Result<(), &'static str> {
+    const MAGIC: &[u8] = b"\0asm";
+    // Version 0x0d, layer 1: the component encoding.
+    const COMPONENT: &[u8] = &[0x0d, 0x00, 0x01, 0x00];
+    const CORE_MODULE: &[u8] = &[0x01, 0x00, 0x00, 0x00];
+    match (bytes.get(..4), bytes.get(4..8)) {
+        (Some(MAGIC), Some(COMPONENT)) => Ok(()),
+        (Some(MAGIC), Some(CORE_MODULE)) => Err(
+            "it is a core WebAssembly module; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`",
+        ),
+        (Some(MAGIC), _) => Err("unknown WebAssembly version or layer"),
+        _ => Err("bad magic number"),
+    }
+}
+
+/// How many components compile at once, and for how long each may.
+#[derive(Debug, Clone, Copy)]
+pub struct CompileLimits {
+    pub slots: usize,
+    pub timeout: Duration,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        CompileLimits {
+            // Compiling is CPU-bound: more at once than there are cores only
+            // takes the cores from the running checks.
+            slots: std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            timeout: Duration::from_secs(120),
+        }
+    }
 }
 
 /// The version of package `sandport:connector` (wit/connector.wit) this
@@ -114,11 +167,18 @@ pub struct Sandbox {
     cache: Option<cache::ArtifactCache>,
     cache_hits: std::sync::atomic::AtomicUsize,
     ticker_stop: Arc<AtomicBool>,
+    limits: CompileLimits,
+    /// A permit per compile under way, held by the compiling thread itself:
+    /// a compile that outlives its caller's timeout still holds its slot.
+    compile_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sandbox {
     /// A sandbox; `cache_dir` keeps compiled components across restarts.
-    pub fn new(cache_dir: Option<std::path::PathBuf>) -> Result<Self, SandboxError> {
+    pub fn new(
+        cache_dir: Option<std::path::PathBuf>,
+        limits: CompileLimits,
+    ) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -168,6 +228,8 @@ impl Sandbox {
             cache,
             cache_hits: std::sync::atomic::AtomicUsize::new(0),
             ticker_stop,
+            compile_slots: Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1))),
+            limits,
         })
     }
 
@@ -187,6 +249,10 @@ impl Sandbox {
     /// Compiles `bytes` (or returns the compilation of identical bytes, done
     /// before or under way). `what` names the component in errors.
     pub async fn prepare(&self, what: &str, bytes: &[u8]) -> Result<Arc<Prepared>, SandboxError> {
+        check_component_header(bytes).map_err(|why| SandboxError::NotAComponent {
+            what: what.to_string(),
+            why,
+        })?;
         let digest = hex(&Sha256::digest(bytes));
         let slot = lock(&self.compiled)
             .entry(digest.clone())
@@ -255,10 +321,30 @@ impl Sandbox {
             tracing::debug!(digest, "loaded a compiled component from the cache");
             return Ok(component);
         }
-        let owned = bytes.to_vec();
-        // Compilation is CPU-bound and can take a while for big guests.
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, owned))
+        let CompileLimits { slots, timeout } = self.limits;
+        let started = tokio::time::Instant::now();
+        let permit = tokio::time::timeout(timeout, self.compile_slots.clone().acquire_owned())
             .await
+            .map_err(|_| SandboxError::CompileBusy {
+                what: what.to_string(),
+                slots,
+                waited: timeout,
+            })?
+            .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        let owned = bytes.to_vec();
+        // Compilation is CPU-bound and can take a while for big guests; it
+        // cannot be interrupted, so the caller stops waiting at the limit and
+        // the slot stays taken until the thread is done.
+        let compiling = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            Component::new(&engine, owned)
+        });
+        let component = tokio::time::timeout_at(started + timeout, compiling)
+            .await
+            .map_err(|_| SandboxError::CompileTimeout {
+                what: what.to_string(),
+                limit: timeout,
+            })?
             .map_err(|e| SandboxError::Compile {
                 what: what.to_string(),
                 message: e.to_string(),
@@ -371,7 +457,7 @@ mod tests {
     /// Compiles `text` in a fresh sandbox; the error it is refused with.
     async fn refusal(text: &str) -> SandboxError {
         let bytes = wat::parse_str(text).expect("valid component text");
-        let sandbox = Sandbox::new(None).expect("a sandbox");
+        let sandbox = Sandbox::new(None, CompileLimits::default()).expect("a sandbox");
         match sandbox.prepare("component old.wasm", &bytes).await {
             Ok(_) => panic!("{text} was accepted"),
             Err(error) => error,

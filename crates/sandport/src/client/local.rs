@@ -10,6 +10,7 @@ use sandport_config::{ConnectorConfig, ConnectorType, Problem};
 use sandport_core::health::HealthSnapshot;
 use sandport_core::registry::{CheckAll, ConnectorInfo};
 use sandport_core::service::{Service, ServiceOptions, StartError};
+use sandport_core::uploads::StoredComponent;
 
 #[derive(Clone)]
 pub struct LocalService {
@@ -92,5 +93,18 @@ impl ConnectorService for LocalService {
             std::future::ready(keep)
         });
         Ok(stream.boxed())
+    }
+
+    async fn upload_component(&self, bytes: Vec<u8>) -> Result<StoredComponent, ClientError> {
+        let _slot = self.service.upload_slot()?;
+        Ok(self.service.upload_component(bytes).await?)
+    }
+
+    async fn list_components(&self) -> Result<Vec<(StoredComponent, Vec<String>)>, ClientError> {
+        Ok(self.service.list_components().await?)
+    }
+
+    async fn delete_component(&self, digest: &str) -> Result<(), ClientError> {
+        Ok(self.service.remove_component(digest).await?)
     }
 }

@@ -11,10 +11,11 @@ use futures::stream::BoxStream;
 pub use local::LocalService;
 pub use remote::RemoteService;
 
-use sandport_config::{ConnectorConfig, ConnectorType};
+use sandport_config::{ComponentRef, ConnectorConfig, ConnectorType};
 use sandport_core::health::HealthSnapshot;
 use sandport_core::registry::{CheckAll, ConnectorInfo, HealthEvent};
 use sandport_core::service::{ServiceError, ServiceOptions};
+use sandport_core::uploads::{StoredComponent, UploadError};
 
 /// The variable naming a remote service, e.g. `http://127.0.0.1:50051`.
 pub const ADDR_VAR: &str = "CONNECTORS_SERVICE_ADDR";
@@ -52,6 +53,15 @@ impl From<ServiceError> for ClientError {
             ServiceError::Conflict(_) => ClientError::Conflict(message),
             ServiceError::ShuttingDown => ClientError::Unavailable(message),
             ServiceError::ResourceExhausted(_) => ClientError::ResourceExhausted(message),
+            ServiceError::Upload(error) => match error {
+                UploadError::TooLarge { .. } | UploadError::NotAComponent(_) => {
+                    ClientError::InvalidArgument(message)
+                }
+                UploadError::Full { .. } => ClientError::ResourceExhausted(message),
+                UploadError::NotFound(_) => ClientError::NotFound(message),
+                UploadError::InUse { .. } => ClientError::Conflict(message),
+                _ => ClientError::Internal(message),
+            },
             _ => ClientError::Internal(message),
         }
     }
@@ -85,6 +95,39 @@ pub trait ConnectorService: Send + Sync {
         ids: Vec<String>,
         connector_type: Option<ConnectorType>,
     ) -> Result<EventStream, ClientError>;
+    /// Stores a component; entries name it `sha256:<digest>`.
+    async fn upload_component(&self, bytes: Vec<u8>) -> Result<StoredComponent, ClientError>;
+    /// The uploaded components, each with the ids of the connectors naming it.
+    async fn list_components(&self) -> Result<Vec<(StoredComponent, Vec<String>)>, ClientError>;
+    /// Deletes an uploaded component no connector names.
+    async fn delete_component(&self, digest: &str) -> Result<(), ClientError>;
+}
+
+/// The largest component file the client reads to upload it.
+const MAX_UPLOAD_READ: u64 = 1 << 30;
+
+/// An entry from the operator's own file may name a component file, but a
+/// service runs only components it holds (a built-in, an uploaded one, a
+/// file in its components directory): such a file is uploaded, and the
+/// entry names it by digest from then on.
+pub async fn upload_file_component(
+    service: &dyn ConnectorService,
+    mut config: ConnectorConfig,
+) -> Result<ConnectorConfig, ClientError> {
+    if let ComponentRef::Path(path) = &config.component {
+        let file = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            sandport_config::read_bounded(&file, MAX_UPLOAD_READ)
+        })
+        .await
+        .map_err(|e| ClientError::Internal(e.to_string()))?
+        .map_err(|e| {
+            ClientError::InvalidArgument(format!("cannot read component {}: {e}", path.display()))
+        })?;
+        let stored = service.upload_component(bytes).await?;
+        config.component = ComponentRef::Uploaded(stored.digest);
+    }
+    Ok(config)
 }
 
 /// Where the client got its service from.

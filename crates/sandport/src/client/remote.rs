@@ -3,6 +3,7 @@
 //! the service is unreachable.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -10,9 +11,10 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::{ClientError, ConnectorService, EventStream};
-use sandport_config::{self as config, ConnectorConfig, ConnectorType, Secrets};
+use sandport_config::{self as config, ComponentPaths, ConnectorConfig, ConnectorType, Secrets};
 use sandport_core::health::HealthSnapshot;
 use sandport_core::registry::{CheckAll, ConnectorInfo};
+use sandport_core::uploads::StoredComponent;
 use sandport_server::grpc::convert;
 use sandport_server::grpc::pb;
 use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClient;
@@ -95,21 +97,23 @@ impl RemoteService {
 
     fn parse(config: pb::ConnectorConfig) -> Result<ConnectorConfig, ClientError> {
         let value = convert::config_from_pb(config).map_err(ClientError::Internal)?;
-        config::parse_entry_value(
-            &value,
-            std::path::Path::new("/"),
-            sandport_builtins::catalog(),
-        )
-        .map_err(|problems| {
-            ClientError::Internal(format!(
-                "the service sent a config this client cannot read: {}",
-                problems
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })
+        // As the service reads what API callers send, else (a path from the
+        // operator's file) as it is.
+        let catalog = sandport_builtins::catalog();
+        config::parse_entry_value(&value, ComponentPaths::ComponentsDir, catalog)
+            .or_else(|_| {
+                config::parse_entry_value(&value, ComponentPaths::Anywhere(Path::new("")), catalog)
+            })
+            .map_err(|problems| {
+                ClientError::Internal(format!(
+                    "the service sent a config this client cannot read: {}",
+                    problems
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ))
+            })
     }
 }
 
@@ -265,4 +269,62 @@ impl ConnectorService for RemoteService {
             .map(|item| item.map(convert::event_from_pb).map_err(ClientError::from))
             .boxed())
     }
+
+    async fn upload_component(&self, bytes: Vec<u8>) -> Result<StoredComponent, ClientError> {
+        // Each message stays well under the service's message size limit.
+        const CHUNK: usize = 1 << 20;
+        let chunks: Vec<pb::UploadComponentRequest> = bytes
+            .chunks(CHUNK)
+            .map(|chunk| pb::UploadComponentRequest {
+                chunk: chunk.to_vec(),
+            })
+            .collect();
+        let mut request = Request::new(futures::stream::iter(chunks));
+        request.set_timeout(UPLOAD_TIMEOUT);
+        let response = self.client().upload_component(request).await?;
+        stored_of(response.into_inner().component)
+    }
+
+    async fn list_components(&self) -> Result<Vec<(StoredComponent, Vec<String>)>, ClientError> {
+        let response = self
+            .client()
+            .list_components(with_deadline(pb::ListComponentsRequest {}, CALL_TIMEOUT))
+            .await?;
+        response
+            .into_inner()
+            .components
+            .into_iter()
+            .map(|c| {
+                let used_by = c.used_by.clone();
+                stored_of(Some(c)).map(|stored| (stored, used_by))
+            })
+            .collect()
+    }
+
+    async fn delete_component(&self, digest: &str) -> Result<(), ClientError> {
+        let message = pb::DeleteComponentRequest {
+            component: digest.to_string(),
+        };
+        self.client()
+            .delete_component(with_deadline(message, CALL_TIMEOUT))
+            .await?;
+        Ok(())
+    }
+}
+
+/// How long an upload may take: a large component on a slow link.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn stored_of(component: Option<pb::StoredComponent>) -> Result<StoredComponent, ClientError> {
+    let pb::StoredComponent {
+        component,
+        size,
+        used_by: _,
+    } = component.ok_or_else(|| ClientError::Internal("the answer has no component".into()))?;
+    let digest = config::parse_digest(&component).map_err(|e| {
+        ClientError::Internal(format!(
+            "the service named a component this client cannot read: {e}"
+        ))
+    })?;
+    Ok(StoredComponent { digest, size })
 }

@@ -2,11 +2,9 @@
 //! `config_from_pb` -> the one entry parser gives the same config, for an
 //! entry that sets every key, once per auth kind.
 
-use std::path::Path;
-
 use sandport_config::{
     BuiltinCatalog, BuiltinDefaults, ConnectorConfig, ConnectorType, REDACTED, Secrets,
-    parse_api_entry, parse_entry, restore_redacted,
+    parse_api_entry, restore_redacted,
 };
 
 use super::{config_from_pb, config_to_pb};
@@ -24,10 +22,6 @@ impl BuiltinCatalog for TestCatalog {
     }
 }
 
-fn base_dir() -> &'static Path {
-    Path::new("/etc/sandport")
-}
-
 /// The `auth` of each kind with every key it takes; secrets hold `s3cret`.
 const AUTH_KINDS: &[&str] = &[
     "type: none",
@@ -38,12 +32,13 @@ const AUTH_KINDS: &[&str] = &[
 ];
 
 /// An entry that sets every key to a value other than its default, with
-/// `auth` as given; built-in and path components by turns.
+/// `auth` as given; a built-in, a path and an uploaded component by turns.
 fn full_entry(index: usize, auth: &str) -> String {
-    let component = if index.is_multiple_of(2) {
-        "http"
-    } else {
-        "components/full.wasm"
+    let uploaded = format!("sha256:{}", "cd".repeat(32));
+    let component = match index % 3 {
+        0 => "http",
+        1 => "components/full.wasm",
+        _ => uploaded.as_str(),
     };
     format!(
         "id: full-{index}
@@ -75,8 +70,9 @@ fn full_configs() -> Vec<(String, ConnectorConfig)> {
         .enumerate()
         .map(|(index, auth)| {
             let text = full_entry(index, auth);
-            let config = parse_entry(&text, base_dir(), &TestCatalog)
-                .unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
+            let value: serde_norway::Value = serde_norway::from_str(&text).expect("YAML");
+            let config =
+                parse_api_entry(&value, &TestCatalog).unwrap_or_else(|p| panic!("{p:#?}\n{text}"));
             (text, config)
         })
         .collect()
@@ -85,7 +81,7 @@ fn full_configs() -> Vec<(String, ConnectorConfig)> {
 /// What the gRPC service does with a config it receives.
 fn through_pb(config: &ConnectorConfig, secrets: Secrets) -> ConnectorConfig {
     let value = config_from_pb(config_to_pb(config, secrets)).expect("a valid message");
-    parse_api_entry(&value, base_dir(), &TestCatalog).unwrap_or_else(|p| panic!("{p:#?}"))
+    parse_api_entry(&value, &TestCatalog).unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
 #[test]

@@ -13,6 +13,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 
 use sandport_core::service::{Service, ServiceError};
+use sandport_core::uploads::UploadError;
 
 /// The generated protobuf and gRPC code.
 pub mod pb {
@@ -32,7 +33,7 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 /// The status code an API caller can branch on, and a message that says
 /// what to change (internals are logged, not sent).
-fn status(error: ServiceError) -> Status {
+pub(crate) fn status(error: ServiceError) -> Status {
     {
         let message = error.to_string();
         match error {
@@ -45,6 +46,15 @@ fn status(error: ServiceError) -> Status {
             ServiceError::State(_) => Status::internal(crate::internal::report(&message)),
             ServiceError::ShuttingDown => Status::unavailable(message),
             ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
+            ServiceError::Upload(error) => match error {
+                UploadError::TooLarge { .. } | UploadError::NotAComponent(_) => {
+                    Status::invalid_argument(message)
+                }
+                UploadError::Full { .. } => Status::resource_exhausted(message),
+                UploadError::NotFound(_) => Status::not_found(message),
+                UploadError::InUse { .. } => Status::failed_precondition(message),
+                _ => Status::internal(crate::internal::report(&message)),
+            },
         }
     }
 }
@@ -198,6 +208,33 @@ impl ConnectorsService for GrpcApi {
                 .collect(),
             unfinished: all.unfinished,
         }))
+    }
+
+    async fn upload_component(
+        &self,
+        request: Request<tonic::Streaming<pb::UploadComponentRequest>>,
+    ) -> Result<Response<pb::UploadComponentResponse>, Status> {
+        crate::components::upload(&self.service, request).await
+    }
+
+    async fn list_components(
+        &self,
+        _request: Request<pb::ListComponentsRequest>,
+    ) -> Result<Response<pb::ListComponentsResponse>, Status> {
+        crate::components::list_pb(&self.service)
+            .await
+            .map(Response::new)
+    }
+
+    async fn delete_component(
+        &self,
+        request: Request<pb::DeleteComponentRequest>,
+    ) -> Result<Response<pb::DeleteComponentResponse>, Status> {
+        self.service
+            .remove_component(&request.into_inner().component)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::DeleteComponentResponse {}))
     }
 
     type WatchHealthStream = EventStream;

@@ -36,6 +36,17 @@ struct Cli {
     /// Where changes made through the API are kept [default: data/ beside the config]
     #[arg(long, global = true, env = "SANDPORT_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Where the component files API callers may name (by a relative path) live [default: components/ beside the config]
+    #[arg(
+        long,
+        global = true,
+        env = "SANDPORT_COMPONENTS_DIR",
+        value_name = "DIR"
+    )]
+    components_dir: Option<PathBuf>,
+    /// The largest component file or upload accepted
+    #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB")]
+    max_component_size: bytesize::ByteSize,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,6 +112,10 @@ enum Command {
     },
     /// Close and remove a connector.
     Remove { id: String },
+    /// Upload, list or delete the components the service holds; an entry
+    /// names an uploaded one as `sha256:<digest>`.
+    #[command(subcommand)]
+    Component(ComponentCommand),
     /// Check that a component behaves like a connector (the conformance kit).
     ///
     /// Starts test servers on loopback (up, slow, failing, down, redirecting
@@ -141,6 +156,19 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ComponentCommand {
+    /// Upload a component file; prints the name entries use for it.
+    Upload { file: PathBuf },
+    /// List the uploaded components and the connectors naming each.
+    List,
+    /// Delete an uploaded component no connector names.
+    Delete {
+        /// `sha256:<digest>`
+        component: String,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Output {
     Table,
@@ -172,14 +200,21 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(EXIT_USAGE)
         }
-    }
+    };
+    // Dropping the runtime would wait for every blocking task, such as a
+    // compile that cannot be interrupted; the drain is over by now.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    code
 }
+
+/// How long the process waits at exit for blocking work still running.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The config path: `--config`, `SANDPORT_CONFIG`, or `CONFIG_PATH` (the
 /// original service's variable).
@@ -194,8 +229,11 @@ fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
         config: config_path(cli),
         data_dir: cli.data_dir.clone(),
         ephemeral: false,
+        uploads_cap: None,
         runtime: RuntimeOptions {
             schedule,
+            components_dir: cli.components_dir.clone(),
+            max_component_size: cli.max_component_size.as_u64(),
             ..RuntimeOptions::default()
         },
     }
@@ -312,10 +350,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Register { file } | Command::Update { file } => {
             let entry = read_entry(file)?;
             let (backend, _) = connect(&cli, false).await?;
-            let result = if matches!(cli.command, Command::Register { .. }) {
-                backend.service().register(entry).await
-            } else {
-                backend.service().update(entry).await
+            let service = backend.service();
+            let result = match client::upload_file_component(service, entry).await {
+                Ok(entry) if matches!(cli.command, Command::Register { .. }) => {
+                    service.register(entry).await
+                }
+                Ok(entry) => service.update(entry).await,
+                Err(e) => Err(e),
             };
             close(backend).await;
             let info = result?;
@@ -331,6 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Component(command) => component(&cli, command).await,
         Command::Remove { id } => {
             let (backend, _) = connect(&cli, false).await?;
             let result = backend.service().remove(id).await;
@@ -449,6 +491,45 @@ async fn serve(
     );
     sandport_server::serve(Arc::new(service), grpc, http, shutdown_signal()).await?;
     tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn component(cli: &Cli, command: &ComponentCommand) -> anyhow::Result<ExitCode> {
+    let (backend, _) = connect(cli, false).await?;
+    let service = backend.service();
+    let result = match command {
+        ComponentCommand::Upload { file } => {
+            let path = file.clone();
+            let limit = cli.max_component_size.as_u64();
+            let bytes = tokio::task::spawn_blocking(move || config::read_bounded(&path, limit))
+                .await?
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            service.upload_component(bytes).await.map(|stored| {
+                println!("{}{}", config::DIGEST_PREFIX, stored.digest);
+            })
+        }
+        ComponentCommand::List => service.list_components().await.map(|components| {
+            for (stored, used_by) in components {
+                println!(
+                    "{}{}  {}  {}",
+                    config::DIGEST_PREFIX,
+                    stored.digest,
+                    bytesize::ByteSize::b(stored.size),
+                    if used_by.is_empty() {
+                        "unused".to_string()
+                    } else {
+                        used_by.join(", ")
+                    }
+                );
+            }
+        }),
+        ComponentCommand::Delete { component } => service
+            .delete_component(component)
+            .await
+            .map(|()| println!("deleted {component}")),
+    };
+    close(backend).await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

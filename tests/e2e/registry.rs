@@ -156,7 +156,7 @@ async fn a_file_that_is_not_a_component_is_refused() {
         .expect_err("junk");
     assert!(
         err.to_string()
-            .contains("not a valid WebAssembly component"),
+            .contains("is not a WebAssembly component (unknown WebAssembly version or layer)"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use super::support::{SANDPORT, Target, closed_port};
+use super::support::{SANDPORT, Target, closed_port, guest_wasm};
 
 fn serve_status(status: u16) -> u16 {
     Target::start(status).port
@@ -240,13 +240,6 @@ fn serve_runs_until_sigterm_and_exits_cleanly() {
     }
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
-}
-
-fn guest_wasm(crate_name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join(format!("guests/wasm32-wasip2/guest/{crate_name}.wasm"))
 }
 
 #[test]

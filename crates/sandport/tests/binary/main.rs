@@ -6,5 +6,6 @@
 )]
 
 mod cli;
+mod components;
 mod service;
 mod support;

@@ -78,6 +78,14 @@ pub fn closed_port() -> u16 {
     port
 }
 
+/// A connector crate's component as the build scripts left it.
+pub fn guest_wasm(crate_name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join(format!("guests/wasm32-wasip2/guest/{crate_name}.wasm"))
+}
+
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sandport-bin-{}-{name}", std::process::id()));

@@ -14,3 +14,4 @@ mod catalogue_tcp;
 mod languages;
 mod registry;
 mod sandbox;
+mod secrets;

@@ -18,6 +18,8 @@
 //! - `state`: API-made changes to the registry, kept across restarts.
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`allocator`]: the malloc settings the binary applies at start.
+//! - [`limits`]: the descriptor limit the service raises at start, and the
+//!   share of it guests may hold as sockets.
 // The exceptions (loading cached compiled code, mapping the fiber stacks,
 // tuning malloc) carry their reasons.
 #![deny(unsafe_code)]
@@ -26,6 +28,7 @@ pub mod allocator;
 mod budget;
 mod egress;
 pub mod health;
+pub mod limits;
 mod quarantine;
 pub mod registry;
 mod sandbox;

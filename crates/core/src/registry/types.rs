@@ -22,6 +22,9 @@ pub struct RuntimeOptions {
     /// Where compiled components are kept across restarts; `None` compiles
     /// every start.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// TCP sockets all guests together may hold; `None`: a share of the
+    /// process's descriptor limit ([`crate::limits::guest_socket_budget`]).
+    pub guest_sockets: Option<usize>,
 }
 
 /// The default compiled-component cache: `$SANDPORT_CACHE_DIR`, else
@@ -42,6 +45,7 @@ impl Default for RuntimeOptions {
             max_instances: 20_000,
             memory_budget: None,
             cache_dir: default_cache_dir(),
+            guest_sockets: None,
         }
     }
 }

@@ -11,6 +11,7 @@ mod convert;
 mod guest;
 pub mod mappings;
 mod offstack;
+mod sockets;
 mod stack;
 mod state;
 mod stdio;
@@ -27,6 +28,7 @@ use wasmtime::{Config, Engine};
 pub use bindings::sandport::connector::types::HealthStatus as WitHealthStatus;
 pub use convert::status_from_wit;
 pub use guest::{Echo, Guest, GuestError, GuestInfo};
+pub use sockets::NodeSockets;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -114,11 +116,17 @@ pub struct Sandbox {
     cache: Option<cache::ArtifactCache>,
     cache_hits: std::sync::atomic::AtomicUsize,
     ticker_stop: Arc<AtomicBool>,
+    /// The node's budget of guest sockets, shared by every instance.
+    sockets: Arc<NodeSockets>,
 }
 
 impl Sandbox {
-    /// A sandbox; `cache_dir` keeps compiled components across restarts.
-    pub fn new(cache_dir: Option<std::path::PathBuf>) -> Result<Self, SandboxError> {
+    /// A sandbox; `cache_dir` keeps compiled components across restarts;
+    /// its guests hold at most `guest_sockets` sockets together.
+    pub fn new(
+        cache_dir: Option<std::path::PathBuf>,
+        guest_sockets: usize,
+    ) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -145,6 +153,8 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         bindings::Connector::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        // Socket creation and drop, counted (see `sockets`).
+        sockets::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = ticker_stop.clone();
@@ -168,6 +178,7 @@ impl Sandbox {
             cache,
             cache_hits: std::sync::atomic::AtomicUsize::new(0),
             ticker_stop,
+            sockets: NodeSockets::new(guest_sockets),
         })
     }
 
@@ -289,6 +300,11 @@ impl Sandbox {
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// The node's guest sockets: its budget and what is held.
+    pub(crate) fn sockets(&self) -> &Arc<NodeSockets> {
+        &self.sockets
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -371,7 +387,7 @@ mod tests {
     /// Compiles `text` in a fresh sandbox; the error it is refused with.
     async fn refusal(text: &str) -> SandboxError {
         let bytes = wat::parse_str(text).expect("valid component text");
-        let sandbox = Sandbox::new(None).expect("a sandbox");
+        let sandbox = Sandbox::new(None, 16).expect("a sandbox");
         match sandbox.prepare("component old.wasm", &bytes).await {
             Ok(_) => panic!("{text} was accepted"),
             Err(error) => error,

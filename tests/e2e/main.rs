@@ -13,4 +13,6 @@ mod catalogue_s3;
 mod catalogue_tcp;
 mod languages;
 mod registry;
+mod resources;
 mod sandbox;
+mod secrets;

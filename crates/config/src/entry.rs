@@ -92,6 +92,7 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
                 max_response_size,
                 max_requests_per_call,
                 max_bytes_per_call,
+                max_sockets,
             },
     } = config;
     let size = |bytes: u64| format_size(bytes).replace(' ', "");
@@ -202,6 +203,7 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
         "max_bytes_per_call",
         size(*max_bytes_per_call),
     );
+    put(&mut sandbox, "max_sockets", u64::from(*max_sockets));
     put(&mut m, "sandbox", Value::Mapping(sandbox));
     Value::Mapping(m)
 }
@@ -247,6 +249,7 @@ pub fn restore_redacted(config: &mut ConnectorConfig, current: &ConnectorConfig)
                 max_response_size: _,
                 max_requests_per_call: _,
                 max_bytes_per_call: _,
+                max_sockets: _,
             },
     } = config;
     let AuthConfig {

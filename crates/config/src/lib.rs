@@ -271,6 +271,8 @@ pub struct SandboxConfig {
     pub max_requests_per_call: u32,
     /// Cap on response bytes received in one guest call.
     pub max_bytes_per_call: u64,
+    /// Cap on the TCP sockets (wasi:sockets) the guest holds at once.
+    pub max_sockets: u32,
 }
 
 impl SandboxConfig {
@@ -278,6 +280,9 @@ impl SandboxConfig {
     pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 1 << 20;
     pub const DEFAULT_MAX_REQUESTS_PER_CALL: u32 = 16;
     pub const DEFAULT_MAX_BYTES_PER_CALL: u64 = 8 << 20;
+    pub const DEFAULT_MAX_SOCKETS: u32 = 16;
+    /// Each socket holds a file descriptor of the process.
+    pub const MAX_MAX_SOCKETS: u32 = 1024;
 }
 
 impl Default for SandboxConfig {
@@ -288,6 +293,7 @@ impl Default for SandboxConfig {
             max_response_size: Self::DEFAULT_MAX_RESPONSE_SIZE,
             max_requests_per_call: Self::DEFAULT_MAX_REQUESTS_PER_CALL,
             max_bytes_per_call: Self::DEFAULT_MAX_BYTES_PER_CALL,
+            max_sockets: Self::DEFAULT_MAX_SOCKETS,
         }
     }
 }

@@ -19,6 +19,8 @@
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`uploads`]: components uploaded through the API, by digest.
 //! - [`allocator`]: the malloc settings the binary applies at start.
+//! - [`limits`]: the descriptor limit the service raises at start, and the
+//!   share of it guests may hold as sockets.
 // The exceptions (loading cached compiled code, mapping the fiber stacks,
 // tuning malloc) carry their reasons.
 #![deny(unsafe_code)]
@@ -27,6 +29,7 @@ pub mod allocator;
 mod budget;
 mod egress;
 pub mod health;
+pub mod limits;
 mod quarantine;
 pub mod registry;
 mod sandbox;

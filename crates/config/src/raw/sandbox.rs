@@ -12,6 +12,7 @@ pub const KEYS: &[&str] = &[
     "max_response_size",
     "max_requests_per_call",
     "max_bytes_per_call",
+    "max_sockets",
 ];
 
 pub fn parse(map: &Mapping, problems: &mut Vec<(String, String)>) -> SandboxConfig {
@@ -56,6 +57,21 @@ pub fn parse(map: &Mapping, problems: &mut Vec<(String, String)>) -> SandboxConf
             other => Err(format!("expected a count, found {}", describe(other))),
         })
         .unwrap_or(SandboxConfig::DEFAULT_MAX_REQUESTS_PER_CALL);
+    let max_sockets = f
+        .with("max_sockets", |v| match v {
+            Value::Number(n) => n
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|n| *n <= SandboxConfig::MAX_MAX_SOCKETS)
+                .ok_or_else(|| {
+                    format!(
+                        "{n} is not a count from 0 to {} (each socket holds a file descriptor of the process)",
+                        SandboxConfig::MAX_MAX_SOCKETS
+                    )
+                }),
+            other => Err(format!("expected a count, found {}", describe(other))),
+        })
+        .unwrap_or(SandboxConfig::DEFAULT_MAX_SOCKETS);
     if max_response_size > max_bytes_per_call {
         f.problem(
             "max_response_size",
@@ -68,5 +84,6 @@ pub fn parse(map: &Mapping, problems: &mut Vec<(String, String)>) -> SandboxConf
         max_response_size,
         max_requests_per_call,
         max_bytes_per_call,
+        max_sockets,
     }
 }

@@ -121,7 +121,7 @@ fn full_entry(index: usize, auth: &str) -> String {
     component: {component}
     component_sha256: {sha}
     settings: {{path: /x, headers: {{Accept: text/plain}}, list: [1, 2]}}
-    sandbox: {{memory_limit: 32MiB, allowed_hosts: ['*.example.com:443', 'http://10.0.0.5:9090/v1'], max_response_size: 2MiB, max_requests_per_call: 7, max_bytes_per_call: 4MiB}}
+    sandbox: {{memory_limit: 32MiB, allowed_hosts: ['*.example.com:443', 'http://10.0.0.5:9090/v1'], max_response_size: 2MiB, max_requests_per_call: 7, max_bytes_per_call: 4MiB, max_sockets: 3}}
 ",
         sha = "ab".repeat(32),
     )

@@ -99,3 +99,50 @@ fn memory_limit_under_one_mebibyte_is_rejected() {
     );
     assert_eq!(message, "must be at least 1MiB");
 }
+
+#[test]
+fn max_sockets_defaults_to_16_and_takes_a_count_up_to_1024() {
+    let c = single("connectors:\n  - id: grafana\n");
+    assert_eq!(c.sandbox.max_sockets, 16);
+    for written in [0u32, 1, 1024] {
+        let c = single(&format!(
+            "connectors:\n  - id: grafana\n    sandbox:\n      max_sockets: {written}\n"
+        ));
+        assert_eq!(c.sandbox.max_sockets, written, "max_sockets: {written}");
+    }
+}
+
+#[test]
+fn max_sockets_out_of_range_or_not_a_count_is_rejected() {
+    for (written, says) in [
+        ("1025", "1025 is not a count from 0 to 1024"),
+        ("-1", "-1 is not a count from 0 to 1024"),
+        ("many", "expected a count, found the string `many`"),
+    ] {
+        let message = rejected(
+            &[
+                "id: x",
+                "component: grafana",
+                "sandbox:",
+                &format!("  max_sockets: {written}"),
+            ],
+            "connectors[1] (id \"x\")",
+            "sandbox.max_sockets",
+        );
+        assert_contains(&message, says);
+    }
+    let message = rejected(
+        &[
+            "id: x",
+            "component: grafana",
+            "sandbox:",
+            "  max_sockets: 5000",
+        ],
+        "connectors[1] (id \"x\")",
+        "sandbox.max_sockets",
+    );
+    assert_contains(
+        &message,
+        "each socket holds a file descriptor of the process",
+    );
+}

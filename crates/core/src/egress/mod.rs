@@ -11,7 +11,10 @@
 //! - attaches the connector's credentials, and only to its own endpoint,
 //! - bounds the request by the timeout the guest asked for (the current
 //!   call's deadline bounds it from outside: the sandbox drops the call),
-//! - caps the response body.
+//! - caps the response body,
+//! - takes the entry's secret values out of the answer it hands back
+//!   (`scrub`), so that a target echoing the credentials does not show
+//!   them to the guest.
 //!
 //! Each connector gets its own [`reqwest::Client`] (its resolver carries the
 //! connector's policy), so connections to its endpoint are reused from check
@@ -23,6 +26,7 @@ mod credentials;
 mod errors;
 mod request;
 mod resolve;
+mod scrub;
 mod sigv4;
 
 use std::net::{IpAddr, SocketAddr};
@@ -37,6 +41,7 @@ use url::Url;
 use crate::budget::Budget;
 use credentials::Credentials;
 use errors::{classify, timed_out};
+use scrub::Scrubber;
 
 pub use errors::EgressError;
 #[cfg(test)]
@@ -112,6 +117,8 @@ pub struct Egress {
     tcp: Arc<TcpAllowed>,
     policy: Arc<EgressPolicy>,
     credentials: Arc<Credentials>,
+    /// Only for an entry with secrets.
+    scrubber: Option<Arc<Scrubber>>,
     max_response: u64,
     max_requests: u32,
     max_bytes: u64,
@@ -131,6 +138,7 @@ impl Egress {
             tcp: Arc::new(tcp),
             policy,
             credentials: Arc::new(Credentials::from_config(config)),
+            scrubber: Scrubber::from_config(config).map(Arc::new),
             max_response: config.sandbox.max_response_size,
             max_requests: config.sandbox.max_requests_per_call,
             max_bytes: config.sandbox.max_bytes_per_call,
@@ -295,13 +303,17 @@ impl Egress {
     ) -> Result<Response, EgressError> {
         // Messages name the limit that applies: the guest's own timeout if
         // it is the shorter, else the whole call's.
-        match request.timeout {
+        let result = match request.timeout {
             Some(asked) if asked < budget.left() => {
                 tokio::time::timeout(asked, self.send_unbounded(request, asked, usage))
                     .await
                     .unwrap_or_else(|_| Err(timed_out(asked)))
             }
             _ => self.send_unbounded(request, budget.limit, usage).await,
+        };
+        match &self.scrubber {
+            None => result,
+            Some(scrubber) => scrub(scrubber, result),
         }
     }
 
@@ -442,6 +454,31 @@ impl Egress {
             headers: std::mem::take(response.headers_mut()),
             body,
         })
+    }
+}
+
+/// `result` with the entry's secrets taken out of everything the guest
+/// will see: the headers and body of a response, the text of an error
+/// (which may quote a redirect's `Location`).
+fn scrub(
+    scrubber: &Scrubber,
+    result: Result<Response, EgressError>,
+) -> Result<Response, EgressError> {
+    match result {
+        Ok(mut response) => {
+            scrubber.headers(&mut response.headers);
+            scrubber.body(&mut response.body);
+            Ok(response)
+        }
+        Err(error) => Err(match error {
+            EgressError::Denied(m) => EgressError::Denied(scrubber.text(m)),
+            EgressError::InvalidUrl(m) => EgressError::InvalidUrl(scrubber.text(m)),
+            EgressError::Timeout(m) => EgressError::Timeout(scrubber.text(m)),
+            EgressError::Connect(m) => EgressError::Connect(scrubber.text(m)),
+            EgressError::Tls(m) => EgressError::Tls(scrubber.text(m)),
+            EgressError::TooLarge(m) => EgressError::TooLarge(scrubber.text(m)),
+            EgressError::Other(m) => EgressError::Other(scrubber.text(m)),
+        }),
     }
 }
 

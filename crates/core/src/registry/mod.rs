@@ -90,7 +90,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Self, RuntimeError> {
-        let sandbox = Sandbox::new(options.cache_dir.clone(), options.compile)?;
+        let fd_limit = crate::limits::current_fd_limit();
+        let guest_sockets = options
+            .guest_sockets
+            .unwrap_or_else(|| crate::limits::guest_socket_budget(fd_limit));
+        tracing::info!(
+            guest_sockets,
+            fd_limit = %fd_limit.map_or_else(|| "unlimited".to_string(), |n| n.to_string()),
+            "TCP sockets all connectors together may hold"
+        );
+        let sandbox = Sandbox::new(options.cache_dir.clone(), options.compile, guest_sockets)?;
         let http = HttpClient::new().map_err(RuntimeError::Http)?;
         let instance_limit = InstanceLimit::new(options.max_instances, mappings::max_map_count());
         Ok(Runtime {
@@ -112,6 +121,12 @@ impl Runtime {
     /// fewer where the kernel's limit on memory mappings allows fewer.
     pub fn max_instances(&self) -> usize {
         self.inner.instance_limit.max
+    }
+
+    /// The TCP sockets all connectors together may hold, and hold now.
+    pub fn guest_sockets(&self) -> (usize, usize) {
+        let sockets = self.inner.sandbox.sockets();
+        (sockets.budget(), sockets.held())
     }
 
     /// Registers every connector of a loaded config, concurrently. Returns

@@ -32,6 +32,9 @@ pub struct RuntimeOptions {
     pub max_component_size: u64,
     /// Components compiling at once, and how long each may take.
     pub compile: crate::sandbox::CompileLimits,
+    /// TCP sockets all guests together may hold; `None`: a share of the
+    /// process's descriptor limit ([`crate::limits::guest_socket_budget`]).
+    pub guest_sockets: Option<usize>,
 }
 
 /// The default [`RuntimeOptions::max_component_size`]: several times the
@@ -60,6 +63,7 @@ impl Default for RuntimeOptions {
             uploads: None,
             max_component_size: DEFAULT_MAX_COMPONENT_SIZE,
             compile: crate::sandbox::CompileLimits::default(),
+            guest_sockets: None,
         }
     }
 }

@@ -91,7 +91,7 @@ impl Guest {
         egress: Egress,
         budget: Budget,
     ) -> Result<Guest, GuestError> {
-        let state = GuestState::new(config, egress);
+        let state = GuestState::new(config, egress, sandbox.sockets().clone());
         let mut store = Store::new(sandbox.engine(), state);
         store.limiter(|state| &mut state.limits);
         store.epoch_deadline_callback(|ctx| {
@@ -358,9 +358,11 @@ mod tests {
     #[test]
     fn a_failure_of_the_host_is_not_called_a_trap_of_the_guest() {
         let (config, egress) = prometheus_entry();
-        let sandbox =
-            Sandbox::new(None, crate::sandbox::CompileLimits::default()).expect("a sandbox");
-        let store = Store::new(sandbox.engine(), GuestState::new(&config, egress));
+        let sandbox = Sandbox::new(None, crate::sandbox::CompileLimits::default(), 16).expect("a sandbox");
+        let store = Store::new(
+            sandbox.engine(),
+            GuestState::new(&config, egress, sandbox.sockets().clone()),
+        );
         let enomem = wasmtime::Error::msg("Cannot allocate memory (os error 12)")
             .context("cannot allocate 0x110000 with guard regions");
         assert_eq!(
@@ -377,8 +379,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_guest_gives_its_stack_back_and_runs_on_afterwards() {
-        let sandbox =
-            Sandbox::new(None, crate::sandbox::CompileLimits::default()).expect("a sandbox");
+        let sandbox = Sandbox::new(None, crate::sandbox::CompileLimits::default(), 16).expect("a sandbox");
         let builtin = sandport_builtins::find("prometheus").expect("a built-in");
         let prepared = sandbox
             .prepare_builtin(builtin.name, builtin.component)

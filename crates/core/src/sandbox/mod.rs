@@ -11,6 +11,7 @@ mod convert;
 mod guest;
 pub mod mappings;
 mod offstack;
+mod sockets;
 mod stack;
 mod state;
 mod stdio;
@@ -27,6 +28,7 @@ use wasmtime::{Config, Engine};
 pub use bindings::sandport::connector::types::HealthStatus as WitHealthStatus;
 pub use convert::status_from_wit;
 pub use guest::{Echo, Guest, GuestError, GuestInfo};
+pub use sockets::NodeSockets;
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -171,13 +173,18 @@ pub struct Sandbox {
     /// A permit per compile under way, held by the compiling thread itself:
     /// a compile that outlives its caller's timeout still holds its slot.
     compile_slots: Arc<tokio::sync::Semaphore>,
+    /// The node's budget of guest sockets, shared by every instance.
+    sockets: Arc<NodeSockets>,
 }
 
 impl Sandbox {
-    /// A sandbox; `cache_dir` keeps compiled components across restarts.
+    /// A sandbox; `cache_dir` keeps compiled components across restarts;
+    /// `limits` bounds compiles; its guests hold at most `guest_sockets`
+    /// sockets together.
     pub fn new(
         cache_dir: Option<std::path::PathBuf>,
         limits: CompileLimits,
+        guest_sockets: usize,
     ) -> Result<Self, SandboxError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
@@ -205,6 +212,8 @@ impl Sandbox {
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
         bindings::Connector::add_to_linker::<GuestState, HasSelf<GuestState>>(&mut linker, |s| s)
             .map_err(|e| SandboxError::Engine(e.to_string()))?;
+        // Socket creation and drop, counted (see `sockets`).
+        sockets::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let stop = ticker_stop.clone();
@@ -230,6 +239,7 @@ impl Sandbox {
             ticker_stop,
             compile_slots: Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1))),
             limits,
+            sockets: NodeSockets::new(guest_sockets),
         })
     }
 
@@ -375,6 +385,11 @@ impl Sandbox {
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
+
+    /// The node's guest sockets: its budget and what is held.
+    pub(crate) fn sockets(&self) -> &Arc<NodeSockets> {
+        &self.sockets
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -457,7 +472,7 @@ mod tests {
     /// Compiles `text` in a fresh sandbox; the error it is refused with.
     async fn refusal(text: &str) -> SandboxError {
         let bytes = wat::parse_str(text).expect("valid component text");
-        let sandbox = Sandbox::new(None, CompileLimits::default()).expect("a sandbox");
+        let sandbox = Sandbox::new(None, CompileLimits::default(), 16).expect("a sandbox");
         match sandbox.prepare("component old.wasm", &bytes).await {
             Ok(_) => panic!("{text} was accepted"),
             Err(error) => error,

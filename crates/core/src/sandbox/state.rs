@@ -11,6 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::sandport::connector::{credentials, http_client, logging, network, types};
 use super::offstack::Offstack;
+use super::sockets::{NodeSockets, SocketQuota};
 use super::stdio::{GuestOutput, LogLimiter, log_line};
 use crate::egress::{self, CallUsage, Egress, EgressError};
 
@@ -31,6 +32,8 @@ pub struct GuestState {
     credential: Option<credentials::Credential>,
     /// Where imports put work to be polled off the fiber stack.
     pub(super) offstack: Offstack,
+    /// The TCP sockets it holds, against its cap and the node's budget.
+    pub(super) socket_quota: SocketQuota,
 }
 
 impl GuestState {
@@ -39,7 +42,11 @@ impl GuestState {
     /// Handles (streams, pollables, ...) a guest may hold at once.
     const MAX_RESOURCES: usize = 1024;
 
-    pub fn new(config: &sandport_config::ConnectorConfig, egress: Egress) -> Self {
+    pub fn new(
+        config: &sandport_config::ConnectorConfig,
+        egress: Egress,
+        node_sockets: Arc<NodeSockets>,
+    ) -> Self {
         let connector_id: Arc<str> = Arc::from(config.id.as_str());
         let memory_limit = config.sandbox.memory_limit;
         // Deny-all WASI: no preopened directories, no environment, no
@@ -89,6 +96,7 @@ impl GuestState {
             log_limiter,
             credential: shared_credential(config),
             offstack: Offstack::default(),
+            socket_quota: SocketQuota::new(node_sockets, config.sandbox.max_sockets as usize),
         }
     }
 }

@@ -322,6 +322,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
                 max_response_size,
                 max_requests_per_call,
                 max_bytes_per_call,
+                max_sockets,
             },
     } = c;
     let secret = |s: &Secret| secrets.write(s);
@@ -381,6 +382,7 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
             max_response_size_bytes: *max_response_size,
             max_requests_per_call: *max_requests_per_call,
             max_bytes_per_call: *max_bytes_per_call,
+            max_sockets: Some(*max_sockets),
         }),
     }
 }
@@ -526,6 +528,7 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
         max_response_size_bytes,
         max_requests_per_call,
         max_bytes_per_call,
+        max_sockets,
     }) = sandbox
     {
         let mut sandbox = Mapping::new();
@@ -544,6 +547,9 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
         }
         if max_bytes_per_call != 0 {
             put(&mut sandbox, "max_bytes_per_call", max_bytes_per_call);
+        }
+        if let Some(max_sockets) = max_sockets {
+            put(&mut sandbox, "max_sockets", u64::from(max_sockets));
         }
         if !allowed_hosts.is_empty() {
             put(

@@ -39,6 +39,11 @@
 //!   what it found.
 //! - `tcp-raw`: the same, but connects to `settings.tcp_host` as an IP
 //!   without asking the host first.
+//! - `hold-sockets`: connects to `settings.tcp_host:tcp_port` again and
+//!   again (at most 2,000 times), keeping every connection, in this
+//!   instance, across checks, until one fails; reports how many it holds
+//!   and why the last failed. With `settings.release: 'true'` it then lets
+//!   them all go and reports whether one more connection opens (`again`).
 
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
@@ -48,6 +53,7 @@ struct Hostile {
     url: String,
     checks: u64,
     kept: Vec<Vec<u8>>,
+    sockets: Vec<std::net::TcpStream>,
     settings: Vec<(String, String)>,
 }
 
@@ -94,6 +100,7 @@ impl Connector for Hostile {
             url: config.setting("url").unwrap_or_default().to_string(),
             checks: 0,
             kept: Vec::new(),
+            sockets: Vec::new(),
             settings: config.settings.clone(),
         })
     }
@@ -150,6 +157,34 @@ impl Connector for Hostile {
                     .read_line(&mut line)
                     .map_err(|e| Error::new(e.to_string()))?;
                 Ok(HealthReport::healthy().detail("reply", line.trim().to_string()))
+            }
+            "hold-sockets" => {
+                let host = self.setting("tcp_host");
+                let port: u16 = self
+                    .setting("tcp_port")
+                    .parse()
+                    .map_err(|_| Error::new("settings.tcp_port"))?;
+                let timeout = std::time::Duration::from_secs(2);
+                let connect = || sandport_sdk::net::connect(&host, port, timeout);
+                let mut error = String::from("none");
+                while self.sockets.len() < 2000 {
+                    match connect() {
+                        Ok(stream) => self.sockets.push(stream),
+                        Err(e) => {
+                            error = e.to_string();
+                            break;
+                        }
+                    }
+                }
+                let mut report = HealthReport::healthy()
+                    .detail("held", self.sockets.len().to_string())
+                    .detail("error", error);
+                if self.setting("release") == "true" {
+                    self.sockets.clear();
+                    let again = connect().map_or_else(|e| e.to_string(), |_| "connected".into());
+                    report = report.detail("again", again);
+                }
+                Ok(report)
             }
             "snoop" => {
                 let needle: String = self.setting("needle_reversed").chars().rev().collect();

@@ -463,6 +463,7 @@ async fn serve(
     http_addr: &str,
     (max_instances, memory_budget): (usize, Option<u64>),
 ) -> anyhow::Result<ExitCode> {
+    sandport_core::limits::raise_fd_limit();
     let grpc_addr = match grpc_addr {
         Some(addr) => addr,
         None => match std::env::var("GRPC_PORT") {

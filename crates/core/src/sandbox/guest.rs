@@ -358,7 +358,8 @@ mod tests {
     #[test]
     fn a_failure_of_the_host_is_not_called_a_trap_of_the_guest() {
         let (config, egress) = prometheus_entry();
-        let sandbox = Sandbox::new(None, crate::sandbox::CompileLimits::default(), 16).expect("a sandbox");
+        let sandbox =
+            Sandbox::new(None, crate::sandbox::CompileLimits::default(), 16).expect("a sandbox");
         let store = Store::new(
             sandbox.engine(),
             GuestState::new(&config, egress, sandbox.sockets().clone()),
@@ -379,7 +380,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_guest_gives_its_stack_back_and_runs_on_afterwards() {
-        let sandbox = Sandbox::new(None, crate::sandbox::CompileLimits::default(), 16).expect("a sandbox");
+        let sandbox =
+            Sandbox::new(None, crate::sandbox::CompileLimits::default(), 16).expect("a sandbox");
         let builtin = sandport_builtins::find("prometheus").expect("a built-in");
         let prepared = sandbox
             .prepare_builtin(builtin.name, builtin.component)

@@ -469,6 +469,63 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_compile_past_its_time_cap_is_refused_and_keeps_its_slot_until_done() {
+        let limits = CompileLimits {
+            slots: 1,
+            timeout: Duration::from_millis(1),
+        };
+        let sandbox = Sandbox::new(None, limits, 16).expect("a sandbox");
+        let builtin = sandport_builtins::find("http").expect("a built-in");
+        let error = sandbox
+            .prepare("built-in `http`", builtin.component)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(error, SandboxError::CompileTimeout { .. }),
+            "{error}"
+        );
+        // The abandoned compile still runs and holds the only slot.
+        let other = sandport_builtins::find("prometheus").expect("a built-in");
+        let error = sandbox
+            .prepare("built-in `prometheus`", other.component)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(error, SandboxError::CompileBusy { slots: 1, .. }),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn what_is_not_a_component_is_named_without_quoting_it() {
+        let sandbox = Sandbox::new(None, CompileLimits::default(), 16).expect("a sandbox");
+        let error = sandbox
+            .prepare(
+                "component /etc/passwd",
+                b"root:x:0:0:root:/root:/bin/bash\n",
+            )
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(
+            error.to_string(),
+            "component /etc/passwd is not a WebAssembly component (bad magic number)"
+        );
+        let module = wat::parse_str("(module)").expect("a core module");
+        let error = sandbox
+            .prepare("component m.wasm", &module)
+            .await
+            .err()
+            .expect("refused");
+        assert!(
+            error.to_string().contains("core WebAssembly module"),
+            "{error}"
+        );
+    }
+
     /// Compiles `text` in a fresh sandbox; the error it is refused with.
     async fn refusal(text: &str) -> SandboxError {
         let bytes = wat::parse_str(text).expect("valid component text");

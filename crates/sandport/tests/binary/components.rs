@@ -330,3 +330,47 @@ async fn the_cli_uploads_the_component_file_an_entry_names_to_a_remote_service()
         "{listed}"
     );
 }
+
+/// A component the compiler takes long over: one core module of many large
+/// functions.
+fn slow_to_compile(functions: usize) -> Vec<u8> {
+    let body: String = (0..300)
+        .map(|i| format!("local.get 0 i32.const {i} i32.add local.set 0 "))
+        .collect();
+    let function = format!("(func (param i32) (result i32) {body} local.get 0)\n");
+    wat::parse_str(format!(
+        "(component (core module {}))",
+        function.repeat(functions)
+    ))
+    .expect("valid component text")
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_service_within_the_drain_while_a_compile_runs() {
+    let setup = Setup::start("compiling", &[]);
+    // About 40 s of compiling on a 2-core machine (5 ms a function), far
+    // past the drain.
+    let (status, body) = setup.upload(slow_to_compile(8000)).await;
+    assert_eq!(status, 201, "{body}");
+    let component = body["component"].as_str().expect("a name").to_string();
+    let Setup { server, http, .. } = setup;
+    let url = format!("{}/api/v1/connectors", server.http);
+    let registering = tokio::spawn(async move {
+        let entry = json!({"id": "slow", "component": component, "host": "127.0.0.1", "port": 80});
+        http.post(url).json(&entry).send().await
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !registering.is_finished(),
+        "the compile ended before the signal"
+    );
+    let limit =
+        sandport_server::DRAIN_GRACE + sandport_server::ANNOUNCE_SHUTDOWN + Duration::from_secs(3);
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate(limit))
+        .await
+        .expect("joined");
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() <= limit, "{:?}", started.elapsed());
+    registering.abort();
+}

@@ -1,7 +1,7 @@
 //! What an API caller may name as a component, and uploads: no host file
 //! outside the components directory can be opened or probed through the
 //! API, uploads register by digest, survive a restart, and are deleted only
-//! when unused.
+//! when unused; a compile in flight does not hold up SIGTERM.
 
 use std::time::{Duration, Instant};
 

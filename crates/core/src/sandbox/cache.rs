@@ -7,7 +7,8 @@
 //! the engine's configuration). It holds the SHA-256 of the compiled
 //! artifact in front of it, checked before the artifact is loaded, so a
 //! truncated or damaged file is recompiled rather than run. Writes go to a
-//! temporary file that is renamed into place.
+//! temporary file that is renamed into place. The directory is kept under
+//! a total size: past it, the entries used longest ago are deleted.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -18,13 +19,18 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 /// The largest compiled component the cache reads back: a component
-/// compiles to a few times its size, and components are capped at
-/// 256 MiB.
+/// compiles to a few times its size, and component files are capped at
+/// 64 MiB by default.
 const MAX_ENTRY_SIZE: u64 = 1 << 30;
+
+/// The most the cache directory holds: old entries (of components no
+/// longer used, or of an older wasmtime) would otherwise pile up forever.
+const MAX_TOTAL_SIZE: u64 = 4 << 30;
 
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    max_total: u64,
 }
 
 impl ArtifactCache {
@@ -34,6 +40,7 @@ impl ArtifactCache {
         ArtifactCache {
             dir,
             engine_key: format!("{:016x}", hasher.finish()),
+            max_total: MAX_TOTAL_SIZE,
         }
     }
 
@@ -53,6 +60,9 @@ impl ArtifactCache {
         if loaded.is_none() {
             tracing::warn!(path = %path.display(), "discarding a damaged or incompatible compiled component");
             let _ = std::fs::remove_file(&path);
+        } else if let Ok(file) = std::fs::File::options().append(true).open(&path) {
+            // Used now: the last entry to go when the cache is pruned.
+            let _ = file.set_modified(std::time::SystemTime::now());
         }
         loaded
     }
@@ -65,6 +75,34 @@ impl ArtifactCache {
             .and_then(|artifact| write(&self.dir, &self.path(digest), &artifact));
         if let Err(e) = result {
             tracing::warn!(dir = %self.dir.display(), "cannot cache a compiled component: {e}");
+        }
+        self.prune();
+    }
+
+    /// Deletes the entries used longest ago until the directory holds at
+    /// most `max_total` bytes of them.
+    fn prune(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut found: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .filter_map(|e| {
+                let metadata = e.metadata().ok()?;
+                Some((metadata.modified().ok()?, metadata.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = found.iter().map(|(_, len, _)| len).sum();
+        found.sort();
+        for (_, len, path) in found {
+            if total <= self.max_total {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                tracing::info!(path = %path.display(), "pruned the compiled-component cache");
+                total = total.saturating_sub(len);
+            }
         }
     }
 }
@@ -93,4 +131,38 @@ fn write(dir: &Path, path: &Path, artifact: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     drop(file);
     std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_under_its_size_by_deleting_the_entries_used_longest_ago() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let engine = Engine::default();
+        let mut cache = ArtifactCache::new(dir.path().to_path_buf(), &engine);
+        let bytes = wat::parse_str("(component)").expect("component text");
+        let component = Component::new(&engine, bytes).expect("compiles");
+        cache.store("a", &component);
+        let one = std::fs::metadata(cache.path("a")).expect("stored").len();
+        cache.max_total = one * 2;
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        let age = |name: &str, when| {
+            let file = std::fs::File::options()
+                .append(true)
+                .open(cache.path(name))
+                .expect("an entry");
+            file.set_modified(when).expect("set the time");
+        };
+        age("a", old);
+        cache.store("b", &component);
+        age("b", old + std::time::Duration::from_secs(1));
+        // Using `a` makes `b` the oldest.
+        assert!(cache.load(&engine, "a").is_some());
+        cache.store("c", &component);
+        assert!(cache.path("a").exists(), "used last, kept");
+        assert!(!cache.path("b").exists(), "used longest ago, deleted");
+        assert!(cache.path("c").exists(), "just written, kept");
+    }
 }

@@ -41,7 +41,9 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
                 };
                 match v6.segments() {
                     // IPv4-compatible (::a.b.c.d), deprecated but still routed by some stacks.
-                    [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => v4(hi, lo),
+                    // Only `::` and `::1` are IPv6's own (unspecified, loopback): `::2` is
+                    // 0.0.0.2, in "this network" like any `::0.0.x.y`.
+                    [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 || lo > 1 => v4(hi, lo),
                     // NAT64: the gateway connects to the embedded IPv4 address.
                     [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4(hi, lo),
                     // 6to4: the relay forwards to the embedded IPv4 address.
@@ -212,6 +214,20 @@ mod tests {
                 "{internal} via a named host"
             );
         }
+    }
+
+    #[test]
+    fn ipv4_compatible_forms_of_this_network_are_judged_as_it() {
+        // Found by the property tests: `::2` was judged as an IPv6 address
+        // and passed through a wildcard.
+        for bad in ["::2", "::0.0.1.2", "::ffff", "::0.0.255.255"] {
+            assert!(vet(ip(bad), Grant::Wildcard).is_err(), "{bad}");
+            assert!(vet(ip(bad), Grant::Named).is_err(), "{bad}");
+            assert!(vet(ip(bad), Grant::ExactIp(ip(bad))).is_ok(), "{bad}");
+        }
+        assert_eq!(canonical(ip("::2")), ip("0.0.0.2"));
+        assert_eq!(canonical(ip("::1")), ip("::1"));
+        assert_eq!(canonical(ip("::")), ip("::"));
     }
 
     #[test]

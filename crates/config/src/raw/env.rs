@@ -9,6 +9,11 @@ use super::fields::key_name;
 /// process environment).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The auth keys read as written, never expanded (see `auth.rs`): a `${`
+/// there reads no variable. Every other key is checked, so that a key added
+/// later is refused until it is known not to expand.
+const LITERAL: &[&str] = &["type", "region", "service"];
+
 /// The auth keys of an entry whose values hold a `${` that would expand.
 pub fn env_references(entry: &Value) -> Vec<String> {
     let expands = |text: &str| {
@@ -22,7 +27,9 @@ pub fn env_references(entry: &Value) -> Vec<String> {
     for (key, value) in auth {
         let name = key_name(key);
         match value {
-            Value::String(text) if expands(text) => keys.push(format!("auth.{name}")),
+            Value::String(text) if !LITERAL.contains(&name.as_str()) && expands(text) => {
+                keys.push(format!("auth.{name}"));
+            }
             Value::Mapping(headers) if name == "headers" => {
                 for (header, value) in headers {
                     if value.as_str().is_some_and(expands) {

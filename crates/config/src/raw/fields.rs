@@ -16,6 +16,15 @@ pub fn key_name(key: &Value) -> String {
     }
 }
 
+/// A key as a problem names it: the empty key as `""`, since an empty
+/// [`crate::Problem::key`] means the entry (or file) as a whole.
+pub fn problem_key(key: &Value) -> String {
+    match key_name(key) {
+        name if name.is_empty() => "\"\"".into(),
+        name => name,
+    }
+}
+
 pub fn scalar(value: &Value) -> Option<String> {
     match value {
         Value::Null => Some(String::new()),
@@ -51,7 +60,7 @@ impl<'a, 'p> Fields<'a, 'p> {
                     .map(|(_, k)| format!(" (did you mean `{k}`?)"))
                     .unwrap_or_default();
                 problems.push((
-                    format!("{prefix}{name}"),
+                    format!("{prefix}{}", problem_key(key)),
                     format!("unknown key{hint}; known keys: {}", known.join(", ")),
                 ));
             }

@@ -22,7 +22,7 @@ use super::{
     ConnectionMode, ConnectorConfig, ConnectorType, DIGEST_PREFIX, Loaded, Problem, Scheme,
     confined_path, parse_digest,
 };
-use fields::{Fields, key_name, scalar};
+use fields::{Fields, key_name, problem_key, scalar};
 
 use env::Env;
 pub use env::env_references;
@@ -90,11 +90,10 @@ pub fn parse_document(
     };
     let mut loaded = Loaded::default();
     for key in top.keys() {
-        let name = key_name(key);
-        if name != "connectors" {
+        if key_name(key) != "connectors" {
             loaded.problems.push(Problem {
                 entry: String::new(),
-                key: name,
+                key: problem_key(key),
                 message: "unknown top-level key; the file holds one key, `connectors`".into(),
             });
         }

@@ -256,3 +256,27 @@ fn aws_sigv4_auth_takes_keys_region_and_service_with_defaults() {
         "{text}"
     );
 }
+
+#[test]
+fn an_api_entry_may_hold_a_placeholder_where_nothing_is_expanded() {
+    // Found by the property tests: `region` and `service` are never
+    // expanded, so an entry written back with `${` there was refused as an
+    // environment reference when sent through the API.
+    let entry = |region: &str, key: &str| -> serde_norway::Value {
+        serde_norway::from_str(&format!(
+            "{{id: bucket, component: http, port: 9000, auth: {{type: aws_sigv4, access_key_id: '{key}', secret_access_key: sk, region: '{region}', service: '${{s}}'}}}}"
+        ))
+        .expect("YAML")
+    };
+    let c = parse_api_entry(&entry("${r}", "AKID"), &TestBuiltins).expect("taken as written");
+    match &c.auth.auth {
+        Auth::AwsSigV4 {
+            region, service, ..
+        } => assert_eq!((region.as_str(), service.as_str()), ("${r}", "${s}")),
+        other => panic!("{other:?}"),
+    }
+    let problems = parse_api_entry(&entry("eu-west-1", "${AKID}"), &TestBuiltins)
+        .expect_err("an expanded key still may not name a variable");
+    let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["auth.access_key_id"], "{problems:#?}");
+}

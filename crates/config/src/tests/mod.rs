@@ -12,6 +12,7 @@ mod file;
 mod full_entry;
 mod health;
 mod problems;
+mod properties;
 mod round_trip;
 mod sandbox;
 mod secrets;

@@ -52,6 +52,22 @@ fn unknown_key_far_from_every_known_key_gets_no_suggestion() {
 }
 
 #[test]
+fn an_empty_key_is_named_as_such() {
+    // Found by the property tests: an empty key gave a problem with an
+    // empty `key`, which means the entry (or file) as a whole.
+    let message = rejected(
+        &["id: x", "component: grafana", "'': red"],
+        "connectors[1] (id \"x\")",
+        "\"\"",
+    );
+    assert_contains(&message, "unknown key");
+    let loaded = load("'': 1\nconnectors:\n  - id: grafana\n");
+    assert_eq!(ids(&loaded), ["grafana"]);
+    let keys: Vec<&str> = loaded.problems.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["\"\""], "{:#?}", loaded.problems);
+}
+
+#[test]
 fn unknown_top_level_key_is_reported_for_the_file_and_the_entries_still_load() {
     let loaded = load("version: 2\nconnectors:\n  - id: grafana\n");
     assert_eq!(ids(&loaded), ["grafana"]);

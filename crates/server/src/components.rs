@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status, Streaming};
@@ -21,6 +21,7 @@ use sandport_config::DIGEST_PREFIX;
 use sandport_core::service::{Service, ServiceError};
 use sandport_core::uploads::{StoredComponent, UploadError};
 
+use crate::auth::Caller;
 use crate::grpc::pb;
 use crate::rest::ApiError;
 
@@ -39,6 +40,15 @@ fn stored_json(component: &StoredComponent, used_by: &[String]) -> Value {
 /// `PUT /api/v1/components`: the body is the component's bytes.
 pub async fn put(
     State(service): State<Arc<Service>>,
+    caller: Option<Extension<Caller>>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let result = receive(&service, body).await;
+    crate::rest::audited(caller, "PUT /api/v1/components", "-", result)
+}
+
+async fn receive(
+    service: &Arc<Service>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (_slot, limit) = service.upload_slot()?;
@@ -75,10 +85,15 @@ pub async fn list(State(service): State<Arc<Service>>) -> Result<Json<Value>, Ap
 /// `DELETE /api/v1/components/{digest}`.
 pub async fn delete(
     State(service): State<Arc<Service>>,
+    caller: Option<Extension<Caller>>,
     Path(digest): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    service.remove_component(&digest).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let result = service
+        .remove_component(&digest)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(ApiError::from);
+    crate::rest::audited(caller, "DELETE /api/v1/components", &digest, result)
 }
 
 fn stored_pb(component: &StoredComponent, used_by: Vec<String>) -> pb::StoredComponent {

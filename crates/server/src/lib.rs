@@ -6,15 +6,31 @@
 //!   `proto/connectors.proto`), thin handlers, and `grpc::convert`, the one
 //!   place an entry crosses to and from protobuf.
 //! - [`rest`]: the REST router (`/api/v1/...`, `/healthz`, `/readyz`).
+//! - `serve`: the API thread, gRPC health and reflection, the drain, and
+//!   the rule that a non-loopback address needs TLS and tokens.
+//! - [`auth`]: the tokens file, roles, and the check of a caller.
+//! - [`guard`]: the gate in front of both APIs (roles, load shedding,
+//!   timeouts), as a tower layer and an axum middleware.
+//! - [`tls`]: rustls with a certificate reloaded in place, mTLS names.
+//! - [`limits`]: sizes, time and concurrency of API calls.
+//! - [`audit`]: one log line per admin call.
+//! - `reload`: noticing that the tokens or certificate files changed.
 //! - `components`: uploading, listing and deleting components, both APIs.
-//! - `serve`: the API thread, gRPC health and reflection, the drain.
 //! - `internal`: errors logged with an id, answered without internals.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod auth;
 mod components;
 pub mod grpc;
+pub mod guard;
 mod internal;
+pub mod limits;
+mod reload;
 pub mod rest;
 mod serve;
+pub mod tls;
 
-pub use serve::{ANNOUNCE_SHUTDOWN, DRAIN_GRACE, ServeError, serve};
+pub use serve::{
+    ANNOUNCE_SHUTDOWN, ApiOptions, DRAIN_GRACE, Exposed, ServeError, check_exposure, serve,
+};

@@ -15,12 +15,17 @@
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (503 while shutting down) |
 //!
 //! Errors are JSON: `{"error": {"code": "...", "message": "...", "problems": [...]}}`.
+//!
+//! [`guarded_router`] puts the gate of [`crate::guard`] (tokens, roles, load
+//! shedding, the per-call timeout) and the body cap in front; admin calls
+//! are written to the audit log by their handlers, which know the id.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::Extension;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -33,6 +38,10 @@ use sandport_core::health::{HealthSnapshot, format_latency};
 use sandport_core::registry::ConnectorInfo;
 use sandport_core::service::{Service, ServiceError};
 use sandport_core::uploads::UploadError;
+
+use crate::audit;
+use crate::auth::Caller;
+use crate::guard::{Guard, rest_guard};
 
 /// An error answer.
 pub struct ApiError {
@@ -108,6 +117,13 @@ impl From<ServiceError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                rejection.body_text(),
+            );
+        }
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_json",
@@ -140,6 +156,34 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// [`router`] behind the guard, with the request body capped at
+/// `max_body_size`. A route that takes uploads (a component) gets its own
+/// cap by adding `.layer(DefaultBodyLimit::max(limits.max_upload_size))` to
+/// that route alone, which overrides this one; and, being a mutating call,
+/// needs `admin` like every verb but `GET`.
+pub fn guarded_router(service: Arc<Service>, guard: Arc<Guard>) -> Router {
+    let limits = *guard.limits();
+    router(service)
+        .layer(DefaultBodyLimit::max(limits.max_body_size))
+        .layer(axum::middleware::from_fn_with_state(guard, rest_guard))
+}
+
+/// Writes the audit line of an admin call.
+pub(crate) fn audited<T>(
+    caller: Option<Extension<Caller>>,
+    method: &str,
+    id: &str,
+    result: ApiResult<T>,
+) -> ApiResult<T> {
+    let who = caller.map_or_else(|| Caller::anonymous().name, |Extension(c)| c.name);
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    audit::record(&who, method, id, outcome);
+    result
+}
 
 /// The REST router over `service`.
 pub fn router(service: Arc<Service>) -> Router {
@@ -270,12 +314,22 @@ fn entry_from_json(body: Value) -> ApiResult<serde_norway::Value> {
 
 async fn register(
     State(service): State<Arc<Service>>,
+    caller: Option<Extension<Caller>>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Json(body) = body?;
-    let config = service.parse_entry(&entry_from_json(body)?)?;
-    let info = service.register(config).await?;
-    Ok((StatusCode::CREATED, Json(info_json(&info))))
+    let id = body
+        .as_ref()
+        .ok()
+        .and_then(|Json(b)| b.get("id")?.as_str().map(str::to_string))
+        .unwrap_or_else(|| "-".into());
+    let result = async {
+        let Json(body) = body?;
+        let config = service.parse_entry(&entry_from_json(body)?)?;
+        let info = service.register(config).await?;
+        Ok((StatusCode::CREATED, Json(info_json(&info))))
+    }
+    .await;
+    audited(caller, "POST /api/v1/connectors", &id, result)
 }
 
 async fn get_one(
@@ -292,7 +346,17 @@ async fn get_one(
 
 async fn update(
     State(service): State<Arc<Service>>,
+    caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let result = update_inner(&service, &id, body).await;
+    audited(caller, "PUT /api/v1/connectors/{id}", &id, result)
+}
+
+async fn update_inner(
+    service: &Arc<Service>,
+    id: &str,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(mut body) = body?;
@@ -323,10 +387,15 @@ async fn update(
 
 async fn remove(
     State(service): State<Arc<Service>>,
+    caller: Option<Extension<Caller>>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    service.remove(&id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let result = service
+        .remove(&id)
+        .await
+        .map(|()| StatusCode::NO_CONTENT)
+        .map_err(ApiError::from);
+    audited(caller, "DELETE /api/v1/connectors/{id}", &id, result)
 }
 
 #[derive(Deserialize)]

@@ -3,6 +3,12 @@
 //! accepting, in-flight calls get [`DRAIN_GRACE`] to finish, and every
 //! connector is closed.
 //!
+//! [`ApiOptions`] adds what a node reachable from the network needs: tokens
+//! ([`crate::auth`]), TLS ([`crate::tls`]) and limits
+//! ([`crate::limits`]), all off or at their defaults unless given;
+//! [`check_exposure`] is the rule that a non-loopback address needs the
+//! first two.
+//!
 //! The APIs run on a thread of their own (`sandport-api`, a single-threaded
 //! tokio runtime); connectors and their checks stay on the caller's runtime,
 //! and [`Service`] sends the work an API call asks for there. Sharing the
@@ -12,12 +18,20 @@
 //! --busy 10000).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use tokio::net::TcpListener;
 
+use crate::auth::Tokens;
 use crate::grpc::{ConnectorsServiceServer, GrpcApi, pb};
+use crate::guard::{GrpcGuardLayer, Guard};
+use crate::limits::Limits;
+use crate::reload::{self, Reload};
+use crate::tls::{PeerInfo, Tls};
 use sandport_core::service::{self, Service};
 
 /// How long NOT_SERVING is announced before the listeners close.
@@ -40,6 +54,71 @@ pub enum ServeError {
     #[error("cannot move the API listeners to their thread: {0}")]
     Listener(String),
 }
+
+/// How the APIs are protected. The default is what a loopback-only node
+/// needs: no tokens (every caller is `anonymous` and may do everything), no
+/// TLS, the default [`Limits`].
+#[derive(Default)]
+pub struct ApiOptions {
+    /// Bearer tokens (and mTLS names) with their roles; `None`: no
+    /// authentication.
+    pub tokens: Option<Arc<Tokens>>,
+    pub tls: Option<Arc<Tls>>,
+    pub limits: Limits,
+}
+
+/// Serving an API off loopback without TLS or tokens, unasked.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "refusing to serve {api} on {addr} without {missing}: it is not a loopback address, so anyone who can reach it could {risk}; add {add}, or --insecure to serve it like this anyway"
+)]
+pub struct Exposed {
+    api: &'static str,
+    addr: SocketAddr,
+    missing: &'static str,
+    risk: &'static str,
+    add: &'static str,
+}
+
+/// Refuses a non-loopback `addr` unless the API has TLS and tokens, or
+/// the operator said `insecure`.
+pub fn check_exposure(
+    api: &'static str,
+    addr: SocketAddr,
+    tls: bool,
+    tokens: bool,
+    insecure: bool,
+) -> Result<(), Exposed> {
+    if insecure || addr.ip().is_loopback() || (tls && tokens) {
+        return Ok(());
+    }
+    let (missing, risk, add) = match (tls, tokens) {
+        (false, false) => (
+            "TLS and tokens",
+            "register connectors and read every call in clear text",
+            "--tls-cert FILE --tls-key FILE --tokens FILE",
+        ),
+        (false, true) => (
+            "TLS",
+            "read the tokens and every call in clear text",
+            "--tls-cert FILE --tls-key FILE",
+        ),
+        _ => (
+            "tokens",
+            "register connectors",
+            "--tokens FILE (make one with `sandport token new`)",
+        ),
+    };
+    Err(Exposed {
+        api,
+        addr,
+        missing,
+        risk,
+        add,
+    })
+}
+
+type ServerFuture<E> = Pin<Box<dyn Future<Output = Result<(), E>> + Send>>;
 
 /// A single-threaded runtime on a thread of its own, running until the
 /// returned sender is dropped or fired.
@@ -65,8 +144,14 @@ pub async fn serve(
     service: Arc<Service>,
     grpc: TcpListener,
     http: TcpListener,
+    options: ApiOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let ApiOptions {
+        tokens,
+        tls,
+        limits,
+    } = options;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ConnectorsServiceServer<GrpcApi>>()
@@ -90,23 +175,69 @@ pub async fn serve(
         )
     };
 
+    let guard = Arc::new(Guard::new(tokens.clone(), limits));
     let stop = service.shutdown_started();
     let grpc_stop = service.shutdown_started();
-    let grpc_server = tonic::transport::Server::builder()
+    let connectors = GrpcApi::new(service.clone())
+        .into_server()
+        .max_decoding_message_size(limits.max_message_size)
+        .max_encoding_message_size(limits.max_message_size);
+    let grpc_routes = tonic::transport::Server::builder()
+        // Bounds the wait for an answer; a stream's answer starts at once,
+        // so WatchHealth runs on.
+        .timeout(limits.request_timeout)
+        .layer(GrpcGuardLayer::new(guard.clone()))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(GrpcApi::new(service.clone()).into_server())
-        // Small answers must not wait for Nagle's algorithm.
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
-            grpc_stop,
-        );
-    let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let http_server = axum::serve(http, crate::rest::router(service.clone()))
-        .with_graceful_shutdown(stop)
-        .into_future();
+        .add_service(connectors);
+    let rest = crate::rest::guarded_router(service.clone(), guard);
+    let (grpc_server, http_server): (
+        ServerFuture<tonic::transport::Error>,
+        ServerFuture<std::io::Error>,
+    ) = match &tls {
+        None => {
+            let http = axum::serve::ListenerExt::tap_io(http, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            (
+                grpc_routes
+                    // Small answers must not wait for Nagle's algorithm.
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(grpc).with_nodelay(Some(true)),
+                        grpc_stop,
+                    )
+                    .boxed(),
+                axum::serve(http, rest)
+                    .with_graceful_shutdown(stop)
+                    .into_future()
+                    .boxed(),
+            )
+        }
+        Some(tls) => {
+            // The accept loops run on the API thread.
+            let _entered = api.enter();
+            (
+                grpc_routes
+                    .serve_with_incoming_shutdown(tls.grpc_incoming(grpc), grpc_stop)
+                    .boxed(),
+                axum::serve(
+                    tls.http_listener(http),
+                    rest.into_make_service_with_connect_info::<PeerInfo>(),
+                )
+                .with_graceful_shutdown(stop)
+                .into_future()
+                .boxed(),
+            )
+        }
+    };
+    let mut watched: Vec<Arc<dyn Reload>> = Vec::new();
+    if let Some(tokens) = tokens {
+        watched.push(tokens);
+    }
+    if let Some(tls) = &tls {
+        watched.push(tls.store());
+    }
+    let reloader = api.spawn(reload::watch(watched));
 
     let grpc_task = api.spawn(grpc_server);
     let http_task = api.spawn(http_server);
@@ -129,6 +260,7 @@ pub async fn serve(
     })
     .await;
     service.shutdown().await;
+    reloader.abort();
     match drained {
         Err(_) => {
             tracing::warn!("in-flight calls did not finish within {DRAIN_GRACE:?}; stopped them");
@@ -148,6 +280,30 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_may_go_without_tls_and_tokens_unless_insecure() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().expect("addr");
+        let loopback: SocketAddr = "[::1]:8080".parse().expect("addr");
+        assert!(check_exposure("REST", loopback, false, false, false).is_ok());
+        assert!(check_exposure("REST", public, true, true, false).is_ok());
+        assert!(check_exposure("REST", public, false, false, true).is_ok());
+        let refused = check_exposure("gRPC", public, true, false, false)
+            .expect_err("no tokens")
+            .to_string();
+        assert!(
+            refused.contains("gRPC on 0.0.0.0:8080 without tokens"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("--tokens") && refused.contains("--insecure"),
+            "{refused}"
+        );
+        let refused = check_exposure("REST", public, false, true, false)
+            .expect_err("no TLS")
+            .to_string();
+        assert!(refused.contains("--tls-cert"), "{refused}");
+    }
 
     #[tokio::test]
     async fn the_api_runtime_runs_on_its_own_marked_thread_until_stopped() {

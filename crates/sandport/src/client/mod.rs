@@ -9,7 +9,7 @@ mod remote;
 use futures::stream::BoxStream;
 
 pub use local::LocalService;
-pub use remote::RemoteService;
+pub use remote::{RemoteOptions, RemoteService};
 
 use sandport_config::{ComponentRef, ConnectorConfig, ConnectorType};
 use sandport_core::health::HealthSnapshot;
@@ -37,6 +37,12 @@ pub enum ClientError {
     DeadlineExceeded(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    #[error(
+        "the service did not accept the credentials: {0} (give a token with --token or SANDPORT_TOKEN)"
+    )]
+    Unauthenticated(String),
+    #[error("the service refused the call: {0}")]
+    PermissionDenied(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -145,15 +151,16 @@ impl Backend {
     }
 }
 
-/// Remote when `CONNECTORS_SERVICE_ADDR` is set, else an in-process service
-/// started with `local`. Config problems of the local service are returned
-/// for the caller to show.
+/// Remote when `CONNECTORS_SERVICE_ADDR` is set (reached with `remote`'s
+/// token and CA), else an in-process service started with `local`. Config
+/// problems of the local service are returned for the caller to show.
 pub async fn from_env(
     local: ServiceOptions,
+    remote: &RemoteOptions,
 ) -> Result<(Backend, Vec<sandport_config::Problem>), FromEnvError> {
     match std::env::var(ADDR_VAR) {
         Ok(addr) if !addr.trim().is_empty() => {
-            let remote = RemoteService::connect_lazy(addr.trim())
+            let remote = RemoteService::connect_lazy(addr.trim(), remote)
                 .map_err(|e| FromEnvError::Remote(format!("{ADDR_VAR}={addr}: {e}")))?;
             Ok((Backend::Remote(remote), Vec::new()))
         }

@@ -1,13 +1,18 @@
 //! [`ConnectorService`] over gRPC. Every call carries a deadline; the channel
 //! reconnects by itself, and read-only calls are retried with backoff while
-//! the service is unreachable.
+//! the service is unreachable. Over `https://` the channel uses TLS (the
+//! system's roots, or the CA given); with a token, every call carries it as
+//! `authorization: Bearer`.
 
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use std::path::PathBuf;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use super::{ClientError, ConnectorService, EventStream};
@@ -25,9 +30,32 @@ const CHECK_ALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// Attempts of a read-only call while the service is unavailable.
 const ATTEMPTS: u32 = 4;
 
+/// The largest CA file read.
+const MAX_CA_FILE: u64 = 1 << 20;
+
+/// How the client proves itself and checks the service.
+#[derive(Clone, Default)]
+pub struct RemoteOptions {
+    /// Sent as `authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// The CA (PEM) that signed the service's certificate, for `https://`
+    /// addresses; without it the system's roots.
+    pub ca_cert: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for RemoteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_cert", &self.ca_cert)
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 pub struct RemoteService {
     client: ConnectorsServiceClient<Channel>,
+    authorization: Option<MetadataValue<Ascii>>,
 }
 
 impl From<Status> for ClientError {
@@ -41,15 +69,11 @@ impl From<Status> for ClientError {
             Code::Unavailable => ClientError::Unavailable(message),
             Code::DeadlineExceeded => ClientError::DeadlineExceeded(message),
             Code::ResourceExhausted => ClientError::ResourceExhausted(message),
+            Code::Unauthenticated => ClientError::Unauthenticated(message),
+            Code::PermissionDenied => ClientError::PermissionDenied(message),
             _ => ClientError::Internal(format!("{:?}: {message}", status.code())),
         }
     }
-}
-
-fn with_deadline<T>(message: T, timeout: Duration) -> Request<T> {
-    let mut request = Request::new(message);
-    request.set_timeout(timeout);
-    request
 }
 
 /// Retries `call` with backoff (100ms, 200ms, 400ms) while it fails with
@@ -74,21 +98,61 @@ where
 }
 
 impl RemoteService {
-    /// A client for `addr` (`host:port` or `http://host:port`); connects on
-    /// first use and reconnects as needed.
-    pub fn connect_lazy(addr: &str) -> Result<Self, String> {
+    /// A client for `addr` (`host:port`, `http://host:port` or
+    /// `https://host:port`); connects on first use and reconnects as needed.
+    pub fn connect_lazy(addr: &str, options: &RemoteOptions) -> Result<Self, String> {
         let uri = if addr.contains("://") {
             addr.to_string()
         } else {
             format!("http://{addr}")
         };
-        let endpoint = Endpoint::from_shared(uri)
+        let mut endpoint = Endpoint::from_shared(uri.clone())
             .map_err(|e| format!("not a service address: {e}"))?
             .connect_timeout(Duration::from_secs(5))
             .tcp_nodelay(true);
+        if uri.starts_with("https://") {
+            let tls = match &options.ca_cert {
+                Some(path) => {
+                    let pem = config::read_bounded(path, MAX_CA_FILE)
+                        .map_err(|e| format!("cannot read the CA {}: {e}", path.display()))?;
+                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem))
+                }
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| format!("cannot set up TLS: {e}"))?;
+        } else if options.ca_cert.is_some() {
+            return Err("a CA certificate was given for a plain http address; write the address as https://HOST:PORT".into());
+        }
+        let authorization = options
+            .token
+            .as_deref()
+            .map(|token| {
+                let mut value = MetadataValue::try_from(format!("Bearer {}", token.trim()))
+                    .map_err(|_| "the token has characters a header cannot carry".to_string())?;
+                value.set_sensitive(true);
+                Ok::<_, String>(value)
+            })
+            .transpose()?;
         Ok(RemoteService {
             client: ConnectorsServiceClient::new(endpoint.connect_lazy()),
+            authorization,
         })
+    }
+
+    /// A call's request: its deadline, if any, and the token.
+    fn request<T>(&self, message: T, timeout: Option<Duration>) -> Request<T> {
+        let mut request = Request::new(message);
+        if let Some(timeout) = timeout {
+            request.set_timeout(timeout);
+        }
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
     }
 
     fn client(&self) -> ConnectorsServiceClient<Channel> {
@@ -139,7 +203,7 @@ impl ConnectorService for RemoteService {
             let mut client = self.client();
             async move {
                 client
-                    .list_connectors(with_deadline(message, CALL_TIMEOUT))
+                    .list_connectors(self.request(message, Some(CALL_TIMEOUT)))
                     .await
             }
         })
@@ -159,7 +223,7 @@ impl ConnectorService for RemoteService {
             let message = message.clone();
             async move {
                 client
-                    .get_connector(with_deadline(message, CALL_TIMEOUT))
+                    .get_connector(self.request(message, Some(CALL_TIMEOUT)))
                     .await
             }
         })
@@ -178,7 +242,7 @@ impl ConnectorService for RemoteService {
         };
         let response = self
             .client()
-            .register_connector(with_deadline(message, CALL_TIMEOUT))
+            .register_connector(self.request(message, Some(CALL_TIMEOUT)))
             .await?;
         connector_of(response.into_inner().connector)
     }
@@ -189,7 +253,7 @@ impl ConnectorService for RemoteService {
         };
         let response = self
             .client()
-            .update_connector(with_deadline(message, CALL_TIMEOUT))
+            .update_connector(self.request(message, Some(CALL_TIMEOUT)))
             .await?;
         connector_of(response.into_inner().connector)
     }
@@ -197,7 +261,7 @@ impl ConnectorService for RemoteService {
     async fn remove(&self, id: &str) -> Result<(), ClientError> {
         let message = pb::RemoveConnectorRequest { id: id.to_string() };
         self.client()
-            .remove_connector(with_deadline(message, CALL_TIMEOUT))
+            .remove_connector(self.request(message, Some(CALL_TIMEOUT)))
             .await?;
         Ok(())
     }
@@ -212,7 +276,7 @@ impl ConnectorService for RemoteService {
             let message = message.clone();
             async move {
                 client
-                    .health_check(with_deadline(message, CALL_TIMEOUT))
+                    .health_check(self.request(message, Some(CALL_TIMEOUT)))
                     .await
             }
         })
@@ -233,7 +297,7 @@ impl ConnectorService for RemoteService {
             let mut client = self.client();
             async move {
                 client
-                    .health_check_all(with_deadline(message, CHECK_ALL_TIMEOUT))
+                    .health_check_all(self.request(message, Some(CHECK_ALL_TIMEOUT)))
                     .await
             }
         })
@@ -262,7 +326,7 @@ impl ConnectorService for RemoteService {
         };
         let stream = self
             .client()
-            .watch_health(Request::new(message))
+            .watch_health(self.request(message, None))
             .await?
             .into_inner();
         Ok(stream
@@ -279,8 +343,7 @@ impl ConnectorService for RemoteService {
                 chunk: chunk.to_vec(),
             })
             .collect();
-        let mut request = Request::new(futures::stream::iter(chunks));
-        request.set_timeout(UPLOAD_TIMEOUT);
+        let request = self.request(futures::stream::iter(chunks), Some(UPLOAD_TIMEOUT));
         let response = self.client().upload_component(request).await?;
         stored_of(response.into_inner().component)
     }
@@ -288,7 +351,7 @@ impl ConnectorService for RemoteService {
     async fn list_components(&self) -> Result<Vec<(StoredComponent, Vec<String>)>, ClientError> {
         let response = self
             .client()
-            .list_components(with_deadline(pb::ListComponentsRequest {}, CALL_TIMEOUT))
+            .list_components(self.request(pb::ListComponentsRequest {}, Some(CALL_TIMEOUT)))
             .await?;
         response
             .into_inner()
@@ -306,7 +369,7 @@ impl ConnectorService for RemoteService {
             component: digest.to_string(),
         };
         self.client()
-            .delete_component(with_deadline(message, CALL_TIMEOUT))
+            .delete_component(self.request(message, Some(CALL_TIMEOUT)))
             .await?;
         Ok(())
     }

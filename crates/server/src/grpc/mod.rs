@@ -1,5 +1,7 @@
 //! The gRPC API (`proto/connectors.proto`): thin handlers that translate
 //! messages, call the [`Service`], and map its errors to status codes.
+//! The admin calls write their audit line here, where the connector id is
+//! known; who may call what is decided before, in [`crate::guard`].
 
 pub mod convert;
 
@@ -14,6 +16,9 @@ use tonic::{Request, Response, Status};
 
 use sandport_core::service::{Service, ServiceError};
 use sandport_core::uploads::UploadError;
+
+use crate::audit;
+use crate::auth::Caller;
 
 /// The generated protobuf and gRPC code.
 pub mod pb {
@@ -82,6 +87,31 @@ impl GrpcApi {
     }
 }
 
+/// The caller the guard put in the request (anonymous when the API runs
+/// without tokens, or is served without the guard).
+pub(crate) fn caller_of<T>(request: &Request<T>) -> std::sync::Arc<str> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .map_or_else(|| Caller::anonymous().name, |c| c.name.clone())
+}
+
+/// Writes the audit line of an admin call.
+pub(crate) fn audited<T>(
+    who: &str,
+    method: &str,
+    id: &str,
+    result: Result<T, Status>,
+) -> Result<T, Status> {
+    audit::record(
+        who,
+        method,
+        if id.is_empty() { "-" } else { id },
+        &audit::grpc_outcome(&result),
+    );
+    result
+}
+
 fn required_id(id: &str) -> Result<&str, Status> {
     if id.is_empty() {
         Err(Status::invalid_argument("id: missing"))
@@ -148,34 +178,53 @@ impl ConnectorsService for GrpcApi {
         &self,
         request: Request<pb::RegisterConnectorRequest>,
     ) -> Result<Response<pb::RegisterConnectorResponse>, Status> {
-        let config = self.parse_config(request.into_inner().config)?;
-        let info = self.service.register(config).await.map_err(status)?;
-        Ok(Response::new(pb::RegisterConnectorResponse {
-            connector: Some(convert::info_to_pb(&info)),
-        }))
+        let who = caller_of(&request);
+        let config = request.into_inner().config;
+        let id = config.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+        let result = async {
+            let config = self.parse_config(config)?;
+            let info = self.service.register(config).await.map_err(status)?;
+            Ok(Response::new(pb::RegisterConnectorResponse {
+                connector: Some(convert::info_to_pb(&info)),
+            }))
+        }
+        .await;
+        audited(&who, "RegisterConnector", &id, result)
     }
 
     async fn update_connector(
         &self,
         request: Request<pb::UpdateConnectorRequest>,
     ) -> Result<Response<pb::UpdateConnectorResponse>, Status> {
-        let config = self.parse_config(request.into_inner().config)?;
-        let info = self.service.update(config).await.map_err(status)?;
-        Ok(Response::new(pb::UpdateConnectorResponse {
-            connector: Some(convert::info_to_pb(&info)),
-        }))
+        let who = caller_of(&request);
+        let config = request.into_inner().config;
+        let id = config.as_ref().map(|c| c.id.clone()).unwrap_or_default();
+        let result = async {
+            let config = self.parse_config(config)?;
+            let info = self.service.update(config).await.map_err(status)?;
+            Ok(Response::new(pb::UpdateConnectorResponse {
+                connector: Some(convert::info_to_pb(&info)),
+            }))
+        }
+        .await;
+        audited(&who, "UpdateConnector", &id, result)
     }
 
     async fn remove_connector(
         &self,
         request: Request<pb::RemoveConnectorRequest>,
     ) -> Result<Response<pb::RemoveConnectorResponse>, Status> {
+        let who = caller_of(&request);
         let request = request.into_inner();
-        self.service
-            .remove(required_id(&request.id)?)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::RemoveConnectorResponse {}))
+        let result = async {
+            self.service
+                .remove(required_id(&request.id)?)
+                .await
+                .map_err(status)?;
+            Ok(Response::new(pb::RemoveConnectorResponse {}))
+        }
+        .await;
+        audited(&who, "RemoveConnector", &request.id, result)
     }
 
     async fn health_check(
@@ -214,7 +263,9 @@ impl ConnectorsService for GrpcApi {
         &self,
         request: Request<tonic::Streaming<pb::UploadComponentRequest>>,
     ) -> Result<Response<pb::UploadComponentResponse>, Status> {
-        crate::components::upload(&self.service, request).await
+        let who = caller_of(&request);
+        let result = crate::components::upload(&self.service, request).await;
+        audited(&who, "UploadComponent", "-", result)
     }
 
     async fn list_components(
@@ -230,11 +281,15 @@ impl ConnectorsService for GrpcApi {
         &self,
         request: Request<pb::DeleteComponentRequest>,
     ) -> Result<Response<pb::DeleteComponentResponse>, Status> {
-        self.service
-            .remove_component(&request.into_inner().component)
+        let who = caller_of(&request);
+        let component = request.into_inner().component;
+        let result = self
+            .service
+            .remove_component(&component)
             .await
-            .map_err(status)?;
-        Ok(Response::new(pb::DeleteComponentResponse {}))
+            .map(|()| Response::new(pb::DeleteComponentResponse {}))
+            .map_err(status);
+        audited(&who, "DeleteComponent", &component, result)
     }
 
     type WatchHealthStream = EventStream;

@@ -3,6 +3,7 @@
 //! `CONNECTORS_SERVICE_ADDR` when set, else to an in-process one started on
 //! the config (and data directory) given.
 
+mod api;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +48,18 @@ struct Cli {
     /// The largest component file or upload accepted
     #[arg(long, global = true, value_name = "SIZE", default_value = "64MiB")]
     max_component_size: bytesize::ByteSize,
+    /// Token sent to a remote service (CONNECTORS_SERVICE_ADDR)
+    #[arg(
+        long,
+        global = true,
+        env = "SANDPORT_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// CA (PEM) of a remote service's certificate, for https:// addresses [default: the system's roots]
+    #[arg(long, global = true, env = "SANDPORT_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -84,6 +97,13 @@ enum Command {
         /// Sum of the connectors' memory limits this node accepts, e.g. 16GiB [default: no limit]
         #[arg(long, value_name = "SIZE")]
         memory_budget: Option<bytesize::ByteSize>,
+        #[command(flatten)]
+        api: api::ApiFlags,
+    },
+    /// Make API tokens.
+    Token {
+        #[command(subcommand)]
+        command: api::TokenCommand,
     },
     /// Check a config (including starting each connector once) and print
     /// every problem. Exits 0 when there is none, 2 otherwise.
@@ -261,7 +281,11 @@ fn print_problems(problems: &[config::Problem]) {
 
 /// The service the command talks to, and the config problems of a local one.
 async fn connect(cli: &Cli, schedule: bool) -> anyhow::Result<(Backend, Vec<config::Problem>)> {
-    let (backend, problems) = client::from_env(service_options(cli, schedule)).await?;
+    let remote = client::RemoteOptions {
+        token: cli.token.clone(),
+        ca_cert: cli.ca_cert.clone(),
+    };
+    let (backend, problems) = client::from_env(service_options(cli, schedule), &remote).await?;
     print_problems(&problems);
     Ok((backend, problems))
 }
@@ -279,9 +303,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             http_addr,
             max_connectors,
             memory_budget,
+            api,
         } => {
             let limits = (*max_connectors, memory_budget.map(|b| b.as_u64()));
-            serve(&cli, grpc_addr.clone(), http_addr, limits).await
+            serve(&cli, grpc_addr.clone(), http_addr, limits, api).await
+        }
+        Command::Token { command } => {
+            api::token(command)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Validate => validate(&cli).await,
         Command::TestConnector { component, entry } => {
@@ -462,6 +491,7 @@ async fn serve(
     grpc_addr: Option<String>,
     http_addr: &str,
     (max_instances, memory_budget): (usize, Option<u64>),
+    api: &api::ApiFlags,
 ) -> anyhow::Result<ExitCode> {
     sandport_core::limits::raise_fd_limit();
     let grpc_addr = match grpc_addr {
@@ -477,6 +507,9 @@ async fn serve(
     let http = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
+    let api_options = api.options(grpc.local_addr()?, http.local_addr()?)?;
+    let tls = api_options.tls.is_some();
+    let tokens = api_options.tokens.is_some();
     let mut options = service_options(cli, true);
     options.runtime.max_instances = max_instances;
     options.runtime.memory_budget = memory_budget;
@@ -487,10 +520,19 @@ async fn serve(
         http = %http.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| http_addr.to_string()),
         connectors = service.runtime().list(None).len(),
         max_connectors = service.runtime().max_instances(),
+        tls,
+        tokens,
         state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
         "sandport is listening; stop it with Ctrl-C or SIGTERM"
     );
-    sandport_server::serve(Arc::new(service), grpc, http, shutdown_signal()).await?;
+    sandport_server::serve(
+        Arc::new(service),
+        grpc,
+        http,
+        api_options,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

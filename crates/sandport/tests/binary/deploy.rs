@@ -183,11 +183,11 @@ fn every_alert_has_a_unit_test_that_it_fires_and_one_that_it_does_not() {
         let mut cases: BTreeMap<String, (Vec<u64>, Vec<u64>)> = BTreeMap::new();
         for case in list_at(test, &["alert_rule_test"], tests_file) {
             let name = text_at(case, &["alertname"], tests_file).to_string();
-            let at = minutes(text_at(case, &["eval_time"], tests_file));
+            let when = minutes(text_at(case, &["eval_time"], tests_file));
             let (fires, quiet) = cases.entry(name).or_default();
             match case["exp_alerts"].as_sequence().map_or(0, Vec::len) {
-                0 => quiet.push(at),
-                _ => fires.push(at),
+                0 => quiet.push(when),
+                _ => fires.push(when),
             }
         }
         for (name, (fires, quiet)) in &cases {
@@ -195,10 +195,10 @@ fn every_alert_has_a_unit_test_that_it_fires_and_one_that_it_does_not() {
             let first = fires.iter().min().unwrap_or_else(|| {
                 panic!("{tests_file}: {name} is never expected to fire in its test")
             });
+            let before = first.saturating_sub(1);
             assert!(
-                quiet.contains(&(first - 1)),
-                "{tests_file}: {name} fires at {first}m; the test must show it quiet at {}m",
-                first - 1
+                quiet.contains(&before),
+                "{tests_file}: {name} fires at {first}m; the test must show it quiet at {before}m"
             );
             alerts_tested.insert(name.clone());
         }

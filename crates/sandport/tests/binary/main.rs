@@ -8,5 +8,6 @@
 mod api;
 mod cli;
 mod components;
+mod deploy;
 mod service;
 mod support;

@@ -19,6 +19,7 @@
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`uploads`]: components uploaded through the API, by digest.
 //! - [`allocator`]: the malloc settings the binary applies at start.
+//! - [`metrics`]: what the runtime counts, and its Prometheus collector.
 //! - [`limits`]: the descriptor limit the service raises at start, and the
 //!   share of it guests may hold as sockets.
 // The exceptions (loading cached compiled code, mapping the fiber stacks,
@@ -30,6 +31,7 @@ mod budget;
 mod egress;
 pub mod health;
 pub mod limits;
+pub mod metrics;
 mod quarantine;
 pub mod registry;
 mod sandbox;

@@ -130,6 +130,13 @@ impl StateFile {
         }
     }
 
+    /// The ids the saved changes decide: registered or updated through the
+    /// API, or removed through it.
+    pub async fn api_ids(&self) -> std::collections::HashSet<String> {
+        let doc = self.doc.lock().await;
+        doc.registered.keys().chain(&doc.removed).cloned().collect()
+    }
+
     /// Records that `config` was registered or updated.
     pub async fn record_put(&self, config: &ConnectorConfig) -> Result<(), StateError> {
         let mut doc = self.doc.lock().await;

@@ -15,6 +15,8 @@
 //! - [`limits`]: sizes, time and concurrency of API calls.
 //! - [`audit`]: one log line per admin call.
 //! - `reload`: noticing that the tokens or certificate files changed.
+//! - [`metrics`]: `GET /metrics` and the count of every API call.
+//! - `config_api`: the config file's reload status, and reloading it.
 //! - `components`: uploading, listing and deleting components, both APIs.
 //! - `internal`: errors logged with an id, answered without internals.
 #![forbid(unsafe_code)]
@@ -22,10 +24,12 @@
 pub mod audit;
 pub mod auth;
 mod components;
+mod config_api;
 pub mod grpc;
 pub mod guard;
 mod internal;
 pub mod limits;
+pub mod metrics;
 mod reload;
 pub mod rest;
 mod serve;

@@ -62,6 +62,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    pub(crate) fn with_problems(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        problems: Vec<config::Problem>,
+    ) -> Self {
+        ApiError {
+            problems,
+            ..ApiError::new(status, code, message)
+        }
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(error: ServiceError) -> Self {
         let message = error.to_string();
@@ -162,11 +176,22 @@ type ApiResult<T> = Result<T, ApiError>;
 /// cap by adding `.layer(DefaultBodyLimit::max(limits.max_upload_size))` to
 /// that route alone, which overrides this one; and, being a mutating call,
 /// needs `admin` like every verb but `GET`.
-pub fn guarded_router(service: Arc<Service>, guard: Arc<Guard>) -> Router {
+pub fn guarded_router(
+    service: Arc<Service>,
+    guard: Arc<Guard>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Router {
     let limits = *guard.limits();
+    let api = metrics.api();
     router(service)
+        .merge(crate::metrics::router(metrics))
+        .route_layer(axum::middleware::from_fn(crate::metrics::tag_route))
         .layer(DefaultBodyLimit::max(limits.max_body_size))
         .layer(axum::middleware::from_fn_with_state(guard, rest_guard))
+        .layer(crate::metrics::ApiMetricsLayer::new(
+            api,
+            crate::metrics::Api::Rest,
+        ))
 }
 
 /// Writes the audit line of an admin call.
@@ -202,6 +227,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(
             "/api/v1/components/{digest}",
             axum::routing::delete(crate::components::delete),
+        )
+        .route("/api/v1/config/status", get(crate::config_api::status))
+        .route(
+            "/api/v1/config/reload",
+            axum::routing::post(crate::config_api::reload),
         )
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))

@@ -30,6 +30,7 @@ use crate::auth::Tokens;
 use crate::grpc::{ConnectorsServiceServer, GrpcApi, pb};
 use crate::guard::{GrpcGuardLayer, Guard};
 use crate::limits::Limits;
+use crate::metrics::{Api, ApiMetricsLayer, Metrics};
 use crate::reload::{self, Reload};
 use crate::tls::{PeerInfo, Tls};
 use sandport_core::service::{self, Service};
@@ -65,6 +66,9 @@ pub struct ApiOptions {
     pub tokens: Option<Arc<Tokens>>,
     pub tls: Option<Arc<Tls>>,
     pub limits: Limits,
+    /// A listener of its own for `GET /metrics` (plain HTTP, no token), as
+    /// well as the REST port's.
+    pub metrics: Option<TcpListener>,
 }
 
 /// Serving an API off loopback without TLS or tokens, unasked.
@@ -151,7 +155,12 @@ pub async fn serve(
         tokens,
         tls,
         limits,
+        metrics: metrics_listener,
     } = options;
+    let metrics = Arc::new(Metrics::new(
+        service.runtime().collector(),
+        vec![Box::new(service.reload_collector())],
+    ));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ConnectorsServiceServer<GrpcApi>>()
@@ -167,11 +176,17 @@ pub async fn serve(
     let listener_error = |e: std::io::Error| ServeError::Listener(e.to_string());
     let grpc = grpc.into_std().map_err(listener_error)?;
     let http = http.into_std().map_err(listener_error)?;
-    let (grpc, http) = {
+    let metrics_listener = metrics_listener
+        .map(|l| l.into_std().map_err(listener_error))
+        .transpose()?;
+    let (grpc, http, metrics_listener) = {
         let _entered = api.enter();
         (
             TcpListener::from_std(grpc).map_err(listener_error)?,
             TcpListener::from_std(http).map_err(listener_error)?,
+            metrics_listener
+                .map(|l| TcpListener::from_std(l).map_err(listener_error))
+                .transpose()?,
         )
     };
 
@@ -186,11 +201,12 @@ pub async fn serve(
         // Bounds the wait for an answer; a stream's answer starts at once,
         // so WatchHealth runs on.
         .timeout(limits.request_timeout)
+        .layer(ApiMetricsLayer::new(metrics.api(), Api::Grpc))
         .layer(GrpcGuardLayer::new(guard.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(connectors);
-    let rest = crate::rest::guarded_router(service.clone(), guard);
+    let rest = crate::rest::guarded_router(service.clone(), guard, metrics.clone());
     let (grpc_server, http_server): (
         ServerFuture<tonic::transport::Error>,
         ServerFuture<std::io::Error>,
@@ -241,6 +257,16 @@ pub async fn serve(
 
     let grpc_task = api.spawn(grpc_server);
     let http_task = api.spawn(http_server);
+    let metrics_task = metrics_listener.map(|listener| {
+        let server = axum::serve(listener, crate::metrics::router(metrics.clone()))
+            .with_graceful_shutdown(service.shutdown_started())
+            .into_future();
+        api.spawn(async move {
+            if let Err(e) = server.await {
+                tracing::error!("the metrics listener failed: {e}");
+            }
+        })
+    });
     let aborts = [grpc_task.abort_handle(), http_task.abort_handle()];
 
     shutdown.await;
@@ -261,6 +287,9 @@ pub async fn serve(
     .await;
     service.shutdown().await;
     reloader.abort();
+    if let Some(task) = metrics_task {
+        task.abort();
+    }
     match drained {
         Err(_) => {
             tracing::warn!("in-flight calls did not finish within {DRAIN_GRACE:?}; stopped them");

@@ -373,11 +373,22 @@ impl Egress {
                     .sign(&mut outgoing, std::time::SystemTime::now())
                     .map_err(EgressError::Other)?;
             }
-            let response = client
-                .execute(outgoing)
+            // A child of the check's span when tracing is on; nothing
+            // otherwise. Headers are never recorded.
+            let span = tracing::debug_span!(
+                "http request",
+                http.request.method = %request.method,
+                url.full = tracing::field::Empty,
+                http.response.status_code = tracing::field::Empty,
+            );
+            if !span.is_disabled() {
+                span.record("url.full", tracing::field::display(shown(url)));
+            }
+            let response = tracing::Instrument::instrument(client.execute(outgoing), span.clone())
                 .await
                 .map_err(|e| classify(e, limit))?;
             let status = response.status();
+            span.record("http.response.status_code", status.as_u16());
             if status.is_redirection()
                 && let Some(location) = response.headers().get(http::header::LOCATION)
             {
@@ -455,6 +466,17 @@ impl Egress {
             body,
         })
     }
+}
+
+/// `url` as a trace shows it: no user, password, query or fragment, which
+/// could carry a secret the connector was given.
+fn shown(url: &Url) -> Url {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown
 }
 
 /// `result` with the entry's secrets taken out of everything the guest

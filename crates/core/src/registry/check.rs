@@ -47,7 +47,7 @@ impl Runtime {
             let inner = self.inner.clone();
             let entry = entry.clone();
             tasks.spawn(async move {
-                run_check(&inner, &entry).await;
+                run_check(&inner, &entry, None).await;
                 (entry.config.id.clone(), entry.health())
             });
         }
@@ -86,13 +86,37 @@ impl Runtime {
 }
 
 /// Runs one check of `entry` and records it in the cache. Returns nothing:
-/// the scheduler, which runs most checks, reads no snapshot.
-pub(super) async fn run_check(inner: &Inner, entry: &Entry) {
+/// the scheduler, which runs most checks, reads no snapshot. `scheduled`:
+/// when the schedule meant it to start, for the lateness metric.
+pub(super) async fn run_check(inner: &Inner, entry: &Entry, scheduled: Option<Instant>) {
     if !entry.config.enabled || lock(&entry.quarantine).blocks(Instant::now()) {
         return;
     }
     let mut outcome = match inner.permits.acquire().await {
-        Ok(_permit) => check_once(inner, entry).await,
+        Ok(_permit) => {
+            if let Some(scheduled) = scheduled {
+                inner
+                    .node
+                    .lateness
+                    .observe(Instant::now().saturating_duration_since(scheduled));
+            }
+            // Recorded only when tracing is on (the span is at debug
+            // level, which only the trace exporter asks for).
+            let span = tracing::debug_span!(
+                "check",
+                connector = %entry.config.id,
+                connector.type = entry.info.connector_type.as_str(),
+                status = tracing::field::Empty,
+                failure = tracing::field::Empty,
+            );
+            let outcome =
+                tracing::Instrument::instrument(check_once(inner, entry), span.clone()).await;
+            span.record("status", outcome.status.as_str());
+            if let Some(failure) = &outcome.failure {
+                span.record("failure", failure.as_str());
+            }
+            outcome
+        }
         Err(_) => return,
     };
     let quarantined = lock(&entry.quarantine).observe(outcome.failure.as_ref(), Instant::now());
@@ -126,6 +150,7 @@ pub(super) async fn run_check(inner: &Inner, entry: &Entry) {
             checked_at: outcome.checked_at,
         });
     }
+    entry.counters.record(&outcome);
     health.record(outcome);
 }
 
@@ -175,7 +200,12 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
     let Some(guest) = slot.as_mut() else {
         return fail(FailureKind::Instantiate, "no instance".into());
     };
-    match guest.health_check(budget).await {
+    let call = tracing::debug_span!("guest call", export = "health-check");
+    let result = tracing::Instrument::instrument(guest.health_check(budget), call).await;
+    let (requests, bytes) = guest.last_call_egress();
+    let memory = result.is_ok().then(|| guest.memory_used());
+    entry.counters.record_call(requests, bytes, memory);
+    match result {
         Ok(Ok(report)) => CheckOutcome {
             failure: (report.status != crate::sandbox::WitHealthStatus::Healthy
                 && report.status != crate::sandbox::WitHealthStatus::Degraded
@@ -204,7 +234,7 @@ async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {
 mod tests {
     use super::*;
 
-    fn future_size<'a, A: 'a, B: 'a, F: Future>(_: impl FnOnce(&'a A, &'a B) -> F) -> usize {
+    fn future_size<'a, A: 'a, B: 'a, C, F: Future>(_: impl FnOnce(&'a A, &'a B, C) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

@@ -65,6 +65,14 @@ impl Runtime {
         Ok(prepared)
     }
 
+    /// The digest of the component `config` names as it is now, or `None`
+    /// when it cannot be loaded. A file read before and unchanged since is
+    /// not read again.
+    pub async fn component_digest(&self, config: &ConnectorConfig) -> Option<String> {
+        let prepared = self.prepare(config).await.ok()?;
+        Some(prepared.digest().to_string())
+    }
+
     async fn compile(&self, config: &ConnectorConfig) -> Result<Arc<Prepared>, String> {
         match &config.component {
             ComponentRef::Builtin(name) => {

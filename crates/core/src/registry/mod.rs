@@ -13,6 +13,7 @@
 mod admit;
 mod check;
 mod components;
+mod metrics;
 mod schedule;
 mod start;
 mod types;
@@ -36,6 +37,7 @@ use components::FileStamp;
 use crate::budget::Budget;
 use crate::egress::{Egress, HttpClient};
 use crate::health::HealthSnapshot;
+use crate::metrics::{ConnectorCounters, NodeCounters, RuntimeCollector};
 use crate::quarantine::Quarantine;
 pub use crate::sandbox::{CompileLimits, Echo};
 use crate::sandbox::{Guest, GuestInfo, Prepared, Sandbox, mappings};
@@ -67,6 +69,7 @@ struct Inner {
     /// Components given by path, by file identity: registering 10,000
     /// entries of one file reads and hashes it once, not 10,000 times.
     by_path: Mutex<std::collections::HashMap<std::path::PathBuf, (FileStamp, Weak<Prepared>)>>,
+    node: NodeCounters,
 }
 
 struct Entry {
@@ -79,6 +82,7 @@ struct Entry {
     health: Mutex<HealthSnapshot>,
     schedule: Mutex<Option<AbortHandle>>,
     quarantine: Mutex<Quarantine>,
+    counters: ConnectorCounters,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -113,6 +117,7 @@ impl Runtime {
                 options,
                 connectors: RwLock::new(BTreeMap::new()),
                 by_path: Mutex::new(std::collections::HashMap::new()),
+                node: NodeCounters::default(),
             }),
         })
     }
@@ -280,7 +285,7 @@ impl Runtime {
     /// Runs a health check now and returns the updated snapshot.
     pub async fn check(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
         let entry = self.entry(id)?;
-        run_check(&self.inner, &entry).await;
+        run_check(&self.inner, &entry, None).await;
         Ok(entry.health())
     }
 
@@ -314,6 +319,15 @@ impl Runtime {
     /// How many components were loaded from the compiled-component cache.
     pub fn cache_hits(&self) -> usize {
         self.inner.sandbox.cache_hits()
+    }
+
+    /// The runtime's metrics, for a `prometheus_client` registry: read at
+    /// each scrape, from the connectors registered then.
+    pub fn collector(&self) -> RuntimeCollector {
+        let inner: Arc<dyn crate::metrics::Source> = self.inner.clone();
+        RuntimeCollector {
+            source: Arc::downgrade(&inner),
+        }
     }
 
     /// How many distinct components the runtime has compiled.

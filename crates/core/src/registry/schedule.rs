@@ -36,11 +36,11 @@ fn spawn_schedule(inner: Weak<Inner>, entry: Weak<Entry>) -> AbortHandle {
         let mut ticker = tokio::time::interval_at(Instant::now() + offset, interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            let scheduled = ticker.tick().await;
             let (Some(inner), Some(entry)) = (inner.upgrade(), entry.upgrade()) else {
                 break;
             };
-            run_check(&inner, &entry).await;
+            run_check(&inner, &entry, Some(scheduled)).await;
         }
     })
     .abort_handle()

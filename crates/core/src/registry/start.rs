@@ -30,6 +30,7 @@ impl Runtime {
         // others' starts.
         let _start = self.inner.starts.acquire().await;
         let budget = Budget::new(config.health_check.timeout);
+        let counters = crate::metrics::ConnectorCounters::default();
         let (instance, info, health) = if config.enabled {
             let mut guest = start_guest(&self.inner, &prepared, &config, &egress, budget)
                 .await
@@ -45,6 +46,7 @@ impl Runtime {
             info.connector_type = config.connector_type;
             // Its first check is an interval away, or never.
             guest.release_stack();
+            counters.record_call(0, 0, Some(guest.memory_used()));
             let health = if config.health_check.enabled {
                 HealthSnapshot::unknown()
             } else {
@@ -76,6 +78,7 @@ impl Runtime {
             health: Mutex::new(health),
             schedule: Mutex::new(None),
             quarantine: Mutex::new(Quarantine::default()),
+            counters,
         }))
     }
 }

@@ -147,6 +147,12 @@ impl Guest {
         }
     }
 
+    /// HTTP requests the last call sent, and the response bytes read.
+    pub fn last_call_egress(&self) -> (u32, u64) {
+        let usage = self.store.data().usage;
+        (usage.requests, usage.bytes)
+    }
+
     /// Whether the last call had a request denied by the egress policy.
     pub fn was_denied(&self) -> bool {
         self.store.data().denied

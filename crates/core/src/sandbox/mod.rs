@@ -168,6 +168,8 @@ pub struct Sandbox {
     builtins: Mutex<HashMap<&'static str, Slot>>,
     cache: Option<cache::ArtifactCache>,
     cache_hits: std::sync::atomic::AtomicUsize,
+    /// Components compiled because the cache did not hold them.
+    compiles: std::sync::atomic::AtomicUsize,
     ticker_stop: Arc<AtomicBool>,
     limits: CompileLimits,
     /// A permit per compile under way, held by the compiling thread itself:
@@ -236,6 +238,7 @@ impl Sandbox {
             builtins: Mutex::new(HashMap::new()),
             cache,
             cache_hits: std::sync::atomic::AtomicUsize::new(0),
+            compiles: std::sync::atomic::AtomicUsize::new(0),
             ticker_stop,
             compile_slots: Arc::new(tokio::sync::Semaphore::new(limits.slots.max(1))),
             limits,
@@ -363,6 +366,7 @@ impl Sandbox {
                 what: what.to_string(),
                 message: format!("{e:#}"),
             })?;
+        self.compiles.fetch_add(1, Ordering::Relaxed);
         if let Some(cache) = &self.cache {
             cache.store(digest, &component);
         }
@@ -372,6 +376,11 @@ impl Sandbox {
     /// Components loaded from the on-disk cache instead of compiled.
     pub fn cache_hits(&self) -> usize {
         self.cache_hits.load(Ordering::Relaxed)
+    }
+
+    /// Components compiled because the on-disk cache did not hold them.
+    pub fn compiles(&self) -> usize {
+        self.compiles.load(Ordering::Relaxed)
     }
 
     /// How many distinct components have been compiled.

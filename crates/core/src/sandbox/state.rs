@@ -69,7 +69,13 @@ impl GuestState {
             .allow_tcp(true)
             .socket_addr_check(move |address, usage| {
                 let allowed = match usage {
-                    SocketAddrUse::TcpConnect => tcp.permits(address),
+                    SocketAddrUse::TcpConnect => {
+                        let allowed = tcp.permits(address);
+                        // A child of the check's span when tracing is on.
+                        tracing::debug_span!("tcp connect", server.address = %address, allowed)
+                            .in_scope(|| ());
+                        allowed
+                    }
                     // The implicit bind of a connect.
                     SocketAddrUse::TcpBind => address.ip().is_unspecified() && address.port() == 0,
                     _ => false,

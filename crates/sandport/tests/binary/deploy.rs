@@ -45,12 +45,6 @@ const EXPORTED_METRICS: &[&str] = &[
     "process_threads",
 ];
 
-/// `serve` flags that the artifacts pass and that the change adding
-/// `/metrics` brings to the binary. While the binary lacks one, it is not
-/// held against the Deployment and the Dockerfile (the systemd unit does not
-/// use it). Remove an entry once `serve --help` lists it.
-const FLAGS_OF_THE_METRICS_CHANGE: &[&str] = &["--metrics-addr"];
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -708,7 +702,6 @@ fn dashboard_metric_names() -> BTreeSet<String> {
 /// Every `sandport_*` and `process_*` metric the dashboard and the alert
 /// rules query (histograms by their name, without `_bucket`, `_sum` or
 /// `_count`), to be checked against what a running service exports.
-#[allow(dead_code)]
 pub(crate) fn metric_names_used_by_deploy() -> BTreeSet<String> {
     let mut names = dashboard_metric_names();
     let rules_file = "deploy/prometheus/sandport-alerts.yml";
@@ -855,9 +848,6 @@ fn the_deployment_and_the_image_pass_flags_serve_accepts() {
     ] {
         assert_eq!(args.first(), Some(&"serve"), "{file}: {args:?}");
         for flag in flags(args.iter().copied()) {
-            if FLAGS_OF_THE_METRICS_CHANGE.contains(&flag) && !documents_flag(&help, flag) {
-                continue;
-            }
             assert!(
                 documents_flag(&help, flag),
                 "{file}: passes {flag}, which `sandport serve --help` does not list:\n{help}"

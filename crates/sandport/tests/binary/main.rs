@@ -9,5 +9,7 @@ mod api;
 mod cli;
 mod components;
 mod deploy;
+mod operations;
 mod service;
 mod support;
+mod traces;

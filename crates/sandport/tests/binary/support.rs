@@ -105,6 +105,8 @@ pub struct Server {
     child: Child,
     pub grpc: String,
     pub http: String,
+    /// `http://ADDR` of `--metrics-addr`, when given.
+    pub metrics: Option<String>,
     pub log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -114,6 +116,15 @@ impl Server {
     }
 
     pub fn start_with(config: &Path, data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_env(config, data_dir, extra, &[])
+    }
+
+    pub fn start_env(
+        config: &Path,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &Path)],
+    ) -> Server {
         let mut child = Command::new(SANDPORT)
             .args([
                 "serve",
@@ -128,6 +139,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("CONNECTORS_SERVICE_ADDR")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -148,20 +160,34 @@ impl Server {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("serve did not start: {:?}", log.lock().map(|l| l.clone())));
-        let field = |name: &str| -> String {
-            let start = line.find(&format!("{name}=")).expect("address field") + name.len() + 1;
-            line[start..]
-                .split_whitespace()
-                .next()
-                .expect("address")
-                .to_string()
+        // The line is text (`grpc=ADDR ...`) or, with --log-format json,
+        // one JSON object.
+        let json: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+        let field = |name: &str| -> Option<String> {
+            if let Some(json) = &json {
+                return json[name].as_str().map(str::to_string);
+            }
+            let start = line.find(&format!("{name}="))? + name.len() + 1;
+            Some(line[start..].split_whitespace().next()?.to_string())
         };
+        let address = |name: &str| format!("http://{}", field(name).expect("an address field"));
         Server {
-            grpc: format!("http://{}", field("grpc")),
-            http: format!("http://{}", field("http")),
+            grpc: address("grpc"),
+            http: address("http"),
+            metrics: field("metrics")
+                .filter(|m| m.parse::<std::net::SocketAddr>().is_ok())
+                .map(|m| format!("http://{m}")),
             child,
             log,
         }
+    }
+
+    /// SIGHUP: reload the config file.
+    pub fn hangup(&self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP")
     }
 
     pub fn kill_9(mut self) {

@@ -97,7 +97,20 @@ impl ApiFlags {
             tokens,
             tls,
             limits,
+            metrics: None,
         })
+    }
+
+    /// The metrics listener has neither TLS nor tokens: off loopback only
+    /// when the operator says `--insecure`.
+    pub fn check_metrics_exposure(&self, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.insecure || addr.ip().is_loopback(),
+            "refusing to serve metrics on {addr}: it is not a loopback address and the metrics listener takes no TLS or token, \
+             so anyone who can reach it could read every connector's id and health; scrape /metrics on the REST address \
+             (which takes tokens and TLS), or add --insecure to serve it like this anyway"
+        );
+        Ok(())
     }
 }
 

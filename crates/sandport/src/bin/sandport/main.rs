@@ -5,10 +5,11 @@
 
 mod api;
 mod output;
+mod serve;
+mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -60,6 +61,16 @@ struct Cli {
     /// CA (PEM) of a remote service's certificate, for https:// addresses [default: the system's roots]
     #[arg(long, global = true, env = "SANDPORT_CA_CERT", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+    /// How log lines are written: `text` for people, `json` (one object a
+    /// line) for a log collector
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SANDPORT_LOG_FORMAT",
+        default_value_t = telemetry::LogFormat::Text
+    )]
+    log_format: telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -76,29 +87,11 @@ enum Command {
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Run the Connectors Service (gRPC and REST) until SIGINT or SIGTERM.
+    /// Run the Connectors Service (gRPC and REST) until SIGINT or SIGTERM;
+    /// SIGHUP reloads the config file.
     Serve {
-        /// gRPC listen address [default: 127.0.0.1:50051, or 127.0.0.1:$GRPC_PORT]
-        #[arg(long, value_name = "ADDR")]
-        grpc_addr: Option<String>,
-        /// REST listen address
-        #[arg(
-            long,
-            value_name = "ADDR",
-            env = "SANDPORT_HTTP_ADDR",
-            default_value = "127.0.0.1:8080"
-        )]
-        http_addr: String,
-        /// Enabled connectors this node accepts (fewer if the kernel's
-        /// vm.max_map_count leaves room for fewer: about 15,800 at its
-        /// default of 65,530)
-        #[arg(long, value_name = "N", default_value_t = 20_000)]
-        max_connectors: usize,
-        /// Sum of the connectors' memory limits this node accepts, e.g. 16GiB [default: no limit]
-        #[arg(long, value_name = "SIZE")]
-        memory_budget: Option<bytesize::ByteSize>,
         #[command(flatten)]
-        api: api::ApiFlags,
+        flags: Box<serve::ServeFlags>,
     },
     /// Make API tokens.
     Token {
@@ -205,20 +198,17 @@ fn main() -> ExitCode {
         Command::Serve { .. } | Command::Watch { .. } => "info",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
+    };
+    // The trace exporter's client is made on the runtime.
+    let telemetry = {
+        let _entered = runtime.enter();
+        telemetry::init(cli.log_format, default_level)
     };
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
@@ -227,6 +217,7 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     };
+    drop(telemetry);
     // Dropping the runtime would wait for every blocking task, such as a
     // compile that cannot be interrupted; the drain is over by now.
     runtime.shutdown_timeout(EXIT_GRACE);
@@ -298,16 +289,7 @@ async fn close(backend: Backend) {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Serve {
-            grpc_addr,
-            http_addr,
-            max_connectors,
-            memory_budget,
-            api,
-        } => {
-            let limits = (*max_connectors, memory_budget.map(|b| b.as_u64()));
-            serve(&cli, grpc_addr.clone(), http_addr, limits, api).await
-        }
+        Command::Serve { flags } => serve::serve(&cli, flags).await,
         Command::Token { command } => {
             api::token(command)?;
             Ok(ExitCode::SUCCESS)
@@ -424,7 +406,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         Some(Err(e)) => break Err(e),
                         None => break Ok(()),
                     },
-                    () = shutdown_signal() => break Ok(()),
+                    () = serve::shutdown_signal() => break Ok(()),
                 }
             };
             drop(events);
@@ -486,57 +468,6 @@ async fn check(cli: &Cli, ids: &[String], output: Output) -> anyhow::Result<Exit
     })
 }
 
-async fn serve(
-    cli: &Cli,
-    grpc_addr: Option<String>,
-    http_addr: &str,
-    (max_instances, memory_budget): (usize, Option<u64>),
-    api: &api::ApiFlags,
-) -> anyhow::Result<ExitCode> {
-    sandport_core::limits::raise_fd_limit();
-    let grpc_addr = match grpc_addr {
-        Some(addr) => addr,
-        None => match std::env::var("GRPC_PORT") {
-            Ok(port) => format!("127.0.0.1:{}", port.trim()),
-            Err(_) => "127.0.0.1:50051".to_string(),
-        },
-    };
-    let grpc = tokio::net::TcpListener::bind(&grpc_addr)
-        .await
-        .with_context(|| format!("cannot listen for gRPC on {grpc_addr}"))?;
-    let http = tokio::net::TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("cannot listen for HTTP on {http_addr}"))?;
-    let api_options = api.options(grpc.local_addr()?, http.local_addr()?)?;
-    let tls = api_options.tls.is_some();
-    let tokens = api_options.tokens.is_some();
-    let mut options = service_options(cli, true);
-    options.runtime.max_instances = max_instances;
-    options.runtime.memory_budget = memory_budget;
-    let (service, problems) = Service::start(options).await?;
-    print_problems(&problems);
-    tracing::info!(
-        grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or(grpc_addr),
-        http = %http.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| http_addr.to_string()),
-        connectors = service.runtime().list(None).len(),
-        max_connectors = service.runtime().max_instances(),
-        tls,
-        tokens,
-        state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
-        "sandport is listening; stop it with Ctrl-C or SIGTERM"
-    );
-    sandport_server::serve(
-        Arc::new(service),
-        grpc,
-        http,
-        api_options,
-        shutdown_signal(),
-    )
-    .await?;
-    tracing::info!("stopped");
-    Ok(ExitCode::SUCCESS)
-}
-
 async fn component(cli: &Cli, command: &ComponentCommand) -> anyhow::Result<ExitCode> {
     let (backend, _) = connect(cli, false).await?;
     let service = backend.service();
@@ -593,32 +524,5 @@ async fn validate(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         println!("{} problem(s) found", problems.len());
         Ok(ExitCode::from(EXIT_USAGE))
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!("cannot listen for Ctrl-C: {e}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!("cannot listen for SIGTERM: {e}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

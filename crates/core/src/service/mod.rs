@@ -7,10 +7,13 @@
 //! undone, so the answer never claims what a restart would lose. A removal is
 //! persisted first, then carried out.
 
-use std::collections::HashSet;
+mod reload;
+
+pub use reload::{ReloadCollector, ReloadReport};
+
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
@@ -115,8 +118,13 @@ impl From<RegisterError> for ServiceError {
 pub struct Service {
     runtime: Runtime,
     state: Option<StateFile>,
-    /// Ids the operator's YAML defines: removing one needs a tombstone.
-    yaml_ids: HashSet<String>,
+    /// The operator's file, reloaded on request; `None`: the built-in config.
+    config_path: Option<PathBuf>,
+    /// Which connectors the operator's file decides.
+    yaml: Mutex<reload::YamlManaged>,
+    /// Held by the reload under way.
+    reloading: tokio::sync::Mutex<()>,
+    reloads: reload::ReloadLog,
     /// Held while a change could race the deletion of an uploaded
     /// component: a registration that names one, and the deletion itself.
     uploads_in_use: tokio::sync::Mutex<()>,
@@ -150,7 +158,8 @@ impl Service {
                 PathBuf::from("."),
             ),
         };
-        let yaml_ids = loaded.connectors.iter().map(|c| c.id.clone()).collect();
+        let yaml_entries = loaded.connectors.clone();
+        let mut api_ids = std::collections::HashSet::new();
         let mut runtime_options = options.runtime;
         runtime_options
             .components_dir
@@ -174,14 +183,19 @@ impl Service {
                 runtime_options.uploads = Some(Arc::new(store));
             }
             state.apply(&mut loaded, builtins).await;
+            api_ids = state.api_ids().await;
             Some(state)
         };
         let runtime = Runtime::new(runtime_options)?;
         let problems = runtime.load(loaded).await;
+        let yaml = reload::YamlManaged::new(yaml_entries, api_ids, |id| runtime.get(id).is_ok());
         let service = Service {
             runtime,
             state,
-            yaml_ids,
+            config_path: options.config.clone(),
+            yaml: Mutex::new(yaml),
+            reloading: tokio::sync::Mutex::new(()),
+            reloads: reload::ReloadLog::default(),
             uploads_in_use: tokio::sync::Mutex::new(()),
             uploads_at_once: Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS_AT_ONCE)),
             shutting_down: AtomicBool::new(false),
@@ -234,6 +248,7 @@ impl Service {
             let _ = self.runtime.remove(&config.id).await;
             return Err(e.into());
         }
+        self.lock_yaml().claimed_by_api(&config.id);
         Ok(info)
     }
 
@@ -266,6 +281,7 @@ impl Service {
             let _ = self.runtime.update(current).await;
             return Err(e.into());
         }
+        self.lock_yaml().claimed_by_api(&config.id);
         Ok(info)
     }
 
@@ -281,8 +297,10 @@ impl Service {
             .get(id)
             .map_err(|e| ServiceError::NotFound(e.0))?;
         if let Some(state) = &self.state {
-            state.record_remove(id, self.yaml_ids.contains(id)).await?;
+            let from_yaml = self.lock_yaml().ids.contains(id);
+            state.record_remove(id, from_yaml).await?;
         }
+        self.lock_yaml().claimed_by_api(id);
         self.runtime
             .remove(id)
             .await
@@ -452,6 +470,8 @@ impl Service {
         if !on_api_thread() {
             return job.await;
         }
+        // The call's span goes along, so that its checks are its children.
+        let job = tracing::Instrument::instrument(job, tracing::Span::current());
         match self.work.spawn(job).await {
             Ok(result) => result,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -95,6 +95,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     );
     print_heap(heap_zero, registered);
     print_breakdown();
+    let scrape = scrape_cost(&runtime, registered)?;
     runtime.shutdown().await;
 
     let mut rows = vec![Row::info(
@@ -161,7 +162,45 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             }
         ),
     ));
+    rows.push(scrape);
     Ok(rows)
+}
+
+/// Target: CPU one `/metrics` scrape takes with 10,000 connectors.
+const SCRAPE_TARGET_MS: f64 = 100.0;
+
+/// The CPU time of writing `/metrics` (the thread's own, median of 5) with
+/// every connector registered and checked: what a Prometheus scrape costs
+/// the service.
+fn scrape_cost(runtime: &sandport_core::Runtime, connectors: usize) -> anyhow::Result<Row> {
+    let metrics = sandport_server::metrics::Metrics::new(runtime.collector(), Vec::new());
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..5 {
+        let started = report::thread_cpu();
+        let (_, text) = metrics
+            .render(false)
+            .map_err(|e| anyhow::anyhow!("writing the metrics failed: {e}"))?;
+        times.push(report::thread_cpu().saturating_sub(started));
+        size = text.len();
+    }
+    times.sort_unstable();
+    let median = times[times.len() / 2].as_secs_f64() * 1000.0;
+    println!(
+        "one /metrics scrape with {} checked connectors: {median:.1} ms of CPU (median of 5), {} KiB of text",
+        thousands(connectors as u64),
+        thousands((size / 1024) as u64)
+    );
+    Ok(Row::target(
+        4,
+        format!(
+            "CPU of one /metrics scrape, {} connectors",
+            thousands(connectors as u64)
+        ),
+        format!("**{median:.1} ms**"),
+        "< 100 ms",
+        median < SCRAPE_TARGET_MS,
+    ))
 }
 
 /// The host heap in use per connector (what the allocator handed out, not

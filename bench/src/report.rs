@@ -301,6 +301,22 @@ pub fn cpu_time(pid: Option<u32>) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
+/// CPU time the calling thread has run (exact, from the kernel's clock).
+pub fn thread_cpu() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Duration::ZERO
+    }
+}
+
 /// CPU time all threads of this process have run, in nanoseconds (the sum
 /// of `/proc/self/task/*/schedstat`; exact, unlike the 10 ms ticks of
 /// `/proc/self/stat`). Threads that ended are not counted, so take

@@ -478,6 +478,44 @@ async fn a_changed_config_file_replaces_exactly_the_changed_entries() {
         200,
         "an API-updated entry left the file's hands"
     );
+
+    // A replacement that cannot start leaves the running instance alone,
+    // and the reload says so.
+    let seen = report["at"].clone();
+    let v4 = v3.replace(
+        &entry("changed", target.port, ", tags: [edited]"),
+        &format!(
+            "  - {{id: changed, component: ./missing.wasm, host: 127.0.0.1, port: {}}}\n",
+            target.port
+        ),
+    );
+    assert_ne!(v3, v4);
+    write(&dir, "connectors.yaml", &v4);
+    let report = next_reload(&server, &seen).await;
+    assert_eq!(report["applied"], true, "{report}");
+    assert_eq!(report["replaced"], serde_json::json!([]), "{report}");
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains("changed") && problems.contains("the running instance was kept"),
+        "{problems}"
+    );
+    let kept: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/connectors/changed", server.http))
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("JSON");
+    assert_eq!(
+        kept["connector"]["tags"],
+        serde_json::json!(["edited"]),
+        "{kept}"
+    );
+    let parsed = samples(&scrape(&server.http).await.1);
+    assert_eq!(
+        value(&parsed, "sandport_config_last_reload_success", &[]),
+        Some(0.0)
+    );
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::reload::FileStamp;
+use crate::reload::{FileStamp, Reload};
 
 /// Bytes of randomness in a token made by [`new_token`].
 const TOKEN_BYTES: usize = 32;
@@ -425,6 +425,12 @@ pub fn digest_hex(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+impl Reload for Tokens {
+    fn reload_if_changed(&self) {
+        Tokens::reload_if_changed(self);
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use sandport_core::uploads::{StoredComponent, UploadError};
 
 use crate::auth::Caller;
 use crate::grpc::pb;
-use crate::rest::ApiError;
+use crate::rest_error::ApiError;
 
 fn too_large(limit: u64) -> ServiceError {
     UploadError::TooLarge { limit }.into()
@@ -44,7 +44,7 @@ pub async fn put(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let result = receive(&service, body).await;
-    crate::rest::audited(caller, "PUT /api/v1/components", "-", result)
+    crate::rest_error::audited(caller, "PUT /api/v1/components", "-", result)
 }
 
 async fn receive(
@@ -93,7 +93,7 @@ pub async fn delete(
         .await
         .map(|()| StatusCode::NO_CONTENT)
         .map_err(ApiError::from);
-    crate::rest::audited(caller, "DELETE /api/v1/components", &digest, result)
+    crate::rest_error::audited(caller, "DELETE /api/v1/components", &digest, result)
 }
 
 fn stored_pb(component: &StoredComponent, used_by: Vec<String>) -> pb::StoredComponent {
@@ -110,19 +110,19 @@ pub async fn upload(
     service: &Arc<Service>,
     request: Request<Streaming<pb::UploadComponentRequest>>,
 ) -> Result<Response<pb::UploadComponentResponse>, Status> {
-    let (_slot, limit) = service.upload_slot().map_err(crate::grpc::status)?;
+    let (_slot, limit) = service.upload_slot().map_err(crate::grpc::errors::status)?;
     let mut stream = request.into_inner();
     let mut bytes = Vec::new();
     while let Some(message) = stream.message().await? {
         if (bytes.len() + message.chunk.len()) as u64 > limit {
-            return Err(crate::grpc::status(too_large(limit)));
+            return Err(crate::grpc::errors::status(too_large(limit)));
         }
         bytes.extend_from_slice(&message.chunk);
     }
     let stored = service
         .upload_component(bytes)
         .await
-        .map_err(crate::grpc::status)?;
+        .map_err(crate::grpc::errors::status)?;
     Ok(Response::new(pb::UploadComponentResponse {
         component: Some(stored_pb(&stored, Vec::new())),
     }))
@@ -133,7 +133,7 @@ pub async fn list_pb(service: &Arc<Service>) -> Result<pb::ListComponentsRespons
     let components = service
         .list_components()
         .await
-        .map_err(crate::grpc::status)?
+        .map_err(crate::grpc::errors::status)?
         .into_iter()
         .map(|(component, used_by)| stored_pb(&component, used_by))
         .collect();

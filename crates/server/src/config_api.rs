@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sandport_core::service::{ReloadReport, Service};
 
 use crate::auth::Caller;
-use crate::rest::{ApiError, audited};
+use crate::rest_error::{ApiError, audited};
 
 fn problems_json(problems: &[sandport_config::Problem]) -> Value {
     problems

@@ -274,7 +274,7 @@ where
 
 /// The REST answer to a refusal, in the API's error format.
 fn rest_refusal(refusal: Refusal) -> Response {
-    use crate::rest::ApiError;
+    use crate::rest_error::ApiError;
     match refusal {
         Refusal::Denied(d @ Denied::Unauthenticated(_)) => {
             let mut response =
@@ -330,7 +330,7 @@ pub async fn rest_guard(
     let timeout = guard.limits.request_timeout;
     let answer = match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(answer) => answer,
-        Err(_) => crate::rest::ApiError::new(
+        Err(_) => crate::rest_error::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",
             format!("the call took longer than the server's limit of {timeout:?}"),

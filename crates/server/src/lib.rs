@@ -6,6 +6,7 @@
 //!   `proto/connectors.proto`), thin handlers, and `grpc::convert`, the one
 //!   place an entry crosses to and from protobuf.
 //! - [`rest`]: the REST router (`/api/v1/...`, `/healthz`, `/readyz`).
+//! - `rest_error`: the REST error answer, and the audit line of an admin call.
 //! - `serve`: the API thread, gRPC health and reflection, the drain, and
 //!   the rule that a non-loopback address needs TLS and tokens.
 //! - [`auth`]: the tokens file, roles, and the check of a caller.
@@ -32,6 +33,7 @@ pub mod limits;
 pub mod metrics;
 mod reload;
 pub mod rest;
+mod rest_error;
 mod serve;
 pub mod tls;
 

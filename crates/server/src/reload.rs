@@ -36,18 +36,6 @@ pub trait Reload: Send + Sync {
     fn reload_if_changed(&self);
 }
 
-impl Reload for crate::auth::Tokens {
-    fn reload_if_changed(&self) {
-        crate::auth::Tokens::reload_if_changed(self);
-    }
-}
-
-impl Reload for crate::tls::CertStore {
-    fn reload_if_changed(&self) {
-        crate::tls::CertStore::reload_if_changed(self);
-    }
-}
-
 /// Looks at `watched` every [`RELOAD_INTERVAL`] until dropped.
 pub async fn watch(watched: Vec<std::sync::Arc<dyn Reload>>) {
     if watched.is_empty() {

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use crate::reload::FileStamp;
+use crate::reload::{FileStamp, Reload};
 
 /// The largest certificate, key or CA file read.
 const MAX_PEM_FILE: u64 = 1 << 20;
@@ -400,6 +400,12 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsL
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> PeerInfo {
         stream.remote_addr().clone()
+    }
+}
+
+impl Reload for CertStore {
+    fn reload_if_changed(&self) {
+        CertStore::reload_if_changed(self);
     }
 }
 

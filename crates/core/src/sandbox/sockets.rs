@@ -23,8 +23,6 @@ use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddressFa
 use wasmtime_wasi::p2::bindings::sockets::{tcp, tcp_create_socket};
 use wasmtime_wasi::sockets::WasiSocketsView;
 
-use super::state::GuestState;
-
 /// The version of `wasi:sockets` the pinned wasmtime-wasi links (its
 /// `src/p2/wit/deps/sockets.wit`). Guests built for any 0.2 version are
 /// linked to it, and so to the hooks below; the e2e tests prove the hooks
@@ -131,22 +129,28 @@ impl Drop for SocketQuota {
     }
 }
 
+/// What the counting socket functions need of a store's data.
+pub(super) trait SocketHost: WasiSocketsView + 'static {
+    fn socket_quota(&mut self) -> &mut SocketQuota;
+    fn connector_id(&self) -> &str;
+}
+
 /// Shadows wasmtime-wasi's `create-tcp-socket` and `tcp-socket`
 /// destructor with counting versions. Call after WASI is linked.
-pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+pub(super) fn add_to_linker<T: SocketHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     linker
         .instance(&format!("wasi:sockets/tcp-create-socket@{WASI_SOCKETS}"))?
         .func_wrap(
             "create-tcp-socket",
-            |mut store: StoreContextMut<'_, GuestState>,
+            |mut store: StoreContextMut<'_, T>,
              (family,): (IpAddressFamily,)|
              -> wasmtime::Result<(Result<Resource<TcpSocket>, ErrorCode>,)> {
                 let state = store.data_mut();
-                if let Err(refused) = state.socket_quota.acquire() {
+                if let Err(refused) = state.socket_quota().acquire() {
                     // Debug, not warn: a guest that keeps asking would
                     // otherwise flood the host log.
-                    tracing::debug!(connector = %state.connector_id, %refused, "socket refused");
+                    tracing::debug!(connector = %state.connector_id(), %refused, "socket refused");
                     return Ok((Err(ErrorCode::NewSocketLimit),));
                 }
                 let mut view = state.sockets();
@@ -154,7 +158,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                     Ok(socket) => Ok((Ok(socket),)),
                     Err(error) => {
                         let code = network::Host::convert_error_code(&mut view, error)?;
-                        state.socket_quota.release();
+                        state.socket_quota().release();
                         Ok((Err(code),))
                     }
                 }
@@ -165,12 +169,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         .resource(
             "tcp-socket",
             ResourceType::host::<TcpSocket>(),
-            |mut store: StoreContextMut<'_, GuestState>, rep: u32| {
+            |mut store: StoreContextMut<'_, T>, rep: u32| {
                 let state = store.data_mut();
                 // Fails (a trap) while the socket's streams live: then the
                 // socket, and its place, stay.
                 tcp::HostTcpSocket::drop(&mut state.sockets(), Resource::new_own(rep))?;
-                state.socket_quota.release();
+                state.socket_quota().release();
                 Ok(())
             },
         )?;

@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::bindings::sandport::connector::{credentials, http_client, logging, network, types};
 use super::offstack::Offstack;
-use super::sockets::{NodeSockets, SocketQuota};
+use super::sockets::{NodeSockets, SocketHost, SocketQuota};
 use super::stdio::{GuestOutput, LogLimiter, log_line};
 use crate::egress::{self, CallUsage, Egress, EgressError};
 
@@ -113,6 +113,16 @@ impl WasiView for GuestState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl SocketHost for GuestState {
+    fn socket_quota(&mut self) -> &mut SocketQuota {
+        &mut self.socket_quota
+    }
+
+    fn connector_id(&self) -> &str {
+        &self.connector_id
     }
 }
 

@@ -14,55 +14,22 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::BroadcastStream;
 use tonic::{Request, Response, Status};
 
-use sandport_core::service::{Service, ServiceError};
-use sandport_core::uploads::UploadError;
+use sandport_core::service::Service;
 
 use crate::audit;
 use crate::auth::Caller;
 
+pub(crate) mod errors;
 /// The generated protobuf and gRPC code.
-pub mod pb {
-    #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("sandport.connectors.v1");
+pub mod pb;
 
-    /// For server reflection.
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/connectors_descriptor.bin"));
-}
+pub(crate) use errors::status;
 
 use pb::connectors_service_server::ConnectorsService;
 pub use pb::connectors_service_server::ConnectorsServiceServer;
 
 /// Time kept back from a client's deadline to send the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
-
-/// The status code an API caller can branch on, and a message that says
-/// what to change (internals are logged, not sent).
-pub(crate) fn status(error: ServiceError) -> Status {
-    {
-        let message = error.to_string();
-        match error {
-            ServiceError::NotFound(_) => Status::not_found(message),
-            ServiceError::AlreadyExists(_) => Status::already_exists(message),
-            ServiceError::Invalid(_) | ServiceError::Rejected(_) => {
-                Status::invalid_argument(message)
-            }
-            ServiceError::Conflict(_) => Status::aborted(message),
-            ServiceError::State(_) => Status::internal(crate::internal::report(&message)),
-            ServiceError::ShuttingDown => Status::unavailable(message),
-            ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
-            ServiceError::Upload(error) => match error {
-                UploadError::TooLarge { .. } | UploadError::NotAComponent(_) => {
-                    Status::invalid_argument(message)
-                }
-                UploadError::Full { .. } => Status::resource_exhausted(message),
-                UploadError::NotFound(_) => Status::not_found(message),
-                UploadError::InUse { .. } => Status::failed_precondition(message),
-                _ => Status::internal(crate::internal::report(&message)),
-            },
-        }
-    }
-}
 
 pub struct GrpcApi {
     service: Arc<Service>,

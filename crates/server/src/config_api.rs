@@ -12,14 +12,7 @@ use serde_json::{Value, json};
 use sandport_core::service::{ReloadReport, Service};
 
 use crate::auth::Caller;
-use crate::rest_error::{ApiError, audited};
-
-fn problems_json(problems: &[sandport_config::Problem]) -> Value {
-    problems
-        .iter()
-        .map(|p| json!({"entry": p.entry, "key": p.key, "message": p.message}))
-        .collect()
-}
+use crate::rest_error::{ApiError, audited, problems_json};
 
 fn report_json(report: &ReloadReport) -> Value {
     let ReloadReport {

@@ -131,11 +131,7 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let problems: Vec<Value> = self
-            .problems
-            .iter()
-            .map(|p| json!({"entry": p.entry, "key": p.key, "message": p.message}))
-            .collect();
+        let problems = problems_json(&self.problems);
         let body =
             json!({"error": {"code": self.code, "message": self.message, "problems": problems}});
         (self.status, Json(body)).into_response()
@@ -158,4 +154,12 @@ pub(crate) fn audited<T>(
     };
     audit::record(&who, method, id, outcome);
     result
+}
+
+/// Config problems as the API answers them: `[{entry, key, message}]`.
+pub(crate) fn problems_json(problems: &[config::Problem]) -> Value {
+    problems
+        .iter()
+        .map(|p| json!({"entry": p.entry, "key": p.key, "message": p.message}))
+        .collect()
 }

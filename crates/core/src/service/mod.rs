@@ -138,6 +138,12 @@ pub struct Service {
     work: tokio::runtime::Handle,
 }
 
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service").finish_non_exhaustive()
+    }
+}
+
 impl Service {
     /// Loads the config and the saved state and starts every connector.
     /// Returns the problems of entries that could not be started.
@@ -158,7 +164,7 @@ impl Service {
                 PathBuf::from("."),
             ),
         };
-        let yaml_entries = loaded.connectors.clone();
+        let yaml_ids = loaded.connectors.iter().map(|c| c.id.clone()).collect();
         let mut api_ids = std::collections::HashSet::new();
         let mut runtime_options = options.runtime;
         runtime_options
@@ -188,7 +194,7 @@ impl Service {
         };
         let runtime = Runtime::new(runtime_options)?;
         let problems = runtime.load(loaded).await;
-        let yaml = reload::YamlManaged::new(yaml_entries, api_ids, |id| runtime.get(id).is_ok());
+        let yaml = reload::YamlManaged::new(yaml_ids, api_ids, |id| runtime.get(id).is_ok());
         let service = Service {
             runtime,
             state,

@@ -15,7 +15,7 @@
 //! What happened is kept for `GET /api/v1/config/status` and counted for
 //! the metrics.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -34,8 +34,9 @@ pub(super) struct YamlManaged {
     /// Every id the file defines now: removing one through the API needs a
     /// tombstone in the state file.
     pub(super) ids: HashSet<String>,
-    /// Entries running as the file defined them at its last load.
-    running: BTreeMap<String, ConnectorConfig>,
+    /// Ids running as the file defined them at its last load (their config
+    /// is the runtime's).
+    running: BTreeSet<String>,
     /// Ids an API call registered, updated or removed (now or before a
     /// restart): the file no longer decides them.
     api: HashSet<String>,
@@ -43,15 +44,14 @@ pub(super) struct YamlManaged {
 
 impl YamlManaged {
     pub(super) fn new(
-        entries: Vec<ConnectorConfig>,
+        ids: HashSet<String>,
         api: HashSet<String>,
         is_running: impl Fn(&str) -> bool,
     ) -> Self {
-        let ids = entries.iter().map(|c| c.id.clone()).collect();
-        let running = entries
-            .into_iter()
-            .filter(|c| !api.contains(&c.id) && is_running(&c.id))
-            .map(|c| (c.id.clone(), c))
+        let running = ids
+            .iter()
+            .filter(|id| !api.contains(*id) && is_running(id))
+            .cloned()
             .collect();
         YamlManaged { ids, running, api }
     }
@@ -154,18 +154,6 @@ impl Collector for ReloadCollector {
     }
 }
 
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service").finish_non_exhaustive()
-    }
-}
-
-/// One change a reload makes.
-enum Change {
-    Add(ConnectorConfig),
-    Replace(ConnectorConfig),
-}
-
 impl Service {
     /// The config file the service reloads, if it runs on one.
     pub fn config_path(&self) -> Option<&std::path::Path> {
@@ -237,44 +225,49 @@ impl Service {
             yaml.ids = wanted.keys().cloned().collect();
             (yaml.running.clone(), yaml.api.clone())
         };
-        for id in running.keys().filter(|id| !wanted.contains_key(*id)) {
+        for id in running.iter().filter(|id| !wanted.contains_key(*id)) {
             if self.runtime.remove(id).await.is_ok() {
                 report.removed.push(id.clone());
             }
             self.lock_yaml().running.remove(id);
         }
+        // (config, whether it replaces a running one)
         let mut changes = Vec::new();
         for (id, config) in wanted {
             if api.contains(&id) {
                 continue;
             }
-            match running.get(&id) {
-                Some(old) if *old == config && !self.component_changed(&config).await => {
+            let current = running
+                .contains(&id)
+                .then(|| self.runtime.get(&id).ok())
+                .flatten();
+            match current {
+                Some((info, old))
+                    if old == config
+                        && !self
+                            .component_changed(&config, &info.component_digest)
+                            .await =>
+                {
                     report.unchanged += 1;
                 }
-                Some(_) => changes.push(Change::Replace(config)),
-                None => changes.push(Change::Add(config)),
+                current => changes.push((config, current.is_some())),
             }
         }
         let mut tasks = JoinSet::new();
-        for change in changes {
+        for (config, replacing) in changes {
             let this = self.clone();
             tasks.spawn(async move {
-                let (config, replacing) = match change {
-                    Change::Add(config) => (config, false),
-                    Change::Replace(config) => (config, true),
-                };
                 let id = config.id.clone();
                 let result = if replacing {
-                    this.runtime.update(config.clone()).await
+                    this.runtime.update(config).await
                 } else {
-                    this.runtime.register(config.clone()).await
+                    this.runtime.register(config).await
                 };
                 if result.is_ok() {
                     let mut yaml = this.lock_yaml();
                     // An API call that claimed it meanwhile wins.
                     if !yaml.api.contains(&id) {
-                        yaml.running.insert(id.clone(), config);
+                        yaml.running.insert(id.clone());
                     }
                 }
                 (id, replacing, result)
@@ -305,23 +298,20 @@ impl Service {
     }
 
     /// Whether the file a path component names now holds other bytes than
-    /// the running instance was made from.
-    async fn component_changed(&self, config: &ConnectorConfig) -> bool {
+    /// the running instance (of digest `running`) was made from.
+    async fn component_changed(&self, config: &ConnectorConfig, running: &str) -> bool {
         if !matches!(
             config.component,
             ComponentRef::Path(_) | ComponentRef::InComponentsDir(_)
         ) {
             return false;
         }
-        let Ok((info, _)) = self.runtime.get(&config.id) else {
-            return true;
-        };
         // A file that cannot be read now is a change: the replacement
         // fails, is reported, and the running instance stays.
         self.runtime
             .component_digest(config)
             .await
-            .is_none_or(|digest| digest != info.component_digest)
+            .is_none_or(|digest| digest != running)
     }
 
     pub(super) fn lock_yaml(&self) -> std::sync::MutexGuard<'_, YamlManaged> {

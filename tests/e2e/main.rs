@@ -16,3 +16,4 @@ mod registry;
 mod resources;
 mod sandbox;
 mod secrets;
+mod thresholds;

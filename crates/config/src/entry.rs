@@ -81,6 +81,8 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
                 interval,
                 timeout,
                 path,
+                failure_threshold,
+                success_threshold,
             },
         component,
         component_sha256,
@@ -168,6 +170,8 @@ pub fn to_value(config: &ConnectorConfig, secrets: Secrets) -> Value {
     put(&mut health, "interval", units::format_duration(*interval));
     put(&mut health, "timeout", units::format_duration(*timeout));
     put(&mut health, "path", path.clone());
+    put(&mut health, "failure_threshold", *failure_threshold);
+    put(&mut health, "success_threshold", *success_threshold);
     put(&mut m, "health_check", Value::Mapping(health));
 
     put(&mut m, "component", component.entry_text());
@@ -238,6 +242,8 @@ pub fn restore_redacted(config: &mut ConnectorConfig, current: &ConnectorConfig)
                 interval: _,
                 timeout: _,
                 path: _,
+                failure_threshold: _,
+                success_threshold: _,
             },
         component: _,
         component_sha256: _,

@@ -245,6 +245,17 @@ pub struct HealthCheckConfig {
     pub timeout: Duration,
     /// Empty: the connector's own default path.
     pub path: String,
+    /// Failed checks in a row before a passing connector is reported as
+    /// failing (as a Kubernetes probe's `failureThreshold`).
+    pub failure_threshold: u32,
+    /// Passed checks in a row before a failing connector is reported as
+    /// passing again.
+    pub success_threshold: u32,
+}
+
+impl HealthCheckConfig {
+    /// The largest threshold: beyond it a status would lag for hours.
+    pub const MAX_THRESHOLD: u32 = 100;
 }
 
 impl Default for HealthCheckConfig {
@@ -254,6 +265,8 @@ impl Default for HealthCheckConfig {
             interval: Duration::from_secs(30),
             timeout: Duration::from_secs(5),
             path: String::new(),
+            failure_threshold: 1,
+            success_threshold: 1,
         }
     }
 }

@@ -80,28 +80,66 @@ pub struct CheckOutcome {
 }
 
 /// What the cache holds for one connector.
+///
+/// `status` is the *reported* status: a passing connector (healthy or
+/// degraded) is reported failing only after `failure_threshold` failed
+/// checks in a row, and a failing one passing again only after
+/// `success_threshold` passed checks in a row. The other fields describe the
+/// latest check, so while a threshold holds the status they say what the
+/// checks in between found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthSnapshot {
     pub status: HealthStatus,
+    /// When the reported status began; `None` until the first check.
+    pub since: Option<SystemTime>,
     pub message: String,
     pub details: Vec<(String, String)>,
     pub failure: Option<FailureKind>,
     pub latency: Option<Duration>,
     pub checked_at: Option<SystemTime>,
-    /// Checks in a row that were not healthy (degraded counts as healthy).
+    /// Checks in a row that were not passing (degraded counts as passing).
     pub consecutive_failures: u32,
+    /// Checks in a row that were passing.
+    pub consecutive_successes: u32,
+}
+
+/// How many checks in a row turn the reported status; see
+/// [`HealthSnapshot`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    pub failure: u32,
+    pub success: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            failure: 1,
+            success: 1,
+        }
+    }
+}
+
+impl HealthStatus {
+    /// Healthy and degraded pass; the rest (unknown included, as a check's
+    /// own answer) fail.
+    pub fn passing(self) -> bool {
+        matches!(self, HealthStatus::Healthy | HealthStatus::Degraded)
+    }
 }
 
 impl HealthSnapshot {
     pub fn unknown() -> Self {
         HealthSnapshot {
             status: HealthStatus::Unknown,
+            since: None,
             message: "not checked yet".into(),
             details: Vec::new(),
             failure: None,
             latency: None,
             checked_at: None,
             consecutive_failures: 0,
+            consecutive_successes: 0,
         }
     }
 
@@ -113,23 +151,45 @@ impl HealthSnapshot {
         }
     }
 
-    /// Folds a new outcome into the snapshot.
-    pub fn record(&mut self, outcome: CheckOutcome) {
-        let failed = !matches!(
-            outcome.status,
-            HealthStatus::Healthy | HealthStatus::Degraded
-        );
-        self.consecutive_failures = if failed {
-            self.consecutive_failures.saturating_add(1)
+    /// Folds a new outcome into the snapshot. Returns the reported status
+    /// before it when this outcome changed it.
+    pub fn record(
+        &mut self,
+        outcome: CheckOutcome,
+        thresholds: Thresholds,
+    ) -> Option<HealthStatus> {
+        let passed = outcome.status.passing();
+        if passed {
+            self.consecutive_successes = self.consecutive_successes.saturating_add(1);
+            self.consecutive_failures = 0;
         } else {
-            0
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            self.consecutive_successes = 0;
+        }
+        let previous = self.status;
+        // Within one side (healthy <-> degraded, unhealthy <-> unavailable)
+        // and from "not checked yet" a check is reported as it is; crossing
+        // sides waits for the threshold.
+        let crosses = previous != HealthStatus::Unknown && previous.passing() != passed;
+        let reported = if !crosses {
+            outcome.status
+        } else if passed && self.consecutive_successes >= thresholds.success
+            || !passed && self.consecutive_failures >= thresholds.failure
+        {
+            outcome.status
+        } else {
+            previous
         };
-        self.status = outcome.status;
+        self.status = reported;
         self.message = outcome.message;
         self.details = outcome.details;
         self.failure = outcome.failure;
         self.latency = Some(outcome.latency);
         self.checked_at = Some(outcome.checked_at);
+        if reported != previous || self.since.is_none() {
+            self.since = Some(outcome.checked_at);
+        }
+        (reported != previous).then_some(previous)
     }
 }
 
@@ -216,12 +276,92 @@ mod tests {
     #[test]
     fn consecutive_failures_count_up_and_reset_on_success() {
         let mut snap = HealthSnapshot::unknown();
-        snap.record(outcome(HealthStatus::Unhealthy));
-        snap.record(outcome(HealthStatus::Unhealthy));
+        let t = Thresholds::default();
+        snap.record(outcome(HealthStatus::Unhealthy), t);
+        snap.record(outcome(HealthStatus::Unhealthy), t);
         assert_eq!(snap.consecutive_failures, 2);
-        snap.record(outcome(HealthStatus::Degraded));
+        snap.record(outcome(HealthStatus::Degraded), t);
         assert_eq!(snap.consecutive_failures, 0);
+        assert_eq!(snap.consecutive_successes, 1);
         assert_eq!(snap.status, HealthStatus::Degraded);
+    }
+
+    /// Feeds `checks` (H healthy, D degraded, U unhealthy, A unavailable)
+    /// and returns the reported status after each, as the same letters.
+    fn reported(checks: &str, failure: u32, success: u32) -> String {
+        let mut snap = HealthSnapshot::unknown();
+        let thresholds = Thresholds { failure, success };
+        let letter = |s: HealthStatus| match s {
+            HealthStatus::Healthy => 'H',
+            HealthStatus::Degraded => 'D',
+            HealthStatus::Unhealthy => 'U',
+            HealthStatus::Unavailable => 'A',
+            HealthStatus::Unknown => '?',
+        };
+        checks
+            .chars()
+            .map(|c| {
+                let status = match c {
+                    'H' => HealthStatus::Healthy,
+                    'D' => HealthStatus::Degraded,
+                    'U' => HealthStatus::Unhealthy,
+                    _ => HealthStatus::Unavailable,
+                };
+                snap.record(outcome(status), thresholds);
+                letter(snap.status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_state_table_holds() {
+        // (checks, failure_threshold, success_threshold, reported after each)
+        for (checks, failure, success, expected) in [
+            // Thresholds of 1: every check is reported as it is.
+            ("HUHDA", 1, 1, "HUHDA"),
+            // The first check is reported at once, whatever the thresholds.
+            ("UUH", 3, 2, "UUU"),
+            ("HUUUH", 3, 1, "HHHUH"),
+            // A failure run shorter than the threshold is never reported.
+            ("HUUHUUH", 3, 1, "HHHHHHH"),
+            // Recovery waits for the success threshold; a failure resets it.
+            ("HUHHUHHH", 1, 3, "HUUUUUUH"),
+            // Within one side changes are reported at once.
+            ("HDHUAU", 1, 1, "HDHUAU"),
+            ("HDUUA", 2, 1, "HDDUA"),
+            ("UAHH", 1, 2, "UAAH"),
+        ] {
+            assert_eq!(
+                reported(checks, failure, success),
+                expected,
+                "checks {checks} with thresholds {failure}/{success}"
+            );
+        }
+    }
+
+    #[test]
+    fn record_says_when_the_reported_status_changed_and_since_follows_it() {
+        let mut snap = HealthSnapshot::unknown();
+        let t = Thresholds {
+            failure: 2,
+            success: 1,
+        };
+        let mut first = outcome(HealthStatus::Healthy);
+        first.checked_at = SystemTime::UNIX_EPOCH + Duration::from_secs(10);
+        assert_eq!(snap.record(first, t), Some(HealthStatus::Unknown));
+        let mut down = outcome(HealthStatus::Unhealthy);
+        down.checked_at = SystemTime::UNIX_EPOCH + Duration::from_secs(20);
+        assert_eq!(snap.record(down.clone(), t), None);
+        assert_eq!(
+            snap.since,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(10))
+        );
+        down.checked_at = SystemTime::UNIX_EPOCH + Duration::from_secs(30);
+        assert_eq!(snap.record(down, t), Some(HealthStatus::Healthy));
+        assert_eq!(
+            snap.since,
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(30))
+        );
     }
 
     #[test]

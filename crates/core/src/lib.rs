@@ -14,7 +14,9 @@
 //! - `quarantine`: connectors that keep failing are set aside.
 //! - [`registry`]: the [`Runtime`]: registered connectors, admission, the
 //!   compile cache, checks and the scheduler.
-//! - [`health`]: check results and the cache entry per connector.
+//! - [`health`]: check results and the cache entry per connector, with the
+//!   thresholds that turn its reported status.
+//! - [`observe`]: who hears of every check (history, alerts).
 //! - `state`: API-made changes to the registry, kept across restarts.
 //! - [`service`]: runtime + state: what every API calls.
 //! - [`uploads`]: components uploaded through the API, by digest.
@@ -32,6 +34,7 @@ mod egress;
 pub mod health;
 pub mod limits;
 pub mod metrics;
+pub mod observe;
 mod quarantine;
 pub mod registry;
 mod sandbox;
@@ -39,7 +42,8 @@ pub mod service;
 mod state;
 pub mod uploads;
 
-pub use health::{FailureKind, HealthSnapshot, HealthStatus};
+pub use health::{FailureKind, HealthSnapshot, HealthStatus, Thresholds};
+pub use observe::{CheckObserver, Checked, Observers};
 pub use registry::{
     CheckAll, ConnectorInfo, HealthEvent, NotFound, RegisterError, Runtime, RuntimeError,
     RuntimeOptions,

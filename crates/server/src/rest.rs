@@ -115,21 +115,31 @@ fn latency(d: Option<Duration>) -> (Value, Value) {
 
 /// A health snapshot as JSON.
 pub fn health_json(id: &str, h: &HealthSnapshot) -> Value {
-    let (latency, latency_ms) = latency(h.latency);
-    let details: serde_json::Map<String, Value> = h
-        .details
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
+    let HealthSnapshot {
+        status,
+        since,
+        message,
+        details,
+        failure,
+        latency: took,
+        checked_at,
+        consecutive_failures,
+        consecutive_successes,
+    } = h;
+    let (latency, latency_ms) = latency(*took);
+    let details: serde_json::Map<String, Value> =
+        details.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
     json!({
         "id": id,
-        "status": h.status.as_str(),
-        "message": h.message,
+        "status": status.as_str(),
+        "since": time(*since),
+        "message": message,
         "latency": latency,
         "latency_ms": latency_ms,
-        "checked_at": time(h.checked_at),
-        "consecutive_failures": h.consecutive_failures,
-        "failure": h.failure.as_ref().map(|f| f.as_str()),
+        "checked_at": time(*checked_at),
+        "consecutive_failures": consecutive_failures,
+        "consecutive_successes": consecutive_successes,
+        "failure": failure.as_ref().map(|f| f.as_str()),
         "details": details,
     })
 }

@@ -6,7 +6,14 @@ use super::env::Env;
 use super::fields::Fields;
 use crate::{HealthCheckConfig, units};
 
-pub const KEYS: &[&str] = &["enabled", "interval", "timeout", "path"];
+pub const KEYS: &[&str] = &[
+    "enabled",
+    "interval",
+    "timeout",
+    "path",
+    "failure_threshold",
+    "success_threshold",
+];
 
 /// The variable the original service read for the default check interval.
 pub const DEFAULT_INTERVAL_VAR: &str = "HEALTH_INTERVAL";
@@ -40,6 +47,12 @@ pub fn parse(
         .with("timeout", units::duration)
         .unwrap_or(defaults.timeout);
     let path = f.string("path").unwrap_or_default();
+    let failure_threshold = f
+        .with("failure_threshold", threshold)
+        .unwrap_or(defaults.failure_threshold);
+    let success_threshold = f
+        .with("success_threshold", threshold)
+        .unwrap_or(defaults.success_threshold);
     if interval < std::time::Duration::from_secs(1) {
         f.problem("interval", "must be at least 1s");
     }
@@ -63,5 +76,24 @@ pub fn parse(
         interval,
         timeout,
         path,
+        failure_threshold,
+        success_threshold,
+    }
+}
+
+/// A count of checks in a row: 1 (every check counts) up to
+/// [`HealthCheckConfig::MAX_THRESHOLD`].
+fn threshold(value: &Value) -> Result<u32, String> {
+    let max = HealthCheckConfig::MAX_THRESHOLD;
+    match value {
+        Value::Number(n) => n
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| format!("{n} is not a count of checks from 1 to {max}")),
+        other => Err(format!(
+            "expected a count of checks from 1 to {max}, found {}",
+            units::describe(other)
+        )),
     }
 }

@@ -36,6 +36,8 @@ connectors:
       interval: 1m
       timeout: 10s
       path: /-/ready
+      failure_threshold: 3
+      success_threshold: 2
     component: components/prometheus.wasm
     settings:
       query:
@@ -105,6 +107,8 @@ fn full_entry_with_every_key_is_read_field_by_field() {
             interval: Duration::from_secs(60),
             timeout: Duration::from_secs(10),
             path: "/-/ready".into(),
+            failure_threshold: 3,
+            success_threshold: 2,
         }
     );
 

@@ -162,3 +162,51 @@ fn health_interval_from_the_environment_is_the_default_interval() {
     assert_eq!(loaded.problems.len(), 1);
     assert!(loaded.problems[0].message.contains("HEALTH_INTERVAL"));
 }
+
+#[test]
+fn thresholds_default_to_one_and_read_counts() {
+    let c = single("connectors:\n  - id: grafana\n");
+    assert_eq!(
+        (
+            c.health_check.failure_threshold,
+            c.health_check.success_threshold
+        ),
+        (1, 1)
+    );
+    let c = single(
+        "connectors:\n  - id: grafana\n    health_check: {failure_threshold: 3, success_threshold: 2}\n",
+    );
+    assert_eq!(
+        (
+            c.health_check.failure_threshold,
+            c.health_check.success_threshold
+        ),
+        (3, 2)
+    );
+}
+
+#[test]
+fn thresholds_outside_one_to_the_maximum_are_rejected() {
+    for (key, value, expected) in [
+        (
+            "failure_threshold",
+            "0",
+            "0 is not a count of checks from 1 to 100",
+        ),
+        (
+            "success_threshold",
+            "101",
+            "101 is not a count of checks from 1 to 100",
+        ),
+        ("failure_threshold", "-1", "-1 is not a count of checks"),
+        ("success_threshold", "two", "found the string `two`"),
+    ] {
+        let line = format!("  {key}: {value}");
+        let message = rejected(
+            &["id: x", "component: grafana", "health_check:", &line],
+            "connectors[1] (id \"x\")",
+            &format!("health_check.{key}"),
+        );
+        assert_contains(&message, expected);
+    }
+}

@@ -375,8 +375,12 @@ fn health_check() -> impl Strategy<Value = HealthCheckConfig> {
             Just(String::new()),
             any::<String>().prop_map(|p| format!("/{p}"))
         ],
+        (
+            1..=HealthCheckConfig::MAX_THRESHOLD,
+            1..=HealthCheckConfig::MAX_THRESHOLD,
+        ),
     )
-        .prop_map(|(enabled, interval, fraction, path)| {
+        .prop_map(|(enabled, interval, fraction, path, thresholds)| {
             // Any timeout from 1ns up to the interval.
             let nanos = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
             let timeout = Duration::from_nanos(
@@ -387,6 +391,8 @@ fn health_check() -> impl Strategy<Value = HealthCheckConfig> {
                 interval,
                 timeout,
                 path,
+                failure_threshold: thresholds.0,
+                success_threshold: thresholds.1,
             }
         })
 }

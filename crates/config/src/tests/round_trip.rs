@@ -16,7 +16,7 @@ const ROUND_TRIP_ENTRY: &str = "connectors:
     auth: {type: basic, username: admin, password: 'pa$${ss', headers: {X-Key: k}}
     metadata: {team: sre}
     tags: [a, b]
-    health_check: {enabled: false, interval: 1m30s, timeout: 2s, path: /h}
+    health_check: {enabled: false, interval: 1m30s, timeout: 2s, path: /h, failure_threshold: 3, success_threshold: 2}
     component: http
     settings: {path: /x, headers: {Accept: text/plain}}
     sandbox: {memory_limit: 32MiB, allowed_hosts: ['*.example.com:443', 'http://10.0.0.5:9090/v1']}
@@ -117,7 +117,7 @@ fn full_entry(index: usize, auth: &str) -> String {
     auth: {{{auth}, share_with_connector: true, headers: {{X-Tenant: s3cret-tenant, X-Other: 's3cret-$${{x}}'}}}}
     metadata: {{team: sre, tier: '1'}}
     tags: [a, b]
-    health_check: {{enabled: false, interval: 1m30s, timeout: 2s, path: /h}}
+    health_check: {{enabled: false, interval: 1m30s, timeout: 2s, path: /h, failure_threshold: 3, success_threshold: 2}}
     component: {component}
     component_sha256: {sha}
     settings: {{path: /x, headers: {{Accept: text/plain}}, list: [1, 2]}}

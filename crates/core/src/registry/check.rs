@@ -13,7 +13,10 @@ use tokio::time::Instant;
 use super::start::{StartError, start_guest};
 use super::{CheckAll, Entry, HealthEvent, Inner, Runtime, lock};
 use crate::budget::Budget;
-use crate::health::{CheckOutcome, FailureKind, HealthSnapshot, HealthStatus, one_line};
+use crate::health::{
+    CheckOutcome, FailureKind, HealthSnapshot, HealthStatus, Thresholds, one_line,
+};
+use crate::observe::Checked;
 use crate::sandbox::Guest;
 
 /// The most details kept from one health report.
@@ -128,30 +131,58 @@ pub(super) async fn run_check(inner: &Inner, entry: &Entry, scheduled: Option<In
             crate::health::format_latency(backoff)
         );
     }
+    let thresholds = Thresholds {
+        failure: entry.config.health_check.failure_threshold,
+        success: entry.config.health_check.success_threshold,
+    };
+    entry.counters.record(&outcome);
     let mut health = lock(&entry.health);
-    // Log and announce changes, not every check: thousands of connectors
-    // check often.
-    if health.status != outcome.status || health.failure != outcome.failure {
+    // The runs say whether the previous check passed (the reported status
+    // may be held by a threshold).
+    let message_changed = health.checked_at.is_none()
+        || health.message != outcome.message
+        || (health.consecutive_successes > 0) != outcome.status.passing();
+    let failure_changed = health.failure != outcome.failure;
+    let previous = health.status;
+    let (status, checked_at, latency) = (outcome.status, outcome.checked_at, outcome.latency);
+    let changed = health.record(outcome, thresholds);
+    let now = &*health;
+    // Log and announce changes of the reported status (and, while it is
+    // failing, of why), not every check: thousands of connectors check often.
+    if changed.is_some() || (failure_changed && !now.status.passing()) {
         tracing::info!(
             connector = %entry.config.id,
-            status = %outcome.status,
-            failure = outcome.failure.as_ref().map(FailureKind::as_str),
+            status = %now.status,
+            failure = now.failure.as_ref().map(FailureKind::as_str),
             "{}",
-            outcome.message
+            now.message
         );
         // No receivers is fine.
         let _ = inner.events.send(HealthEvent {
             id: entry.config.id.clone(),
             connector_type: entry.info.connector_type,
-            status: outcome.status,
-            previous: health.status,
-            message: outcome.message.clone(),
-            failure: outcome.failure.clone(),
-            checked_at: outcome.checked_at,
+            status: now.status,
+            previous,
+            message: now.message.clone(),
+            failure: now.failure.clone(),
+            checked_at,
         });
     }
-    entry.counters.record(&outcome);
-    health.record(outcome);
+    inner.options.observers.tell(&Checked {
+        id: &entry.key,
+        name: &entry.info.name,
+        connector_type: entry.info.connector_type,
+        tags: &entry.config.tags,
+        status,
+        message: &now.message,
+        failure: now.failure.as_ref(),
+        latency,
+        checked_at,
+        reported: now.status,
+        previous,
+        since: now.since.unwrap_or(checked_at),
+        message_changed,
+    });
 }
 
 async fn check_once(inner: &Inner, entry: &Entry) -> CheckOutcome {

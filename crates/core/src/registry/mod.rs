@@ -74,6 +74,8 @@ struct Inner {
 
 struct Entry {
     config: ConnectorConfig,
+    /// The id again, shared with the observers' queues.
+    key: Arc<str>,
     prepared: Arc<Prepared>,
     /// Built once, so its connection pool outlives re-created instances.
     egress: Egress,

@@ -70,6 +70,7 @@ impl Runtime {
             )
         };
         Ok(Arc::new(Entry {
+            key: Arc::from(config.id.as_str()),
             config,
             prepared,
             egress,

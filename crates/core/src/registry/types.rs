@@ -35,6 +35,8 @@ pub struct RuntimeOptions {
     /// TCP sockets all guests together may hold; `None`: a share of the
     /// process's descriptor limit ([`crate::limits::guest_socket_budget`]).
     pub guest_sockets: Option<usize>,
+    /// Told of every check (the history store, the alerts).
+    pub observers: crate::observe::Observers,
 }
 
 /// The default [`RuntimeOptions::max_component_size`]: several times the
@@ -64,6 +66,7 @@ impl Default for RuntimeOptions {
             max_component_size: DEFAULT_MAX_COMPONENT_SIZE,
             compile: crate::sandbox::CompileLimits::default(),
             guest_sockets: None,
+            observers: crate::observe::Observers::default(),
         }
     }
 }

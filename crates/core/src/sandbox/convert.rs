@@ -39,6 +39,9 @@ pub fn to_wit(config: &ConnectorConfig) -> wit::ConnectorConfig {
                 interval,
                 timeout,
                 path,
+                // The host's to apply: the guest reports each check as it is.
+                failure_threshold: _,
+                success_threshold: _,
             },
         // Which code runs and its digest are the host's to load and check.
         component: _,

@@ -122,6 +122,8 @@ pub fn info_to_pb(info: &ConnectorInfo) -> pb::ConnectorInfo {
                 latency,
                 checked_at,
                 consecutive_failures,
+                consecutive_successes,
+                since,
             },
     } = info;
     pb::ConnectorInfo {
@@ -141,6 +143,8 @@ pub fn info_to_pb(info: &ConnectorInfo) -> pb::ConnectorInfo {
         consecutive_failures: *consecutive_failures,
         failure: failure_to_pb(failure.as_ref()),
         component_digest: component_digest.clone(),
+        status_since: since.map(timestamp),
+        consecutive_successes: *consecutive_successes,
     }
 }
 
@@ -162,6 +166,8 @@ pub fn info_from_pb(info: pb::ConnectorInfo) -> ConnectorInfo {
         consecutive_failures,
         failure,
         component_digest,
+        status_since,
+        consecutive_successes,
     } = info;
     ConnectorInfo {
         id,
@@ -190,6 +196,8 @@ pub fn info_from_pb(info: pb::ConnectorInfo) -> ConnectorInfo {
                 .then(|| from_millis(response_time_ms)),
             checked_at: from_timestamp(last_checked),
             consecutive_failures,
+            consecutive_successes,
+            since: from_timestamp(status_since),
         },
     }
 }
@@ -202,8 +210,10 @@ pub fn check_to_pb(id: &str, h: &HealthSnapshot) -> pb::HealthCheckResponse {
         failure,
         latency,
         checked_at,
-        // One check's answer; the run of failures is on `ConnectorInfo`.
+        // One check's answer; the runs and `since` are on `ConnectorInfo`.
         consecutive_failures: _,
+        consecutive_successes: _,
+        since: _,
     } = h;
     pb::HealthCheckResponse {
         id: id.to_string(),
@@ -236,6 +246,8 @@ pub fn check_from_pb(r: pb::HealthCheckResponse) -> (String, HealthSnapshot) {
             latency: Some(from_millis(response_time_ms)),
             checked_at: from_timestamp(checked_at),
             consecutive_failures: 0,
+            consecutive_successes: 0,
+            since: None,
         },
     )
 }
@@ -311,6 +323,8 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
                 interval,
                 timeout,
                 path,
+                failure_threshold,
+                success_threshold,
             },
         component,
         component_sha256,
@@ -372,6 +386,8 @@ pub fn config_to_pb(c: &ConnectorConfig, secrets: Secrets) -> pb::ConnectorConfi
             interval_ms: millis(*interval),
             timeout_ms: millis(*timeout),
             path: path.clone(),
+            failure_threshold: *failure_threshold,
+            success_threshold: *success_threshold,
         }),
         component: component.entry_text(),
         settings: settings.clone().into_iter().collect(),
@@ -502,6 +518,8 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
         interval_ms,
         timeout_ms,
         path,
+        failure_threshold,
+        success_threshold,
     }) = health_check
     {
         let mut health = Mapping::new();
@@ -515,6 +533,12 @@ pub fn config_from_pb(c: pb::ConnectorConfig) -> Result<Value, String> {
             put(&mut health, "timeout", format!("{timeout_ms}ms"));
         }
         put_text(&mut health, "path", &path);
+        if failure_threshold != 0 {
+            put(&mut health, "failure_threshold", failure_threshold);
+        }
+        if success_threshold != 0 {
+            put(&mut health, "success_threshold", success_threshold);
+        }
         put(&mut m, "health_check", Value::Mapping(health));
     }
     put_text(&mut m, "component", &component);

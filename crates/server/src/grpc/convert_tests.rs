@@ -54,7 +54,7 @@ base_path: /api
 auth: {{{auth}, share_with_connector: true, headers: {{X-Tenant: s3cret-tenant, X-Other: 's3cret-$${{x}}'}}}}
 metadata: {{team: sre, tier: '1'}}
 tags: [a, b]
-health_check: {{enabled: false, interval: 1m30s, timeout: 2s, path: /h}}
+health_check: {{enabled: false, interval: 1m30s, timeout: 2s, path: /h, failure_threshold: 3, success_threshold: 2}}
 component: {component}
 component_sha256: {sha}
 settings: {{path: /x, headers: {{Accept: text/plain}}, list: [1, 2]}}

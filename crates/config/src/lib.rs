@@ -19,6 +19,7 @@
 //! - `read`: [`read_bounded`], how any file named from outside is read.
 #![forbid(unsafe_code)]
 
+mod alerts;
 mod component;
 mod entry;
 mod raw;
@@ -31,6 +32,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use alerts::{
+    AlertsConfig, HistoryConfig, MaintenanceWindow, Match, PAGERDUTY_EVENTS_URL, Provider,
+    ProviderType, Route, Schedule, Weekly, format_time, parse_time,
+};
 pub use component::{ComponentPaths, ComponentRef, DIGEST_PREFIX, confined_path, parse_digest};
 pub use entry::{REDACTED, Secrets, escape_env, restore_redacted, to_value};
 pub use read::{ReadError, read_bounded, read_bounded_text};
@@ -375,6 +380,8 @@ impl fmt::Display for Problem {
 pub struct Loaded {
     pub connectors: Vec<ConnectorConfig>,
     pub problems: Vec<Problem>,
+    pub alerts: AlertsConfig,
+    pub history: HistoryConfig,
 }
 
 /// A config file that cannot be used at all.

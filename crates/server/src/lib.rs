@@ -20,6 +20,8 @@
 //! - `config_api`: the config file's reload status, and reloading it.
 //! - `components`: uploading, listing and deleting components, both APIs.
 //! - `internal`: errors logged with an id, answered without internals.
+//! - [`status_page`]: the status page (`GET /`, its embedded assets) and
+//!   the SVG badge.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -35,6 +37,7 @@ mod reload;
 pub mod rest;
 mod rest_error;
 mod serve;
+pub mod status_page;
 pub mod tls;
 
 pub use serve::{

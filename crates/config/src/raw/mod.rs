@@ -5,6 +5,7 @@
 //! that each problem names its key, all unknown keys are reported (with a
 //! suggestion), and one bad entry never hides the others.
 
+mod alerts;
 mod auth;
 mod env;
 mod fields;
@@ -90,14 +91,18 @@ pub fn parse_document(
     };
     let mut loaded = Loaded::default();
     for key in top.keys() {
-        if key_name(key) != "connectors" {
+        if key_name(key) != "connectors" && !alerts::is_section(key) {
             loaded.problems.push(Problem {
                 entry: String::new(),
                 key: problem_key(key),
-                message: "unknown top-level key; the file holds one key, `connectors`".into(),
+                message:
+                    "unknown top-level key; the file holds `connectors`, `alerts` and `history`"
+                        .into(),
             });
         }
     }
+    loaded.alerts = alerts::parse_alerts(top.get("alerts"), env, &mut loaded.problems);
+    loaded.history = alerts::parse_history(top.get("history"), &mut loaded.problems);
     let entries = match top.get("connectors") {
         Some(Value::Sequence(entries)) => entries,
         Some(Value::Null) => return Ok(loaded),

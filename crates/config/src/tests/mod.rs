@@ -6,6 +6,7 @@
 //! `${VAR}` tests go through [`raw::parse_document`] with a closure for the
 //! environment, so no test reads or writes the real process environment.
 
+mod alerts;
 mod auth;
 mod defaults;
 mod file;

@@ -78,7 +78,7 @@ fn unknown_top_level_key_is_reported_for_the_file_and_the_entries_still_load() {
     assert_contains(&problem.message, "unknown top-level key");
     assert_eq!(
         problem.to_string(),
-        "version: unknown top-level key; the file holds one key, `connectors`"
+        "version: unknown top-level key; the file holds `connectors`, `alerts` and `history`"
     );
 }
 

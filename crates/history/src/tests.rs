@@ -1,0 +1,1 @@
+//! Tests of the whole store through the public API.

@@ -106,6 +106,11 @@ impl StateFile {
         })
     }
 
+    /// The data directory the state file lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

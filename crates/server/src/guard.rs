@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `grpc.health.v1.Health/*`, `GET /healthz`, `GET /readyz` | nothing (open, never shed) |
 //! | server reflection | `read` (the schema is public, but a network peer without a token learns nothing of the node) |
-//! | List, Get, HealthCheck, HealthCheckAll, WatchHealth, ListComponents; REST `GET`/`HEAD` | `read` |
+//! | List, Get, HealthCheck, HealthCheckAll, WatchHealth, ListComponents, GetHistory; REST `GET`/`HEAD` (the status page too) | `read` |
 //! | Register, Update, Remove; every other method or REST verb, including ones added later | `admin` |
 
 use std::future::Future;
@@ -43,7 +43,7 @@ pub fn grpc_access(path: &str) -> Access {
         }
         CONNECTORS_SERVICE => match method {
             "ListConnectors" | "GetConnector" | "HealthCheck" | "HealthCheckAll"
-            | "WatchHealth" | "ListComponents" => Access::Read,
+            | "WatchHealth" | "ListComponents" | "GetHistory" => Access::Read,
             // Register, Update, Remove, and whatever is added later until
             // someone decides it only reads.
             _ => Access::Admin,

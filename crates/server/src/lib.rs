@@ -22,6 +22,8 @@
 //! - `internal`: errors logged with an id, answered without internals.
 //! - [`status_page`]: the status page (`GET /`, its embedded assets) and
 //!   the SVG badge.
+//! - `status_api`: history, uptime, the status page's data and live feed,
+//!   badges.
 #![forbid(unsafe_code)]
 
 pub mod audit;
@@ -37,6 +39,7 @@ mod reload;
 pub mod rest;
 mod rest_error;
 mod serve;
+mod status_api;
 pub mod status_page;
 pub mod tls;
 

@@ -13,6 +13,7 @@
 //! | `GET /api/v1/components` | uploaded components and the connectors naming each |
 //! | `DELETE /api/v1/components/{digest}` | delete an unused uploaded component |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (503 while shutting down) |
+//! | `GET /` | the status page (see `status_page`); its data and history routes are in `status_api` |
 //!
 //! Errors are JSON: `{"error": {"code": "...", "message": "...", "problems": [...]}}`.
 //!
@@ -88,6 +89,8 @@ pub fn router(service: Arc<Service>) -> Router {
             "/api/v1/config/reload",
             axum::routing::post(crate::config_api::reload),
         )
+        .merge(crate::status_api::router())
+        .merge(crate::status_page::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })

@@ -8,8 +8,10 @@
 //! persisted first, then carried out.
 
 mod reload;
+mod status;
 
 pub use reload::{ReloadCollector, ReloadReport};
+pub use status::{HISTORY_FILE, HistoryUnavailable, to_history};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +68,8 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Uploads(#[from] UploadError),
+    #[error("cannot make a temporary directory for the check history: {0}")]
+    Scratch(String),
 }
 
 /// Why an operation was refused. Each maps to one gRPC code and HTTP status.
@@ -136,6 +140,9 @@ pub struct Service {
     /// of their own (see `server`); what they ask of the connectors runs
     /// here, so that answers never queue behind the scheduler's checks.
     work: tokio::runtime::Handle,
+    history: status::HistoryState,
+    /// The temporary directory of an ephemeral service's history.
+    _scratch: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for Service {
@@ -172,6 +179,7 @@ impl Service {
             .get_or_insert_with(|| base_dir.join("components"));
         let uploads_cap = options.uploads_cap.unwrap_or(DEFAULT_UPLOADS_CAP);
         let max_size = runtime_options.max_component_size;
+        let mut scratch = None;
         let state = if options.ephemeral {
             if runtime_options.uploads.is_none() {
                 let store = ComponentStore::temporary(max_size, uploads_cap)?;
@@ -192,6 +200,24 @@ impl Service {
             api_ids = state.api_ids().await;
             Some(state)
         };
+        // An ephemeral service keeps its history for as long as it runs.
+        let history_dir = match (&state, options.ephemeral) {
+            (_, true) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("sandport-history-")
+                    .tempdir()
+                    .map_err(|e| StartError::Scratch(e.to_string()))?;
+                let path = dir.path().to_path_buf();
+                scratch = Some(dir);
+                path
+            }
+            (Some(state), false) => state.dir().to_path_buf(),
+            (None, false) => base_dir.join("data"),
+        };
+        let history = status::HistoryState::open(&loaded.history, &history_dir);
+        if let Some(observer) = history.observer() {
+            runtime_options.observers.push(observer);
+        }
         let runtime = Runtime::new(runtime_options)?;
         let problems = runtime.load(loaded).await;
         let yaml = reload::YamlManaged::new(yaml_ids, api_ids, |id| runtime.get(id).is_ok());
@@ -207,6 +233,8 @@ impl Service {
             shutting_down: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
             work: tokio::runtime::Handle::current(),
+            history,
+            _scratch: scratch,
         };
         Ok((service, problems))
     }
@@ -490,7 +518,7 @@ impl Service {
     }
 
     /// Resolves once shutdown has begun; long-lived streams end with it.
-    pub fn shutdown_started(&self) -> impl Future<Output = ()> + Send + 'static {
+    pub fn shutdown_started(&self) -> impl Future<Output = ()> + Send + use<> {
         let mut rx = self.shutdown.subscribe();
         async move {
             let _ = rx.wait_for(|started| *started).await;
@@ -512,6 +540,12 @@ impl Service {
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.runtime.shutdown().await;
+        self.history.close();
+    }
+
+    /// The check history, or why there is none.
+    pub fn history(&self) -> Result<&sandport_history::History, HistoryUnavailable> {
+        self.history.get()
     }
 }
 

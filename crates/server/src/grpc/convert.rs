@@ -145,6 +145,8 @@ pub fn info_to_pb(info: &ConnectorInfo) -> pb::ConnectorInfo {
         component_digest: component_digest.clone(),
         status_since: since.map(timestamp),
         consecutive_successes: *consecutive_successes,
+        // From the history, which the handlers ask.
+        uptime: None,
     }
 }
 
@@ -168,6 +170,8 @@ pub fn info_from_pb(info: pb::ConnectorInfo) -> ConnectorInfo {
         component_digest,
         status_since,
         consecutive_successes,
+        // Not part of the runtime's view of a connector.
+        uptime: _,
     } = info;
     ConnectorInfo {
         id,

@@ -20,6 +20,7 @@ use crate::audit;
 use crate::auth::Caller;
 
 pub(crate) mod errors;
+mod history;
 /// The generated protobuf and gRPC code.
 pub mod pb;
 
@@ -119,6 +120,14 @@ impl ConnectorsService for GrpcApi {
             .list(filter, request.enabled_only)
             .iter()
             .map(convert::info_to_pb)
+            .collect::<Vec<_>>();
+        let uptimes = history::uptimes(&self.service).await;
+        let connectors = connectors
+            .into_iter()
+            .map(|mut c| {
+                c.uptime = uptimes.get(&c.id).map(history::uptime_to_pb);
+                c
+            })
             .collect();
         Ok(Response::new(pb::ListConnectorsResponse { connectors }))
     }
@@ -132,8 +141,13 @@ impl ConnectorsService for GrpcApi {
             .service
             .get(required_id(&request.id)?)
             .map_err(status)?;
+        let mut connector = convert::info_to_pb(&info);
+        connector.uptime = history::uptimes(&self.service)
+            .await
+            .get(&info.id)
+            .map(history::uptime_to_pb);
         Ok(Response::new(pb::GetConnectorResponse {
-            connector: Some(convert::info_to_pb(&info)),
+            connector: Some(connector),
             config: Some(convert::config_to_pb(
                 &config,
                 sandport_config::Secrets::Redact,
@@ -287,5 +301,14 @@ impl ConnectorsService for GrpcApi {
             })
             .take_until(self.service.shutdown_started());
         Ok(Response::new(Box::pin(events)))
+    }
+
+    async fn get_history(
+        &self,
+        request: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::GetHistoryResponse>, Status> {
+        history::get_history(&self.service, request.into_inner())
+            .await
+            .map(Response::new)
     }
 }

@@ -116,6 +116,7 @@ const GRPC_METHODS: [(&str, &[&str]); 3] = [
             "UploadComponent",
             "ListComponents",
             "DeleteComponent",
+            "GetHistory",
         ],
     ),
     ("grpc.health.v1.Health", &["Check", "Watch"]),

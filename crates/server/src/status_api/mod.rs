@@ -1,0 +1,431 @@
+//! What the checks found, over REST: a connector's history and uptime, the
+//! summary the status page reads, its live feed (server-sent events), and
+//! a badge.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /api/v1/connectors/{id}/history?since=&until=&step=&limit=` | raw checks, or rollups by `step` |
+//! | `GET /api/v1/connectors/{id}/uptime` | uptime over 24 h / 7 d / 30 d, status since, 90 daily figures |
+//! | `GET /api/v1/connectors/{id}/badge.svg[?uptime=day\|week\|month]` | a status or uptime badge |
+//! | `GET /api/v1/status` | every connector with its uptime, bars and latency line; recent incidents |
+//! | `GET /api/v1/status/events` | status changes as server-sent events |
+//!
+//! History queries read SQLite, so they run on a blocking thread.
+
+mod events;
+mod query;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use sandport_core::service::{HistoryUnavailable, Service};
+use sandport_history::{History, HistoryError, Rollup, StoredPoint, Uptime};
+
+use crate::rest_error::{ApiError, ApiResult};
+use query::{Step, parse_step, parse_time};
+
+/// Days in the status page's uptime bar.
+pub const DAILY_BARS: u32 = 90;
+/// The most raw points one history answer carries.
+pub const MAX_POINTS: usize = 10_000;
+/// Incidents the status page lists.
+const INCIDENTS: usize = 50;
+
+/// The routes, for the REST router to merge (its state is the service).
+pub fn router() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/api/v1/connectors/{id}/history", get(history))
+        .route("/api/v1/connectors/{id}/uptime", get(uptime))
+        .route("/api/v1/connectors/{id}/badge.svg", get(badge))
+        .route("/api/v1/status", get(summary))
+        .route("/api/v1/status/events", get(events::stream))
+}
+
+fn time(t: SystemTime) -> Value {
+    json!(humantime::format_rfc3339_millis(t).to_string())
+}
+
+fn opt_time(t: Option<SystemTime>) -> Value {
+    t.map_or(Value::Null, time)
+}
+
+fn ms(d: Option<Duration>) -> Value {
+    d.map_or(Value::Null, |d| json!(d.as_secs_f64() * 1000.0))
+}
+
+/// No history to ask: turned off is the operator's choice and said as it
+/// is; a file that failed is in the log (with its path), not in the answer.
+fn unavailable(e: HistoryUnavailable) -> ApiError {
+    let message = match e {
+        HistoryUnavailable::Disabled => e.to_string(),
+        other => crate::internal::report(&other),
+    };
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "history_unavailable",
+        message,
+    )
+}
+
+fn query_failed(e: HistoryError) -> ApiError {
+    match e {
+        HistoryError::BadRange(message) => bad_query(message),
+        other => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "history_unavailable",
+            crate::internal::report(&other),
+        ),
+    }
+}
+
+/// Runs `query` on the history from a blocking thread.
+async fn ask<T: Send + 'static>(
+    service: &Service,
+    query: impl FnOnce(&History) -> Result<T, HistoryError> + Send + 'static,
+) -> ApiResult<T> {
+    let history = service.history().map_err(unavailable)?.clone();
+    match tokio::task::spawn_blocking(move || query(&history)).await {
+        Ok(answer) => answer.map_err(query_failed),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            crate::internal::report(&e),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    since: Option<String>,
+    until: Option<String>,
+    step: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn history(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    let Query(query) = query?;
+    service.health(&id)?;
+    let now = SystemTime::now();
+    let step = parse_step(query.step.as_deref()).map_err(bad_query)?;
+    let default_span = match step {
+        Step::Raw => Duration::from_secs(3600),
+        Step::Every(step) => (step * 24).min(Duration::from_secs(90 * 86_400)),
+    };
+    let until = match &query.until {
+        Some(text) => parse_time(text, now).map_err(bad_query)?,
+        None => now,
+    };
+    let since = match &query.since {
+        Some(text) => parse_time(text, now).map_err(bad_query)?,
+        None => until
+            .checked_sub(default_span)
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+    };
+    if since > until {
+        return Err(bad_query("`since` is after `until`".into()));
+    }
+    let key = id.clone();
+    let points = match step {
+        Step::Raw => {
+            let limit = query.limit.unwrap_or(1000).clamp(1, MAX_POINTS);
+            let points = ask(&service, move |h| h.points(&key, since, until, limit)).await?;
+            points.iter().map(point_json).collect::<Vec<_>>()
+        }
+        Step::Every(step) => {
+            let rollups = ask(&service, move |h| h.rollups(&key, since, until, step)).await?;
+            rollups.iter().map(rollup_json).collect()
+        }
+    };
+    Ok(Json(json!({
+        "id": id,
+        "since": time(since),
+        "until": time(until),
+        "step": query.step.unwrap_or_else(|| "raw".into()),
+        "points": points,
+    })))
+}
+
+fn bad_query(message: String) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", message)
+}
+
+fn point_json(p: &StoredPoint) -> Value {
+    let StoredPoint {
+        at,
+        status,
+        reported,
+        latency,
+        failure,
+        message,
+    } = p;
+    json!({
+        "at": time(*at),
+        "status": status.as_str(),
+        "reported": reported.as_str(),
+        "latency_ms": ms(Some(*latency)),
+        "failure": failure,
+        "message": message,
+    })
+}
+
+fn rollup_json(r: &Rollup) -> Value {
+    let Rollup {
+        start,
+        step: _,
+        counts,
+        p50,
+        p95,
+        max,
+    } = r;
+    let sandport_history::StatusCounts {
+        healthy,
+        degraded,
+        unhealthy,
+        unavailable,
+        unknown,
+    } = counts;
+    json!({
+        "start": time(*start),
+        "count": counts.total(),
+        "healthy": healthy,
+        "degraded": degraded,
+        "unhealthy": unhealthy,
+        "unavailable": unavailable,
+        "unknown": unknown,
+        "uptime": percent(counts.passing(), counts.total()),
+        "latency_ms": {"p50": ms(*p50), "p95": ms(*p95), "max": ms(*max)},
+    })
+}
+
+fn percent(passing: u64, total: u64) -> Value {
+    if total == 0 {
+        Value::Null
+    } else {
+        json!(passing as f64 * 100.0 / total as f64)
+    }
+}
+
+fn uptime_json(u: &Uptime) -> Value {
+    json!({"day": u.day, "week": u.week, "month": u.month})
+}
+
+async fn uptime(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let health = service.health(&id)?;
+    let now = SystemTime::now();
+    let key = id.clone();
+    let (uptime, daily) = ask(&service, move |h| {
+        Ok((h.uptime(&key, now)?, h.daily(&key, DAILY_BARS, now)?))
+    })
+    .await?;
+    Ok(Json(json!({
+        "id": id,
+        "status": health.status.as_str(),
+        "since": opt_time(health.since),
+        "uptime": uptime_json(&uptime),
+        "daily": daily,
+    })))
+}
+
+#[derive(Deserialize)]
+struct BadgeQuery {
+    uptime: Option<String>,
+    label: Option<String>,
+}
+
+async fn badge(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    query: Result<Query<BadgeQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(query) = query?;
+    let health = service.health(&id)?;
+    let figure = match query.uptime.as_deref() {
+        None => None,
+        Some(window @ ("day" | "week" | "month")) => {
+            let key = id.clone();
+            let now = SystemTime::now();
+            let u = ask(&service, move |h| h.uptime(&key, now)).await?;
+            Some(match window {
+                "day" => u.day,
+                "week" => u.week,
+                _ => u.month,
+            })
+        }
+        Some(other) => {
+            return Err(bad_query(format!(
+                "uptime `{other}` is not one of: day, week, month"
+            )));
+        }
+    };
+    let label = query.label.unwrap_or_else(|| id.clone());
+    let svg = crate::status_page::badge(&label, health.status.as_str(), figure.flatten());
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("image/svg+xml"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, max-age=0"),
+            ),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
+/// The status page's data: one answer for every connector.
+async fn summary(State(service): State<Arc<Service>>) -> ApiResult<Json<Value>> {
+    let now = SystemTime::now();
+    let list = service.list(None, false);
+    let history = match service.history() {
+        Ok(history) => Some(history.clone()),
+        Err(e) => {
+            tracing::debug!("status page without history: {e}");
+            None
+        }
+    };
+    let ids: Vec<String> = list.iter().map(|c| c.id.clone()).collect();
+    let figures = match history {
+        Some(history) => {
+            let answer = tokio::task::spawn_blocking(move || figures(&history, &ids, now)).await;
+            match answer {
+                Ok(Ok(figures)) => Some(figures),
+                Ok(Err(e)) => {
+                    tracing::warn!("the status page's history query failed: {e}");
+                    None
+                }
+                Err(e) => {
+                    return Err(ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        crate::internal::report(&e),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let names: HashMap<&str, &str> = list
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str()))
+        .collect();
+    let connectors: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            let h = &c.health;
+            let uptime = figures.as_ref().and_then(|f| f.uptime.get(&c.id));
+            let daily = figures.as_ref().and_then(|f| f.daily.get(&c.id));
+            let line = figures.as_ref().and_then(|f| f.latency.get(&c.id));
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "type": c.connector_type.as_str(),
+                "tags": c.tags,
+                "enabled": c.enabled,
+                "status": h.status.as_str(),
+                "since": opt_time(h.since),
+                "message": h.message,
+                "latency_ms": ms(h.latency),
+                "checked_at": opt_time(h.checked_at),
+                "uptime": uptime.map_or(json!({"day": null, "week": null, "month": null}), uptime_json),
+                "daily": daily.cloned().unwrap_or_default(),
+                "latency_24h": line.cloned().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let incidents: Vec<Value> = figures
+        .as_ref()
+        .map(|f| {
+            f.incidents
+                .iter()
+                .map(|i| {
+                    json!({
+                        "connector": i.connector,
+                        "name": names.get(i.connector.as_str()).copied().unwrap_or(i.connector.as_str()),
+                        "status": i.status.as_str(),
+                        "previous_status": i.previous.as_str(),
+                        "message": i.message,
+                        "at": time(i.at),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Json(json!({
+        "generated_at": time(now),
+        "history": figures.is_some(),
+        "connectors": connectors,
+        "incidents": incidents,
+    })))
+}
+
+/// What the status page shows of the history, for every connector.
+struct Figures {
+    uptime: HashMap<String, Uptime>,
+    daily: HashMap<String, Vec<Option<f64>>>,
+    latency: HashMap<String, Vec<Option<f64>>>,
+    incidents: Vec<sandport_history::Incident>,
+}
+
+fn figures(
+    history: &History,
+    ids: &[String],
+    now: SystemTime,
+) -> Result<Figures, sandport_history::HistoryError> {
+    const HOUR: Duration = Duration::from_secs(3600);
+    let uptime = history.uptime_all(now)?;
+    let daily = history.daily_all(DAILY_BARS, now)?;
+    // The 24 hours ending with the current one.
+    let epoch_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let hour_start = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
+    let since = hour_start
+        .checked_sub(HOUR * 23)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut latency = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let rollups = history.rollups(id, since, now, HOUR)?;
+        let mut line = vec![None; 24];
+        for r in rollups {
+            let Ok(offset) = r.start.duration_since(since) else {
+                continue;
+            };
+            let slot = (offset.as_secs() / 3600) as usize;
+            if let Some(cell) = line.get_mut(slot) {
+                *cell = r.p50.map(|d| d.as_secs_f64() * 1000.0);
+            }
+        }
+        latency.insert(id.clone(), line);
+    }
+    let week_ago = now
+        .checked_sub(Duration::from_secs(7 * 86_400))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let incidents = history.incidents(week_ago, INCIDENTS)?;
+    Ok(Figures {
+        uptime,
+        daily,
+        latency,
+        incidents,
+    })
+}

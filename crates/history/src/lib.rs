@@ -131,10 +131,10 @@ impl Drop for Inner {
 fn stop(shared: &Shared, writer: &Mutex<Option<JoinHandle<()>>>) {
     shared.queue.stop();
     let handle = writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(handle) = handle {
-        if handle.join().is_err() {
-            tracing::warn!(path = %shared.path.display(), "history: the writer thread panicked");
-        }
+    if let Some(handle) = handle
+        && handle.join().is_err()
+    {
+        tracing::warn!(path = %shared.path.display(), "history: the writer thread panicked");
     }
 }
 

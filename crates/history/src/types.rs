@@ -200,7 +200,8 @@ pub struct Rollup {
 /// The windows are whole UTC periods ending with the one `now` is in:
 /// `day` is the current hour so far plus the 23 before it; `week` the
 /// current UTC day so far plus the 6 before it; `month` the current UTC
-/// day plus the 29 before it. Checks after `now` are not counted.
+/// day plus the 29 before it. Checks in later hours (for `day`) or days
+/// (for `week` and `month`) than the one `now` is in are not counted.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Uptime {
     /// Percent (0-100); `None` when there were no checks in the window.

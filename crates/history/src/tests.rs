@@ -1,1 +1,0 @@
-//! Tests of the whole store through the public API.

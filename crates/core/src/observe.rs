@@ -31,6 +31,7 @@ pub struct Checked<'a> {
     /// What this check found (before the thresholds).
     pub status: HealthStatus,
     pub message: &'a str,
+    pub details: &'a [(String, String)],
     pub failure: Option<&'a FailureKind>,
     pub latency: Duration,
     pub checked_at: SystemTime,

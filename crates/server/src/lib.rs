@@ -22,10 +22,12 @@
 //! - `internal`: errors logged with an id, answered without internals.
 //! - [`status_page`]: the status page (`GET /`, its embedded assets) and
 //!   the SVG badge.
+//! - `alerts_api`: test messages and the alerts' counters.
 //! - `status_api`: history, uptime, the status page's data and live feed,
 //!   badges.
 #![forbid(unsafe_code)]
 
+mod alerts_api;
 pub mod audit;
 pub mod auth;
 mod components;

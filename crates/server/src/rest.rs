@@ -13,6 +13,8 @@
 //! | `GET /api/v1/components` | uploaded components and the connectors naming each |
 //! | `DELETE /api/v1/components/{digest}` | delete an unused uploaded component |
 //! | `GET /healthz`, `GET /readyz` | liveness, readiness (503 while shutting down) |
+//! | `GET /api/v1/alerts/status` | alerts sent, pending, retried, given up |
+//! | `POST /api/v1/alerts/test/{route}` | send a test message to each provider of a route |
 //! | `GET /` | the status page (see `status_page`); its data and history routes are in `status_api` |
 //!
 //! Errors are JSON: `{"error": {"code": "...", "message": "...", "problems": [...]}}`.
@@ -90,6 +92,11 @@ pub fn router(service: Arc<Service>) -> Router {
             axum::routing::post(crate::config_api::reload),
         )
         .merge(crate::status_api::router())
+        .route("/api/v1/alerts/status", get(crate::alerts_api::status))
+        .route(
+            "/api/v1/alerts/test/{route}",
+            axum::routing::post(crate::alerts_api::test),
+        )
         .merge(crate::status_page::router())
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))

@@ -145,6 +145,33 @@ impl Egress {
         })
     }
 
+    /// An egress for the host's own messages to `url` (an alert
+    /// provider): the same policy a connector with that endpoint would
+    /// have (its own origin, its addresses vetted the same way), no
+    /// credentials, and small caps: a provider's answer is only read for
+    /// its status.
+    pub fn for_url(client: &HttpClient, url: &Url) -> Result<Self, RuleError> {
+        let host = url.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = url.port_or_known_default().unwrap_or(443);
+        let policy = Arc::new(EgressPolicy::new(
+            HostRule::origin(url.scheme(), host, port)?,
+            Vec::new(),
+        ));
+        Ok(Egress {
+            client: Arc::default(),
+            recent_urls: Arc::default(),
+            http: client.clone(),
+            tcp: Arc::new(TcpAllowed::seeded(&policy)),
+            policy,
+            credentials: Arc::default(),
+            scrubber: None,
+            max_response: 64 << 10,
+            max_requests: u32::try_from(MAX_REDIRECTS + 1).unwrap_or(u32::MAX),
+            max_bytes: 1 << 20,
+        })
+    }
+
     /// The connector's HTTP client, built at the first call.
     fn client(&self) -> Result<&reqwest::Client, EgressError> {
         if let Some(client) = self.client.get() {

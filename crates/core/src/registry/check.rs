@@ -175,6 +175,7 @@ pub(super) async fn run_check(inner: &Inner, entry: &Entry, scheduled: Option<In
         tags: &entry.config.tags,
         status,
         message: &now.message,
+        details: &now.details,
         failure: now.failure.as_ref(),
         latency,
         checked_at,

@@ -7,11 +7,16 @@
 //! undone, so the answer never claims what a restart would lose. A removal is
 //! persisted first, then carried out.
 
+mod alerts;
 mod reload;
 mod status;
 
+pub use alerts::{ALERTS_FILE, AlertTestError};
 pub use reload::{ReloadCollector, ReloadReport};
-pub use status::{HISTORY_FILE, HistoryUnavailable, to_history};
+pub use status::{
+    DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
+    HistoryUnavailable, MAX_POINTS, to_history,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +45,12 @@ pub struct ServiceOptions {
     pub data_dir: Option<PathBuf>,
     /// Keep no state: changes last until the process ends.
     pub ephemeral: bool,
+    /// Record every check in the history and send alerts: the serving
+    /// process does. Otherwise (a command run beside it) the history is only
+    /// read, and alerts are only tested, through a scratch outbox, so that
+    /// the command neither writes the service's history nor sends or takes
+    /// over its pending alerts.
+    pub record: bool,
     /// The sum of the uploaded components' sizes the service keeps; `None`
     /// is [`DEFAULT_UPLOADS_CAP`].
     pub uploads_cap: Option<u64>,
@@ -68,7 +79,7 @@ pub enum StartError {
     Runtime(#[from] RuntimeError),
     #[error(transparent)]
     Uploads(#[from] UploadError),
-    #[error("cannot make a temporary directory for the check history: {0}")]
+    #[error("cannot make a temporary directory for the history or the alerts: {0}")]
     Scratch(String),
 }
 
@@ -141,8 +152,13 @@ pub struct Service {
     /// here, so that answers never queue behind the scheduler's checks.
     work: tokio::runtime::Handle,
     history: status::HistoryState,
+    /// `None` when the outbox could not be opened (logged at start).
+    alerts: Option<sandport_alerts::Alerts>,
     /// The temporary directory of an ephemeral service's history.
     _scratch: Option<tempfile::TempDir>,
+    /// The outbox of a service that does not record (see
+    /// [`ServiceOptions::record`]).
+    _scratch_outbox: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for Service {
@@ -180,6 +196,7 @@ impl Service {
         let uploads_cap = options.uploads_cap.unwrap_or(DEFAULT_UPLOADS_CAP);
         let max_size = runtime_options.max_component_size;
         let mut scratch = None;
+        let mut scratch_outbox = None;
         let state = if options.ephemeral {
             if runtime_options.uploads.is_none() {
                 let store = ComponentStore::temporary(max_size, uploads_cap)?;
@@ -215,9 +232,27 @@ impl Service {
             (None, false) => base_dir.join("data"),
         };
         let history = status::HistoryState::open(&loaded.history, &history_dir);
-        if let Some(observer) = history.observer() {
-            runtime_options.observers.push(observer);
-        }
+        let http = crate::egress::HttpClient::new().map_err(RuntimeError::Http)?;
+        let alerts = if options.record {
+            if let Some(observer) = history.observer() {
+                runtime_options.observers.push(observer);
+            }
+            let alerts = alerts::start(loaded.alerts.clone(), &history_dir, &http);
+            if let Some(alerts) = &alerts {
+                runtime_options
+                    .observers
+                    .push(Arc::new(alerts::AlertFeed(alerts.clone())));
+            }
+            alerts
+        } else {
+            let dir = tempfile::Builder::new()
+                .prefix("sandport-alerts-")
+                .tempdir()
+                .map_err(|e| StartError::Scratch(e.to_string()))?;
+            let alerts = alerts::start(loaded.alerts.clone(), dir.path(), &http);
+            scratch_outbox = Some(dir);
+            alerts
+        };
         let runtime = Runtime::new(runtime_options)?;
         let problems = runtime.load(loaded).await;
         let yaml = reload::YamlManaged::new(yaml_ids, api_ids, |id| runtime.get(id).is_ok());
@@ -234,7 +269,9 @@ impl Service {
             shutdown: watch::channel(false).0,
             work: tokio::runtime::Handle::current(),
             history,
+            alerts,
             _scratch: scratch,
+            _scratch_outbox: scratch_outbox,
         };
         Ok((service, problems))
     }
@@ -540,7 +577,15 @@ impl Service {
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.runtime.shutdown().await;
+        if let Some(alerts) = &self.alerts {
+            alerts.shutdown().await;
+        }
         self.history.close();
+    }
+
+    /// The alerts, unless their outbox could not be opened.
+    pub fn alerts(&self) -> Option<&sandport_alerts::Alerts> {
+        self.alerts.as_ref()
     }
 
     /// The check history, or why there is none.

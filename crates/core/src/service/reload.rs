@@ -210,6 +210,9 @@ impl Service {
         if !loaded.problems.is_empty() {
             return ReloadReport::failed(loaded.problems);
         }
+        if let Some(alerts) = &self.alerts {
+            alerts.reconfigure(loaded.alerts.clone());
+        }
         let wanted: BTreeMap<String, ConnectorConfig> = loaded
             .connectors
             .into_iter()

@@ -8,9 +8,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use sandport_config::HistoryConfig;
-use sandport_history::{History, HistoryOptions, Point, Status};
+use sandport_history::{History, HistoryError, HistoryOptions, Point, Rollup, Status, StoredPoint};
 
 use crate::health::HealthStatus;
 use crate::observe::{CheckObserver, Checked};
@@ -99,6 +100,7 @@ impl CheckObserver for HistoryFeed {
             tags: _,
             status,
             message,
+            details: _,
             failure,
             latency,
             checked_at,
@@ -126,5 +128,112 @@ pub fn to_history(status: HealthStatus) -> Status {
         HealthStatus::Unhealthy => Status::Unhealthy,
         HealthStatus::Unavailable => Status::Unavailable,
         HealthStatus::Unknown => Status::Unknown,
+    }
+}
+
+/// Which of a connector's recorded checks to answer with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HistoryRange {
+    /// Default: `until` minus an hour for raw points, minus 24 steps for
+    /// rollups.
+    pub since: Option<SystemTime>,
+    /// Default: now.
+    pub until: Option<SystemTime>,
+    /// `None`: raw points; else rollups of this length (whole hours).
+    pub step: Option<Duration>,
+    /// Raw points at most (default [`DEFAULT_POINTS`], capped at
+    /// [`MAX_POINTS`]).
+    pub limit: Option<usize>,
+}
+
+/// Raw points answered when the caller names no limit.
+pub const DEFAULT_POINTS: usize = 1000;
+/// The most raw points one answer carries.
+pub const MAX_POINTS: usize = 10_000;
+
+/// A history answer: the range it covers and what was found in it.
+#[derive(Debug, Clone)]
+pub struct HistoryAnswer {
+    pub since: SystemTime,
+    pub until: SystemTime,
+    pub found: Found,
+}
+
+#[derive(Debug, Clone)]
+pub enum Found {
+    Points(Vec<StoredPoint>),
+    Rollups(Vec<Rollup>),
+}
+
+/// Why a history question got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryQueryError {
+    #[error("no connector with id `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Unavailable(#[from] HistoryUnavailable),
+    /// The range or step does not make sense; the message says why.
+    #[error("{0}")]
+    BadRange(String),
+    /// The store failed (logged by the caller; may name the file).
+    #[error(transparent)]
+    Failed(HistoryError),
+    #[error("the history query's thread failed: {0}")]
+    Thread(String),
+}
+
+impl From<HistoryError> for HistoryQueryError {
+    fn from(error: HistoryError) -> Self {
+        match error {
+            HistoryError::BadRange(message) => HistoryQueryError::BadRange(message),
+            other => HistoryQueryError::Failed(other),
+        }
+    }
+}
+
+impl super::Service {
+    /// One connector's recorded checks, read on a blocking thread.
+    pub async fn history_of(
+        &self,
+        id: &str,
+        range: HistoryRange,
+    ) -> Result<HistoryAnswer, HistoryQueryError> {
+        const HOUR: Duration = Duration::from_secs(3600);
+        self.runtime
+            .get(id)
+            .map_err(|e| HistoryQueryError::NotFound(e.0))?;
+        let history = self.history()?.clone();
+        let HistoryRange {
+            since,
+            until,
+            step,
+            limit,
+        } = range;
+        let until = until.unwrap_or_else(SystemTime::now);
+        let since = since.unwrap_or_else(|| {
+            until
+                .checked_sub(step.map_or(HOUR, |s| s.saturating_mul(24)))
+                .unwrap_or(SystemTime::UNIX_EPOCH)
+        });
+        if since > until {
+            return Err(HistoryQueryError::BadRange(
+                "`since` is after `until`".into(),
+            ));
+        }
+        let id = id.to_string();
+        let found = tokio::task::spawn_blocking(move || match step {
+            None => {
+                let limit = limit.unwrap_or(DEFAULT_POINTS).clamp(1, MAX_POINTS);
+                history.points(&id, since, until, limit).map(Found::Points)
+            }
+            Some(step) => history.rollups(&id, since, until, step).map(Found::Rollups),
+        })
+        .await
+        .map_err(|e| HistoryQueryError::Thread(e.to_string()))??;
+        Ok(HistoryAnswer {
+            since,
+            until,
+            found,
+        })
     }
 }

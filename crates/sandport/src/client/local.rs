@@ -5,7 +5,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::{ClientError, ConnectorService, EventStream};
+use super::{ClientError, ConnectorService, EventStream, Found, HistoryRange, ProviderAnswer};
 use sandport_config::{ConnectorConfig, ConnectorType, Problem};
 use sandport_core::health::HealthSnapshot;
 use sandport_core::registry::{CheckAll, ConnectorInfo};
@@ -106,5 +106,13 @@ impl ConnectorService for LocalService {
 
     async fn delete_component(&self, digest: &str) -> Result<(), ClientError> {
         Ok(self.service.remove_component(digest).await?)
+    }
+
+    async fn history(&self, id: &str, range: HistoryRange) -> Result<Found, ClientError> {
+        Ok(self.service.history_of(id, range).await?.found)
+    }
+
+    async fn test_alert_route(&self, route: &str) -> Result<Vec<ProviderAnswer>, ClientError> {
+        Ok(self.service.test_alert_route(route).await?)
     }
 }

@@ -14,7 +14,8 @@ pub use remote::{RemoteOptions, RemoteService};
 use sandport_config::{ComponentRef, ConnectorConfig, ConnectorType};
 use sandport_core::health::HealthSnapshot;
 use sandport_core::registry::{CheckAll, ConnectorInfo, HealthEvent};
-use sandport_core::service::{ServiceError, ServiceOptions};
+use sandport_core::service::{AlertTestError, HistoryQueryError, ServiceError, ServiceOptions};
+pub use sandport_core::service::{Found, HistoryRange};
 use sandport_core::uploads::{StoredComponent, UploadError};
 
 /// The variable naming a remote service, e.g. `http://127.0.0.1:50051`.
@@ -73,6 +74,28 @@ impl From<ServiceError> for ClientError {
     }
 }
 
+impl From<AlertTestError> for ClientError {
+    fn from(error: AlertTestError) -> Self {
+        let message = error.to_string();
+        match error {
+            AlertTestError::UnknownRoute(_) => ClientError::NotFound(message),
+            _ => ClientError::Unavailable(message),
+        }
+    }
+}
+
+impl From<HistoryQueryError> for ClientError {
+    fn from(error: HistoryQueryError) -> Self {
+        let message = error.to_string();
+        match error {
+            HistoryQueryError::NotFound(_) => ClientError::NotFound(message),
+            HistoryQueryError::BadRange(_) => ClientError::InvalidArgument(message),
+            HistoryQueryError::Unavailable(_) => ClientError::Unavailable(message),
+            _ => ClientError::Internal(message),
+        }
+    }
+}
+
 pub type EventStream = BoxStream<'static, Result<HealthEvent, ClientError>>;
 
 /// What a control plane does with the Connectors Service.
@@ -107,7 +130,15 @@ pub trait ConnectorService: Send + Sync {
     async fn list_components(&self) -> Result<Vec<(StoredComponent, Vec<String>)>, ClientError>;
     /// Deletes an uploaded component no connector names.
     async fn delete_component(&self, digest: &str) -> Result<(), ClientError>;
+    /// One connector's recorded checks: raw points, or rollups by step.
+    async fn history(&self, id: &str, range: HistoryRange) -> Result<Found, ClientError>;
+    /// Sends a test message to each provider of an alert route: each
+    /// provider's HTTP status, or why there was none.
+    async fn test_alert_route(&self, route: &str) -> Result<Vec<ProviderAnswer>, ClientError>;
 }
+
+/// A provider and what it answered to a test message.
+pub type ProviderAnswer = (String, Result<u16, String>);
 
 /// The largest component file the client reads to upload it.
 const MAX_UPLOAD_READ: u64 = 1 << 30;

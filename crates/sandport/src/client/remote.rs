@@ -15,14 +15,14 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
-use super::{ClientError, ConnectorService, EventStream};
+use super::{ClientError, ConnectorService, EventStream, Found, HistoryRange, ProviderAnswer};
 use sandport_config::{self as config, ComponentPaths, ConnectorConfig, ConnectorType, Secrets};
 use sandport_core::health::HealthSnapshot;
 use sandport_core::registry::{CheckAll, ConnectorInfo};
 use sandport_core::uploads::StoredComponent;
-use sandport_server::grpc::convert;
 use sandport_server::grpc::pb;
 use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClient;
+use sandport_server::grpc::{convert, history};
 
 /// Deadline of one call (checks of all connectors get more).
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -372,6 +372,43 @@ impl ConnectorService for RemoteService {
             .delete_component(self.request(message, Some(CALL_TIMEOUT)))
             .await?;
         Ok(())
+    }
+
+    async fn history(&self, id: &str, range: HistoryRange) -> Result<Found, ClientError> {
+        let message = history::request_to_pb(id, &range);
+        let response = self
+            .client()
+            .get_history(self.request(message, Some(CALL_TIMEOUT)))
+            .await?
+            .into_inner();
+        Ok(history::answer_from_pb(response, range.step))
+    }
+
+    async fn test_alert_route(&self, route: &str) -> Result<Vec<ProviderAnswer>, ClientError> {
+        let message = pb::TestAlertRouteRequest {
+            route: route.to_string(),
+        };
+        let response = self
+            .client()
+            .test_alert_route(self.request(message, Some(CALL_TIMEOUT)))
+            .await?
+            .into_inner();
+        Ok(response
+            .results
+            .into_iter()
+            .map(|r| {
+                let pb::ProviderResult {
+                    provider,
+                    status,
+                    error,
+                } = r;
+                let answer = match u16::try_from(status) {
+                    Ok(status) if status != 0 => Ok(status),
+                    _ => Err(error),
+                };
+                (provider, answer)
+            })
+            .collect())
     }
 }
 

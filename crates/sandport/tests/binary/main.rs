@@ -9,6 +9,7 @@ mod api;
 mod cli;
 mod components;
 mod deploy;
+mod history;
 mod operations;
 mod service;
 mod support;

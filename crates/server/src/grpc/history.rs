@@ -6,14 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use tonic::Status;
 
-use sandport_core::service::{HistoryUnavailable, Service};
+use sandport_core::service::{Found, HistoryQueryError, HistoryRange, HistoryUnavailable, Service};
 use sandport_history::{History, HistoryError, Rollup, StoredPoint, Uptime};
 
 use super::pb;
-
-/// The most raw points one answer carries.
-const MAX_POINTS: u32 = 10_000;
-const HOUR: u64 = 3600;
 
 fn unavailable(e: HistoryUnavailable) -> Status {
     match e {
@@ -23,10 +19,7 @@ fn unavailable(e: HistoryUnavailable) -> Status {
 }
 
 fn failed(e: HistoryError) -> Status {
-    match e {
-        HistoryError::BadRange(message) => Status::invalid_argument(message),
-        other => Status::unavailable(crate::internal::report(&other)),
-    }
+    query_status(e.into())
 }
 
 async fn ask<T: Send + 'static>(
@@ -37,6 +30,17 @@ async fn ask<T: Send + 'static>(
     match tokio::task::spawn_blocking(move || query(&history)).await {
         Ok(answer) => answer.map_err(failed),
         Err(e) => Err(Status::internal(crate::internal::report(&e))),
+    }
+}
+
+/// What a failed history question is to a gRPC caller; store failures
+/// are logged with an id, not sent.
+fn query_status(e: HistoryQueryError) -> Status {
+    match e {
+        HistoryQueryError::NotFound(_) => Status::not_found(e.to_string()),
+        HistoryQueryError::BadRange(message) => Status::invalid_argument(message),
+        HistoryQueryError::Unavailable(e) => unavailable(e),
+        other => Status::unavailable(crate::internal::report(&other)),
     }
 }
 
@@ -54,44 +58,25 @@ pub async fn get_history(
     if id.is_empty() {
         return Err(Status::invalid_argument("id: missing"));
     }
-    service.health(&id).map_err(super::status)?;
     let step = match u64::try_from(step_seconds) {
         Ok(0) => None,
-        Ok(secs) if secs % HOUR == 0 => Some(Duration::from_secs(secs)),
-        _ => {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => {
             return Err(Status::invalid_argument(format!(
                 "step_seconds: {step_seconds} is not 0 (raw points) or a whole number of hours"
             )));
         }
     };
-    let until = match until {
-        Some(t) => time(t, "until")?,
-        None => SystemTime::now(),
+    let range = HistoryRange {
+        since: since.map(|t| time(t, "since")).transpose()?,
+        until: until.map(|t| time(t, "until")).transpose()?,
+        step,
+        limit: (limit != 0).then_some(limit as usize),
     };
-    let since = match since {
-        Some(t) => time(t, "since")?,
-        None => until
-            .checked_sub(step.map_or(Duration::from_secs(HOUR), |s| s * 24))
-            .unwrap_or(SystemTime::UNIX_EPOCH),
-    };
-    if since > until {
-        return Err(Status::invalid_argument("since: after `until`"));
-    }
-    let key = id.clone();
-    let (points, rollups) = match step {
-        None => {
-            let limit = if limit == 0 {
-                1000
-            } else {
-                limit.min(MAX_POINTS)
-            } as usize;
-            let points = ask(service, move |h| h.points(&key, since, until, limit)).await?;
-            (points.iter().map(point_to_pb).collect(), Vec::new())
-        }
-        Some(step) => {
-            let rollups = ask(service, move |h| h.rollups(&key, since, until, step)).await?;
-            (Vec::new(), rollups.iter().map(rollup_to_pb).collect())
-        }
+    let answer = service.history_of(&id, range).await.map_err(query_status)?;
+    let (points, rollups) = match &answer.found {
+        Found::Points(points) => (points.iter().map(point_to_pb).collect(), Vec::new()),
+        Found::Rollups(rollups) => (Vec::new(), rollups.iter().map(rollup_to_pb).collect()),
     };
     Ok(pb::GetHistoryResponse {
         id,
@@ -103,6 +88,108 @@ pub async fn get_history(
 fn time(t: prost_types::Timestamp, field: &str) -> Result<SystemTime, Status> {
     SystemTime::try_from(t)
         .map_err(|_| Status::invalid_argument(format!("{field}: not a time this service can use")))
+}
+
+/// A client's question, for [`get_history`] on the other side.
+pub fn request_to_pb(id: &str, range: &HistoryRange) -> pb::GetHistoryRequest {
+    let HistoryRange {
+        since,
+        until,
+        step,
+        limit,
+    } = *range;
+    pb::GetHistoryRequest {
+        id: id.to_string(),
+        since: since.map(prost_types::Timestamp::from),
+        until: until.map(prost_types::Timestamp::from),
+        step_seconds: step.map_or(0, |s| i64::try_from(s.as_secs()).unwrap_or(i64::MAX)),
+        limit: limit.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+    }
+}
+
+/// The answer as a client reads it (`step`: the one it asked for).
+pub fn answer_from_pb(answer: pb::GetHistoryResponse, step: Option<Duration>) -> Found {
+    let pb::GetHistoryResponse {
+        id: _,
+        points,
+        rollups: buckets,
+    } = answer;
+    match step {
+        None => Found::Points(points.into_iter().map(point_from_pb).collect()),
+        Some(step) => Found::Rollups(
+            buckets
+                .into_iter()
+                .map(|r| rollup_from_pb(r, step))
+                .collect(),
+        ),
+    }
+}
+
+fn at(t: Option<prost_types::Timestamp>) -> SystemTime {
+    t.and_then(|t| SystemTime::try_from(t).ok())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn from_micros(us: i64) -> Duration {
+    Duration::from_micros(u64::try_from(us).unwrap_or(0))
+}
+
+fn point_from_pb(p: pb::HistoryPoint) -> StoredPoint {
+    let pb::HistoryPoint {
+        at: when,
+        status,
+        reported,
+        latency_us,
+        failure,
+        message,
+    } = p;
+    StoredPoint {
+        at: at(when),
+        status: status_from_pb(status),
+        reported: status_from_pb(reported),
+        latency: from_micros(latency_us),
+        failure: (!failure.is_empty()).then_some(failure),
+        message,
+    }
+}
+
+fn rollup_from_pb(r: pb::HistoryRollup, step: Duration) -> Rollup {
+    let pb::HistoryRollup {
+        start,
+        healthy,
+        degraded,
+        unhealthy,
+        unavailable,
+        unknown,
+        p50_us,
+        p95_us,
+        max_us,
+    } = r;
+    Rollup {
+        start: at(start),
+        step,
+        counts: sandport_history::StatusCounts {
+            healthy,
+            degraded,
+            unhealthy,
+            unavailable,
+            unknown,
+        },
+        p50: p50_us.map(from_micros),
+        p95: p95_us.map(from_micros),
+        max: max_us.map(from_micros),
+    }
+}
+
+fn status_from_pb(value: i32) -> sandport_history::Status {
+    use sandport_history::Status as S;
+    match pb::ConnectorStatus::try_from(value) {
+        Ok(pb::ConnectorStatus::Healthy) => S::Healthy,
+        Ok(pb::ConnectorStatus::Degraded) => S::Degraded,
+        Ok(pb::ConnectorStatus::Unhealthy) => S::Unhealthy,
+        Ok(pb::ConnectorStatus::Unavailable) => S::Unavailable,
+        _ => S::Unknown,
+    }
 }
 
 pub fn status_to_pb(status: sandport_history::Status) -> pb::ConnectorStatus {

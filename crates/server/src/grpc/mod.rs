@@ -20,7 +20,7 @@ use crate::audit;
 use crate::auth::Caller;
 
 pub(crate) mod errors;
-mod history;
+pub mod history;
 /// The generated protobuf and gRPC code.
 pub mod pb;
 
@@ -301,6 +301,18 @@ impl ConnectorsService for GrpcApi {
             })
             .take_until(self.service.shutdown_started());
         Ok(Response::new(Box::pin(events)))
+    }
+
+    async fn test_alert_route(
+        &self,
+        request: Request<pb::TestAlertRouteRequest>,
+    ) -> Result<Response<pb::TestAlertRouteResponse>, Status> {
+        let who = caller_of(&request);
+        let route = request.into_inner().route;
+        let result = crate::alerts_api::test_pb(&self.service, &route)
+            .await
+            .map(Response::new);
+        audited(&who, "TestAlertRoute", &route, result)
     }
 
     async fn get_history(

@@ -117,6 +117,7 @@ const GRPC_METHODS: [(&str, &[&str]); 3] = [
             "ListComponents",
             "DeleteComponent",
             "GetHistory",
+            "TestAlertRoute",
         ],
     ),
     ("grpc.health.v1.Health", &["Check", "Watch"]),

@@ -29,7 +29,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use sandport_core::service::{HistoryUnavailable, Service};
+use sandport_core::service::{Found, HistoryQueryError, HistoryRange, HistoryUnavailable, Service};
 use sandport_history::{History, HistoryError, Rollup, StoredPoint, Uptime};
 
 use crate::rest_error::{ApiError, ApiResult};
@@ -37,8 +37,6 @@ use query::{Step, parse_step, parse_time};
 
 /// Days in the status page's uptime bar.
 pub const DAILY_BARS: u32 = 90;
-/// The most raw points one history answer carries.
-pub const MAX_POINTS: usize = 10_000;
 /// Incidents the status page lists.
 const INCIDENTS: usize = 50;
 
@@ -78,9 +76,13 @@ fn unavailable(e: HistoryUnavailable) -> ApiError {
     )
 }
 
-fn query_failed(e: HistoryError) -> ApiError {
+fn query_failed(e: HistoryQueryError) -> ApiError {
     match e {
-        HistoryError::BadRange(message) => bad_query(message),
+        HistoryQueryError::NotFound(_) => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+        }
+        HistoryQueryError::BadRange(message) => bad_query(message),
+        HistoryQueryError::Unavailable(e) => unavailable(e),
         other => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "history_unavailable",
@@ -96,7 +98,7 @@ async fn ask<T: Send + 'static>(
 ) -> ApiResult<T> {
     let history = service.history().map_err(unavailable)?.clone();
     match tokio::task::spawn_blocking(move || query(&history)).await {
-        Ok(answer) => answer.map_err(query_failed),
+        Ok(answer) => answer.map_err(|e| query_failed(e.into())),
         Err(e) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -119,43 +121,37 @@ async fn history(
     query: Result<Query<HistoryQuery>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let Query(query) = query?;
-    service.health(&id)?;
+    let HistoryQuery {
+        since,
+        until,
+        step,
+        limit,
+    } = query;
     let now = SystemTime::now();
-    let step = parse_step(query.step.as_deref()).map_err(bad_query)?;
-    let default_span = match step {
-        Step::Raw => Duration::from_secs(3600),
-        Step::Every(step) => (step * 24).min(Duration::from_secs(90 * 86_400)),
+    let at = |text: Option<String>| {
+        text.map(|t| parse_time(&t, now))
+            .transpose()
+            .map_err(bad_query)
     };
-    let until = match &query.until {
-        Some(text) => parse_time(text, now).map_err(bad_query)?,
-        None => now,
+    let range = HistoryRange {
+        since: at(since)?,
+        until: at(until)?,
+        step: match parse_step(step.as_deref()).map_err(bad_query)? {
+            Step::Raw => None,
+            Step::Every(step) => Some(step),
+        },
+        limit,
     };
-    let since = match &query.since {
-        Some(text) => parse_time(text, now).map_err(bad_query)?,
-        None => until
-            .checked_sub(default_span)
-            .unwrap_or(SystemTime::UNIX_EPOCH),
-    };
-    if since > until {
-        return Err(bad_query("`since` is after `until`".into()));
-    }
-    let key = id.clone();
-    let points = match step {
-        Step::Raw => {
-            let limit = query.limit.unwrap_or(1000).clamp(1, MAX_POINTS);
-            let points = ask(&service, move |h| h.points(&key, since, until, limit)).await?;
-            points.iter().map(point_json).collect::<Vec<_>>()
-        }
-        Step::Every(step) => {
-            let rollups = ask(&service, move |h| h.rollups(&key, since, until, step)).await?;
-            rollups.iter().map(rollup_json).collect()
-        }
+    let answer = service.history_of(&id, range).await.map_err(query_failed)?;
+    let points: Vec<Value> = match &answer.found {
+        Found::Points(points) => points.iter().map(point_json).collect(),
+        Found::Rollups(rollups) => rollups.iter().map(rollup_json).collect(),
     };
     Ok(Json(json!({
         "id": id,
-        "since": time(since),
-        "until": time(until),
-        "step": query.step.unwrap_or_else(|| "raw".into()),
+        "since": time(answer.since),
+        "until": time(answer.until),
+        "step": step.unwrap_or_else(|| "raw".into()),
         "points": points,
     })))
 }

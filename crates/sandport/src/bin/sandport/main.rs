@@ -4,6 +4,7 @@
 //! the config (and data directory) given.
 
 mod api;
+mod history;
 mod output;
 mod serve;
 mod telemetry;
@@ -160,6 +161,13 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         target_dir: Option<PathBuf>,
     },
+    /// Show a connector's recorded checks (or hourly/daily rollups) from
+    /// the service's history.
+    History(Box<history::HistoryArgs>),
+    /// Alerts: send a test message to each provider of a route (`alerts:`
+    /// in the config).
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
     /// Print every status change until interrupted.
     Watch {
         /// Only these connectors [default: all]
@@ -180,6 +188,13 @@ enum ComponentCommand {
         /// `sha256:<digest>`
         component: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Send a message marked as a test to each provider of ROUTE now;
+    /// exits 1 when a provider did not accept it.
+    Test { route: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -240,6 +255,7 @@ fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
         config: config_path(cli),
         data_dir: cli.data_dir.clone(),
         ephemeral: false,
+        record: false,
         uploads_cap: None,
         runtime: RuntimeOptions {
             schedule,
@@ -384,6 +400,33 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Component(command) => component(&cli, command).await,
+        Command::History(args) => history::run(&cli, args).await,
+        Command::Alerts(AlertsCommand::Test { route }) => {
+            let (backend, _) = connect(&cli, false).await?;
+            let answers = backend.service().test_alert_route(route).await;
+            close(backend).await;
+            let mut all_accepted = true;
+            for (provider, answer) in answers? {
+                match answer {
+                    Ok(status) if (200..300).contains(&status) => {
+                        println!("{provider}: accepted ({status})");
+                    }
+                    Ok(status) => {
+                        all_accepted = false;
+                        println!("{provider}: refused ({status})");
+                    }
+                    Err(error) => {
+                        all_accepted = false;
+                        println!("{provider}: not sent: {error}");
+                    }
+                }
+            }
+            Ok(if all_accepted {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNHEALTHY)
+            })
+        }
         Command::Remove { id } => {
             let (backend, _) = connect(&cli, false).await?;
             let result = backend.service().remove(id).await;

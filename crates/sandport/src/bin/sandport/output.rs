@@ -101,7 +101,7 @@ pub fn event_line(e: &sandport_core::HealthEvent) -> String {
     )
 }
 
-fn render<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
+pub fn render<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

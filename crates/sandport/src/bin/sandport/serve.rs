@@ -87,6 +87,7 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
     let tls = api_options.tls.is_some();
     let tokens = api_options.tokens.is_some();
     let mut options = service_options(cli, true);
+    options.record = true;
     options.runtime.max_instances = flags.max_connectors;
     options.runtime.memory_budget = flags.memory_budget.map(|b| b.as_u64());
     let (service, problems) = Service::start(options).await?;

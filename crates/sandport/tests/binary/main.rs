@@ -5,6 +5,7 @@
     reason = "tests read back files they wrote and the pipes of processes they started"
 )]
 
+mod alerts;
 mod api;
 mod cli;
 mod components;

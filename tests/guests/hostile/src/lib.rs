@@ -3,6 +3,10 @@
 //!
 //! - `loop`: spins forever in `health-check`.
 //! - `alloc`: allocates memory until the host refuses.
+//! - `say`: GETs `settings.url`; healthy when it answers 2xx, unhealthy
+//!   otherwise, either way with `settings.message` as the message and
+//!   `settings.detail_key: settings.detail` as a detail (hostile text for
+//!   the status page and the alerts).
 //! - `fetch`: GETs `settings.url` (with `settings.request_timeout_ms` as the
 //!   request's own timeout, if set) and reports what happened.
 //! - `panic`: panics in `health-check`.
@@ -212,6 +216,18 @@ impl Connector for Hostile {
             "host-loop" => loop {
                 let _ = http::get(&self.url);
             },
+            "say" => {
+                // What an attacker's guest may say: its text, its detail.
+                let up = http::Request::get(&self.url)
+                    .send()
+                    .is_ok_and(|r| r.is_success());
+                let report = if up {
+                    HealthReport::healthy().message(self.setting("message"))
+                } else {
+                    HealthReport::unhealthy(self.setting("message"))
+                };
+                Ok(report.detail(self.setting("detail_key"), self.setting("detail")))
+            }
             "fetch" => {
                 let mut request = http::Request::get(&self.url);
                 if let Ok(ms) = self.setting("request_timeout_ms").parse() {

@@ -15,7 +15,7 @@ pub use alerts::{ALERTS_FILE, AlertTestError};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
-    HistoryUnavailable, MAX_POINTS, to_history,
+    HistoryUnavailable, MAX_POINTS, history_feed, to_history,
 };
 
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@
 //! | server reflection | `read` (the schema is public, but a network peer without a token learns nothing of the node) |
 //! | List, Get, HealthCheck, HealthCheckAll, WatchHealth, ListComponents, GetHistory; REST `GET`/`HEAD` (the status page too) | `read` |
 //! | Register, Update, Remove; every other method or REST verb, including ones added later | `admin` |
+//! | with `--public-status`: the status page, its summary and live feed, badges | nothing (still shed) |
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,6 +64,17 @@ pub fn rest_access(method: &Method, path: &str) -> Access {
     }
 }
 
+/// The status page and what it reads: `GET /`, its assets, the summary,
+/// the live feed and badges. With `--public-status` these need no token.
+pub fn is_status_page(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD)
+        && (path == "/"
+            || path.starts_with("/status/")
+            || path == "/api/v1/status"
+            || path == "/api/v1/status/events"
+            || (path.starts_with("/api/v1/connectors/") && path.ends_with("/badge.svg")))
+}
+
 /// Why a call did not reach its handler.
 #[derive(Debug)]
 pub enum Refusal {
@@ -82,6 +94,7 @@ pub struct Guard {
     tokens: Option<Arc<Tokens>>,
     shed: Shed,
     limits: Limits,
+    public_status: bool,
 }
 
 impl Guard {
@@ -90,7 +103,27 @@ impl Guard {
             tokens,
             shed: Shed::new(limits.max_concurrent_requests),
             limits,
+            public_status: false,
         }
+    }
+
+    /// Lets the status page be read without a token (still shed under
+    /// load, like every read).
+    pub fn with_public_status(mut self, public: bool) -> Guard {
+        self.public_status = public;
+        self
+    }
+
+    /// A call anyone may make that still takes its place among the calls
+    /// in flight.
+    fn admit_anonymous(&self) -> Result<Admission, Refusal> {
+        let permit = self.shed.try_enter().ok_or(Refusal::Overloaded {
+            limit: self.limits.max_concurrent_requests,
+        })?;
+        Ok(Admission {
+            caller: Some(Caller::anonymous()),
+            _permit: Some(permit),
+        })
     }
 
     /// Decides one call. `what` names it in the audit line of a refused
@@ -315,12 +348,18 @@ pub async fn rest_guard(
         .extensions()
         .get::<ConnectInfo<PeerInfo>>()
         .and_then(|c| c.0.client_cn.clone());
-    let admission = match guard.admit(
-        access,
-        request.headers().get(header::AUTHORIZATION),
-        client_cn.as_deref(),
-        &what,
-    ) {
+    let public = guard.public_status && is_status_page(request.method(), request.uri().path());
+    let admitted = if public {
+        guard.admit_anonymous()
+    } else {
+        guard.admit(
+            access,
+            request.headers().get(header::AUTHORIZATION),
+            client_cn.as_deref(),
+            &what,
+        )
+    };
+    let admission = match admitted {
         Ok(admission) => admission,
         Err(refusal) => return rest_refusal(refusal),
     };
@@ -418,6 +457,31 @@ mod tests {
             rest_access(&Method::OPTIONS, "/api/v1/connectors"),
             Access::Admin
         );
+    }
+
+    #[test]
+    fn only_the_status_page_and_what_it_reads_can_be_public() {
+        for path in [
+            "/",
+            "/status/app.js",
+            "/api/v1/status",
+            "/api/v1/status/events",
+            "/api/v1/connectors/web/badge.svg",
+        ] {
+            assert!(is_status_page(&Method::GET, path), "{path}");
+            assert!(!is_status_page(&Method::POST, path), "POST {path}");
+        }
+        for path in [
+            "/api/v1/connectors",
+            "/api/v1/connectors/web",
+            "/api/v1/connectors/web/history",
+            "/api/v1/connectors/web/uptime",
+            "/api/v1/config/status",
+            "/metrics",
+            "/api/v1/statusx",
+        ] {
+            assert!(!is_status_page(&Method::GET, path), "{path}");
+        }
     }
 
     #[test]

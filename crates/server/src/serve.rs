@@ -69,6 +69,9 @@ pub struct ApiOptions {
     /// A listener of its own for `GET /metrics` (plain HTTP, no token), as
     /// well as the REST port's.
     pub metrics: Option<TcpListener>,
+    /// The status page, its data and badges answered without a token (see
+    /// [`crate::guard::is_status_page`]).
+    pub public_status: bool,
 }
 
 /// Serving an API off loopback without TLS or tokens, unasked.
@@ -156,6 +159,7 @@ pub async fn serve(
         tls,
         limits,
         metrics: metrics_listener,
+        public_status,
     } = options;
     let metrics = Arc::new(Metrics::new(
         service.runtime().collector(),
@@ -190,7 +194,7 @@ pub async fn serve(
         )
     };
 
-    let guard = Arc::new(Guard::new(tokens.clone(), limits));
+    let guard = Arc::new(Guard::new(tokens.clone(), limits).with_public_status(public_status));
     let stop = service.shutdown_started();
     let grpc_stop = service.shutdown_started();
     let connectors = GrpcApi::new(service.clone())

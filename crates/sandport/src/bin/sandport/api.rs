@@ -98,6 +98,7 @@ impl ApiFlags {
             tls,
             limits,
             metrics: None,
+            public_status: false,
         })
     }
 

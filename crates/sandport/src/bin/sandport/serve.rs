@@ -43,6 +43,12 @@ pub struct ServeFlags {
     /// Do not reload the config file when it changes (SIGHUP still does)
     #[arg(long)]
     no_watch: bool,
+    /// Serve the status page (`GET /`), its data and badges without a
+    /// token, even when a tokens file is given: every connector's name,
+    /// status, message and uptime become readable by anyone who can reach
+    /// the REST port
+    #[arg(long, env = "SANDPORT_PUBLIC_STATUS")]
+    public_status: bool,
     #[command(flatten)]
     api: api::ApiFlags,
 }
@@ -84,6 +90,7 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
         None => "the REST address".to_string(),
     };
     api_options.metrics = metrics;
+    api_options.public_status = flags.public_status;
     let tls = api_options.tls.is_some();
     let tokens = api_options.tokens.is_some();
     let mut options = service_options(cli, true);

@@ -19,7 +19,7 @@ fn point(i: u64) -> Point {
     Point {
         connector: Arc::from(format!("c{}", i % CONNECTORS)),
         at: UNIX_EPOCH + Duration::from_millis(START_MS + i * 10),
-        status: if i % 7 == 0 {
+        status: if i.is_multiple_of(7) {
             Status::Unhealthy
         } else {
             Status::Healthy
@@ -27,7 +27,7 @@ fn point(i: u64) -> Point {
         reported: Status::Healthy,
         latency: Duration::from_micros(i),
         failure: None,
-        message: (i % 1000 == 0).then(|| format!("message {i}")),
+        message: i.is_multiple_of(1000).then(|| format!("message {i}")),
     }
 }
 
@@ -57,7 +57,7 @@ fn crash_child() {
     out.flush().unwrap();
     for i in FLUSHED.. {
         history.record(point(i));
-        if i % 100 == 0 {
+        if i.is_multiple_of(100) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -196,11 +196,13 @@ impl Summary {
     }
 
     pub fn uptime_all(&self, now_ms: i64) -> HashMap<String, Uptime> {
-        self.connectors
-            .iter()
-            .filter(|(_, c)| c.recent(now_ms))
-            .map(|(name, c)| (name.to_string(), c.uptime(now_ms)))
-            .collect()
+        let mut out = HashMap::with_capacity(self.connectors.len());
+        for (name, c) in &self.connectors {
+            if c.recent(now_ms) {
+                out.insert(name.to_string(), c.uptime(now_ms));
+            }
+        }
+        out
     }
 
     pub fn daily(&self, name: &str, days: u32, now_ms: i64) -> Vec<Option<f64>> {
@@ -211,11 +213,13 @@ impl Summary {
     }
 
     pub fn daily_all(&self, days: u32, now_ms: i64) -> HashMap<String, Vec<Option<f64>>> {
-        self.connectors
-            .iter()
-            .filter(|(_, c)| c.recent(now_ms))
-            .map(|(name, c)| (name.to_string(), c.daily(days, now_ms)))
-            .collect()
+        let mut out = HashMap::with_capacity(self.connectors.len());
+        for (name, c) in &self.connectors {
+            if c.recent(now_ms) {
+                out.insert(name.to_string(), c.daily(days, now_ms));
+            }
+        }
+        out
     }
 }
 

@@ -188,6 +188,14 @@ impl Writer {
                         failing = Some(full);
                         let message = HistoryError::sqlite(&shared.path, e).to_string();
                         shared.queue.failed(&mut batch, Failure { full, message });
+                        // Maintenance waits for the disk too; say so rather
+                        // than leave the caller waiting.
+                        if let Some((ticket, _)) = orders.maintain {
+                            shared.queue.maintained(
+                                ticket,
+                                Some("the queued checks could not be written first".to_owned()),
+                            );
+                        }
                         if orders.stop {
                             stop_failures += 1;
                             if stop_failures >= STOP_ATTEMPTS {

@@ -307,3 +307,27 @@ fn dropping_the_last_clone_writes_the_queue_and_stops_the_writer() {
     let h = open(dir.path());
     assert_eq!(count(&h, "point"), 1_001);
 }
+
+#[test]
+fn the_handle_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<History>();
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                for i in 0..500 {
+                    h.record(point(&format!("t{t}"), at(DAY0 + i), Status::Healthy, 1));
+                }
+                h.flush().unwrap();
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(h.stats().written, 2_000);
+    assert_eq!(h.uptime_all(at(DAY0 + 600)).unwrap().len(), 4);
+}

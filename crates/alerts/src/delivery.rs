@@ -99,7 +99,7 @@ pub(crate) struct Settled {
 
 /// What a finished send leaves: done with, or to be tried again.
 pub(crate) enum Step {
-    Settled(Settled),
+    Settled(Box<Settled>),
     Retrying,
 }
 
@@ -259,11 +259,11 @@ impl Queue {
             return Some(Step::Retrying);
         }
         let item = self.items.remove(&seq)?;
-        Some(Step::Settled(Settled {
+        Some(Step::Settled(Box::new(Settled {
             message: item.message,
             gave_up: too_old && matches!(outcome, Outcome::Retry(_)),
             outcome,
-        }))
+        })))
     }
 }
 

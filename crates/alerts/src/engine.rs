@@ -165,7 +165,7 @@ impl Engine {
                 },
                 Some(step) = self.queue.next_finished(), if self.queue.sending() => match step {
                     Step::Retrying => { Counters::add(&self.counters.retries); }
-                    Step::Settled(settled) => self.settle(settled).await,
+                    Step::Settled(settled) => self.settle(*settled).await,
                 },
                 command = commands.recv() => match command {
                     Some(Command::Transition(t)) => self.on_transition(*t).await,

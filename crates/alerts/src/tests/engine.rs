@@ -417,3 +417,20 @@ fn start_outside_a_runtime_is_an_error() {
     let result = Alerts::start(config(), &dir.path().join("outbox.db"), rx);
     assert!(matches!(result, Err(crate::AlertsError::NoRuntime)));
 }
+
+#[tokio::test]
+async fn a_forgotten_connector_closes_its_incidents_without_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Recorder::new();
+    let alerts = start(config(), &dir.path().join("outbox.db"), &rx);
+    alerts.notify(transition("pg", "healthy", "unhealthy"));
+    settle(&alerts, "firing", |s| s.sent == 1 && s.open_incidents == 1).await;
+    alerts.forget("pg");
+    settle(&alerts, "the incident closed", |s| s.open_incidents == 0).await;
+    // Passing again resolves nothing: the incident is gone.
+    alerts.notify(transition("pg", "unknown", "healthy"));
+    alerts.notify(transition("redis", "healthy", "unhealthy"));
+    settle(&alerts, "redis firing", |s| s.sent == 2).await;
+    assert_eq!(rx.accepted_kinds("pg"), ["firing"]);
+    alerts.shutdown().await;
+}

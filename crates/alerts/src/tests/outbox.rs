@@ -92,7 +92,7 @@ async fn start_on_a_damaged_outbox_fails_naming_it() {
     let path = dir.path().join("outbox.db");
     std::fs::write(&path, [0xffu8; 8192]).unwrap();
     let rx: Arc<dyn Transport> = Recorder::new();
-    let err = Alerts::start(config(), &path, rx).err().expect("refused");
+    let err = Alerts::start(config(), &path, rx).expect_err("refused");
     assert!(
         err.to_string().contains(&path.display().to_string()),
         "{err}"

@@ -8,7 +8,7 @@
 //! 5 min, with jitter, until the message is 24 h old; any other answer is
 //! final. The caller (the engine) deletes settled messages from the outbox.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -157,11 +157,19 @@ impl Queue {
         let now = Instant::now();
         let mut settled = Vec::new();
         let mut drop_seqs = Vec::new();
+        // A provider gets an incident's messages one at a time and in
+        // order: a "resolved" overtaking its "firing" would leave the
+        // receiver (PagerDuty above all) with an incident open for good.
+        let mut waiting: HashSet<(&str, &str)> = HashSet::new();
         for (seq, item) in &mut self.items {
             if self.sends.len() >= self.tuning.in_flight {
                 break;
             }
-            if item.in_flight || item.next_at > now {
+            let incident = (
+                item.message.provider.as_str(),
+                item.message.incident_id.as_str(),
+            );
+            if !waiting.insert(incident) || item.in_flight || item.next_at > now {
                 continue;
             }
             let provider_name = &item.message.provider;

@@ -434,3 +434,41 @@ async fn a_forgotten_connector_closes_its_incidents_without_a_message() {
     assert_eq!(rx.accepted_kinds("pg"), ["firing"]);
     alerts.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_provider_gets_an_incidents_messages_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Recorder::new();
+    rx.set(HOOK, Mode::Hang);
+    let transport: Arc<dyn Transport> = rx.clone();
+    let tuning = Tuning {
+        timeout: Duration::from_secs(3600),
+        ..tuning()
+    };
+    let alerts =
+        Alerts::start_with(config(), &dir.path().join("outbox.db"), transport, tuning).unwrap();
+    alerts.notify(transition("pg", "healthy", "unhealthy"));
+    alerts.notify(transition("pg", "unhealthy", "healthy"));
+    alerts.notify(transition("redis", "healthy", "unhealthy"));
+    // The provider has two slots: redis's firing got the second one, so
+    // pg's resolved was held back behind its firing, which hangs.
+    wait_for("two sends", || rx.all().len() == 2).await;
+    let sent: Vec<(String, String)> = rx
+        .all()
+        .iter()
+        .map(|r| {
+            (
+                r.body["connector"]["id"].as_str().unwrap().to_string(),
+                r.field("kind"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("pg".to_string(), "firing".to_string()),
+            ("redis".to_string(), "firing".to_string())
+        ]
+    );
+    alerts.shutdown().await;
+}

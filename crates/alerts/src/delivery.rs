@@ -8,7 +8,7 @@
 //! 5 min, with jitter, until the message is 24 h old; any other answer is
 //! final. The caller (the engine) deletes settled messages from the outbox.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -99,7 +99,7 @@ pub(crate) struct Settled {
 
 /// What a finished send leaves: done with, or to be tried again.
 pub(crate) enum Step {
-    Settled(Settled),
+    Settled(Box<Settled>),
     Retrying,
 }
 
@@ -157,11 +157,19 @@ impl Queue {
         let now = Instant::now();
         let mut settled = Vec::new();
         let mut drop_seqs = Vec::new();
+        // A provider gets an incident's messages one at a time and in
+        // order: a "resolved" overtaking its "firing" would leave the
+        // receiver (PagerDuty above all) with an incident open for good.
+        let mut waiting: HashSet<(&str, &str)> = HashSet::new();
         for (seq, item) in &mut self.items {
             if self.sends.len() >= self.tuning.in_flight {
                 break;
             }
-            if item.in_flight || item.next_at > now {
+            let incident = (
+                item.message.provider.as_str(),
+                item.message.incident_id.as_str(),
+            );
+            if !waiting.insert(incident) || item.in_flight || item.next_at > now {
                 continue;
             }
             let provider_name = &item.message.provider;
@@ -259,11 +267,11 @@ impl Queue {
             return Some(Step::Retrying);
         }
         let item = self.items.remove(&seq)?;
-        Some(Step::Settled(Settled {
+        Some(Step::Settled(Box::new(Settled {
             message: item.message,
             gave_up: too_old && matches!(outcome, Outcome::Retry(_)),
             outcome,
-        }))
+        })))
     }
 }
 

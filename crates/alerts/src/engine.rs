@@ -28,6 +28,8 @@ use crate::{AlertStats, AlertsError, Health, Transition, Transport};
 
 pub(crate) enum Command {
     Transition(Box<Transition>),
+    /// Close the connector's incidents without a message.
+    Forget(String),
 }
 
 /// The counters behind [`AlertStats`], shared with the handle.
@@ -142,6 +144,11 @@ impl Engine {
         mut shutdown: watch::Receiver<bool>,
     ) {
         loop {
+            // Checked on every turn, not only when the timer fires, so that a
+            // steady stream of transitions cannot starve the reminders.
+            if self.next_reminder().is_some_and(|at| at <= Instant::now()) {
+                self.remind_due().await;
+            }
             for settled in self.queue.start_due(&self.config) {
                 self.settle(settled).await;
             }
@@ -165,13 +172,15 @@ impl Engine {
                 },
                 Some(step) = self.queue.next_finished(), if self.queue.sending() => match step {
                     Step::Retrying => { Counters::add(&self.counters.retries); }
-                    Step::Settled(settled) => self.settle(settled).await,
+                    Step::Settled(settled) => self.settle(*settled).await,
                 },
                 command = commands.recv() => match command {
                     Some(Command::Transition(t)) => self.on_transition(*t).await,
+                    Some(Command::Forget(connector)) => self.forget(&connector).await,
                     None => break,
                 },
-                () = sleep => self.remind_due().await,
+                // What is due is done at the top of the loop.
+                () = sleep => {}
             }
         }
         self.publish();
@@ -360,6 +369,28 @@ impl Engine {
                 }
             }
             (Health::Unknown, _) => {}
+        }
+    }
+
+    async fn forget(&mut self, connector: &str) {
+        let keys: Vec<Key> = self
+            .incidents
+            .keys()
+            .filter(|(_, c)| c == connector)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.incidents.remove(&key);
+            tracing::info!(
+                connector = %key.1,
+                route = %key.0,
+                "the connector is gone; its open incident is closed without a message"
+            );
+            let (route, connector) = key;
+            self.write("forget an incident", move |o| {
+                o.close_incident(&route, &connector, &[], SystemTime::now())
+            })
+            .await;
         }
     }
 

@@ -25,6 +25,14 @@ pub struct Alerts {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Alerts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alerts")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
 struct Inner {
     commands: mpsc::Sender<Command>,
     config: watch::Sender<Arc<AlertsConfig>>,
@@ -104,6 +112,22 @@ impl Alerts {
                     "alerting dropped a status change because {why}"
                 );
             }
+        }
+    }
+
+    /// Closes the open incidents of a connector that no longer exists (it
+    /// was removed), without a "resolved" message, so that no reminder is
+    /// sent for it and a new connector with its id starts afresh. Like
+    /// [`Alerts::notify`], it never waits.
+    pub fn forget(&self, connector_id: &str) {
+        let command = Command::Forget(connector_id.to_string());
+        if self.inner.commands.try_send(command).is_err() {
+            let dropped = self.inner.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                connector = connector_id,
+                dropped,
+                "alerting could not take a removed connector; its incidents stay open"
+            );
         }
     }
 

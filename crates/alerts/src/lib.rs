@@ -93,7 +93,9 @@ pub struct AlertStats {
     /// Messages given up: refused (4xx other than 408 and 429), undeliverable
     /// for 24 hours, or for a provider no longer configured.
     pub failed: u64,
-    /// Transitions dropped because the engine's queue was full or stopped.
+    /// Transitions dropped because the engine's queue was full (or it had
+    /// stopped), and messages not queued because the outbox held its
+    /// maximum (100,000).
     pub dropped: u64,
     /// Incidents open now, over all routes.
     pub open_incidents: u64,

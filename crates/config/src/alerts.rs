@@ -35,13 +35,18 @@ impl HistoryConfig {
 
     /// The `history:` section as an operator would write it.
     pub fn to_value(&self) -> Value {
+        let HistoryConfig {
+            enabled,
+            raw_retention,
+            rollup_retention,
+        } = self;
         let mut map = Mapping::new();
-        put(&mut map, "enabled", self.enabled);
-        put(&mut map, "raw", units::format_duration(self.raw_retention));
+        put(&mut map, "enabled", *enabled);
+        put(&mut map, "raw", units::format_duration(*raw_retention));
         put(
             &mut map,
             "rollups",
-            units::format_duration(self.rollup_retention),
+            units::format_duration(*rollup_retention),
         );
         Value::Mapping(map)
     }
@@ -93,68 +98,85 @@ impl AlertsConfig {
     /// [`Secrets::Redact`] every URL, header value and routing key is
     /// [`crate::REDACTED`], for API answers.
     pub fn to_value(&self, secrets: Secrets) -> Value {
-        let providers = self
-            .providers
-            .iter()
-            .map(|p| {
-                let mut map = Mapping::new();
-                put(&mut map, "name", p.name.clone());
-                put(&mut map, "type", p.provider_type.as_str());
-                put(&mut map, "url", secrets.write(&p.url));
-                if !p.headers.is_empty() {
-                    let headers = p
-                        .headers
-                        .iter()
-                        .map(|(k, v)| (Value::String(k.clone()), secrets.write(v).into()))
-                        .collect();
-                    put(&mut map, "headers", Value::Mapping(headers));
+        // Each part is destructured so that a new field fails to compile
+        // here until it is written back.
+        let AlertsConfig {
+            providers,
+            routes,
+            maintenance,
+        } = self;
+        let providers = providers.iter().map(|provider| {
+            let Provider {
+                name,
+                provider_type,
+                url,
+                headers,
+                routing_key,
+            } = provider;
+            let mut map = Mapping::new();
+            put(&mut map, "name", name.clone());
+            put(&mut map, "type", provider_type.as_str());
+            put(&mut map, "url", secrets.write(url));
+            if !headers.is_empty() {
+                let headers = headers
+                    .iter()
+                    .map(|(k, v)| (Value::String(k.clone()), secrets.write(v).into()))
+                    .collect();
+                put(&mut map, "headers", Value::Mapping(headers));
+            }
+            if let Some(key) = routing_key {
+                put(&mut map, "routing_key", secrets.write(key));
+            }
+            Value::Mapping(map)
+        });
+        let routes = routes.iter().map(|route| {
+            let Route {
+                name,
+                matcher,
+                providers,
+                send_on_resolved,
+                repeat_interval,
+            } = route;
+            let mut map = Mapping::new();
+            put(&mut map, "name", name.clone());
+            if !matcher.is_empty() {
+                put(&mut map, "match", matcher.to_value());
+            }
+            put(&mut map, "providers", strings(providers));
+            put(&mut map, "send_on_resolved", *send_on_resolved);
+            if let Some(every) = repeat_interval {
+                put(&mut map, "repeat_interval", units::format_duration(*every));
+            }
+            Value::Mapping(map)
+        });
+        let maintenance = maintenance.iter().map(|window| {
+            let MaintenanceWindow {
+                name,
+                matcher,
+                schedule,
+            } = window;
+            let mut map = Mapping::new();
+            put(&mut map, "name", name.clone());
+            if !matcher.is_empty() {
+                put(&mut map, "match", matcher.to_value());
+            }
+            match schedule {
+                Schedule::Once { start, end } => {
+                    put(&mut map, "start", format_time(*start));
+                    put(&mut map, "end", format_time(*end));
                 }
-                if let Some(key) = &p.routing_key {
-                    put(&mut map, "routing_key", secrets.write(key));
-                }
-                Value::Mapping(map)
-            })
-            .collect::<Vec<_>>();
-        let routes = self
-            .routes
-            .iter()
-            .map(|r| {
-                let mut map = Mapping::new();
-                put(&mut map, "name", r.name.clone());
-                if !r.matcher.is_empty() {
-                    put(&mut map, "match", r.matcher.to_value());
-                }
-                put(&mut map, "providers", strings(&r.providers));
-                put(&mut map, "send_on_resolved", r.send_on_resolved);
-                if let Some(every) = r.repeat_interval {
-                    put(&mut map, "repeat_interval", units::format_duration(every));
-                }
-                Value::Mapping(map)
-            })
-            .collect::<Vec<_>>();
-        let maintenance = self
-            .maintenance
-            .iter()
-            .map(|w| {
-                let mut map = Mapping::new();
-                put(&mut map, "name", w.name.clone());
-                if !w.matcher.is_empty() {
-                    put(&mut map, "match", w.matcher.to_value());
-                }
-                match &w.schedule {
-                    Schedule::Once { start, end } => {
-                        put(&mut map, "start", format_time(*start));
-                        put(&mut map, "end", format_time(*end));
-                    }
-                    Schedule::Weekly(weekly) => put(&mut map, "every", weekly.to_string()),
-                }
-                Value::Mapping(map)
-            })
-            .collect::<Vec<_>>();
+                Schedule::Weekly(weekly) => put(&mut map, "every", weekly.to_string()),
+            }
+            Value::Mapping(map)
+        });
         let mut map = Mapping::new();
-        put(&mut map, "providers", Value::Sequence(providers));
-        put(&mut map, "routes", Value::Sequence(routes));
-        put(&mut map, "maintenance", Value::Sequence(maintenance));
+        put(&mut map, "providers", Value::Sequence(providers.collect()));
+        put(&mut map, "routes", Value::Sequence(routes.collect()));
+        put(
+            &mut map,
+            "maintenance",
+            Value::Sequence(maintenance.collect()),
+        );
         Value::Mapping(map)
     }
 }
@@ -248,20 +270,20 @@ impl Match {
     }
 
     fn to_value(&self) -> Value {
+        let Match { ids, types, tags } = self;
         let mut map = Mapping::new();
-        if !self.ids.is_empty() {
-            put(&mut map, "ids", strings(&self.ids));
+        if !ids.is_empty() {
+            put(&mut map, "ids", strings(ids));
         }
-        if !self.types.is_empty() {
-            let types = self
-                .types
+        if !types.is_empty() {
+            let types = types
                 .iter()
                 .map(|t| Value::String(t.as_str().into()))
                 .collect();
             put(&mut map, "types", Value::Sequence(types));
         }
-        if !self.tags.is_empty() {
-            put(&mut map, "tags", strings(&self.tags));
+        if !tags.is_empty() {
+            put(&mut map, "tags", strings(tags));
         }
         Value::Mapping(map)
     }

@@ -9,6 +9,7 @@
 mod browser;
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,6 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
@@ -32,6 +32,8 @@ use browser::Browser;
 struct Mock {
     status: Arc<Mutex<(StatusCode, Value)>>,
     events: broadcast::Sender<(&'static str, String)>,
+    /// How many more requests for the event stream get a 503.
+    refuse_events: Arc<AtomicUsize>,
 }
 
 impl Mock {
@@ -40,6 +42,7 @@ impl Mock {
         let mock = Mock {
             status: Arc::new(Mutex::new((StatusCode::OK, status))),
             events: broadcast::channel(64).0,
+            refuse_events: Arc::new(AtomicUsize::new(0)),
         };
         let app = Router::new()
             .route("/api/v1/status", get(status_json))
@@ -84,14 +87,20 @@ async fn status_json(State(mock): State<Mock>) -> Response {
     (code, axum::Json(body)).into_response()
 }
 
-async fn status_events(
-    State(mock): State<Mock>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+async fn status_events(State(mock): State<Mock>) -> Response {
+    let refused = mock
+        .refuse_events
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    if refused.is_ok() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let events = BroadcastStream::new(mock.events.subscribe()).filter_map(|sent| {
         let (name, data) = sent.ok()?;
-        Some(Ok(Event::default().event(name).data(data)))
+        Some(Ok::<_, Infallible>(Event::default().event(name).data(data)))
     });
-    Sse::new(events).keep_alive(KeepAlive::default())
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 // ------------------------------------------------------------------ data
@@ -318,6 +327,45 @@ async fn shows_each_connector_and_follows_live_changes() {
         .js("return document.getElementById('by-tag').getAttribute('aria-pressed')")
         .await;
     assert_eq!(pressed, "true");
+    browser.close().await;
+}
+
+/// A stream the browser gives up on (an error answer) is opened again, and
+/// what changed meanwhile is read in full.
+#[tokio::test]
+async fn live_updates_come_back_after_the_stream_fails() {
+    let (mock, url) = Mock::start(four_connectors()).await;
+    mock.refuse_events.store(2, Ordering::SeqCst);
+    let browser = Browser::start(1280, 1000).await;
+    browser.goto(&url).await;
+    loaded(&browser).await;
+    browser
+        .wait_for(
+            "the page to say live updates are paused",
+            "document.documentElement.dataset.live === 'down'",
+            "document.getElementById('live').innerText",
+        )
+        .await;
+    let paused: String = browser
+        .js("return document.getElementById('live-text').textContent")
+        .await;
+    assert!(paused.contains("paused"), "{paused}");
+    // Missed while the stream was down: no event will tell of it.
+    mock.edit(|s| s["connectors"][0]["status"] = json!("unavailable"));
+    browser
+        .wait_for(
+            "Prometheus to read unavailable after the stream is back",
+            "[...document.querySelectorAll('#groups .row')].some(r => \
+             r.querySelector('.name').textContent === 'Prometheus' && \
+             r.querySelector('.word').textContent === 'Unavailable')",
+            "[document.documentElement.dataset.live, document.getElementById('groups').innerText]",
+        )
+        .await;
+    mock.followed().await;
+    let live: String = browser
+        .js("return document.documentElement.dataset.live")
+        .await;
+    assert_eq!(live, "open");
     browser.close().await;
 }
 

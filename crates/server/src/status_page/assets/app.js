@@ -164,20 +164,21 @@ function setLive(mode, text) {
 }
 
 let retryMs = 1000;
+// Set by any error, on this stream or one before it: events sent while we
+// were away are lost, so the next open reads the whole state.
+let missed = false;
 function follow() {
   const source = new EventSource(EVENTS_URL);
-  let broken = false;
   source.addEventListener("open", () => {
     retryMs = 1000;
     setLive("open", "Live");
-    // Events sent while we were away are lost: read the whole state.
-    if (broken) load();
-    broken = false;
+    if (missed) load();
+    missed = false;
   });
   source.addEventListener("health", onHealth);
   source.addEventListener("resync", () => load());
   source.addEventListener("error", () => {
-    broken = true;
+    missed = true;
     if (source.readyState === EventSource.CLOSED) {
       // The browser gives up on an answer that is not an event stream
       // (a 401, a 404, a proxy's error page): try again, slower each time.

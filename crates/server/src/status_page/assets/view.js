@@ -221,7 +221,9 @@ export function fillLive(row, c) {
 }
 
 export function fillTimes(row, c) {
-  setTime(row.since, c.since, c.since === null ? "" : `for ${span(now() - c.since)}`, () => `Since ${absolute(c.since)}`);
+  const lasted = c.since === null ? null : now() - c.since;
+  const since = lasted === null ? "" : lasted < 60_000 ? "since just now" : `for ${span(lasted)}`;
+  setTime(row.since, c.since, since, () => `Since ${absolute(c.since)}`);
   setTime(row.checked, c.checkedAt, c.checkedAt === null ? "" : `checked ${ago(c.checkedAt)}`, () => `Last checked ${absolute(c.checkedAt)}`);
 }
 

@@ -560,6 +560,7 @@ async fn a_page_without_access_asks_for_a_read_token() {
 async fn without_history_the_page_says_why_and_shows_no_bars() {
     let mut data = four_connectors();
     data["history"] = json!(false);
+    data["connectors"][2]["enabled"] = json!(false);
     let (_mock, browser) = open(data, 1280, 1000).await;
     loaded(&browser).await;
     let (note_visible, history_visible, names): (bool, usize, Vec<String>) = browser
@@ -574,6 +575,22 @@ async fn without_history_the_page_says_why_and_shows_no_bars() {
     let text: String = browser.js("return document.body.innerText").await;
     assert!(text.contains("keeps no check history"), "{text}");
     assert!(!text.contains("99.95%"), "{text}");
+    // A disabled connector is neither failing nor healthy, and says so.
+    let counts: String = browser
+        .js("return document.getElementById('overall-counts').textContent")
+        .await;
+    assert_eq!(
+        counts,
+        "1 healthy · 1 degraded · 0 failing · 1 not checked yet · 1 disabled"
+    );
+    let chip: bool = browser
+        .js(
+            "return [...document.querySelectorAll('#groups .row')].find(r => \
+             r.querySelector('.name').textContent === 'Redis') \
+             .querySelector('.disabled-chip').offsetParent !== null",
+        )
+        .await;
+    assert!(chip, "Redis is not marked disabled");
     browser.close().await;
 }
 

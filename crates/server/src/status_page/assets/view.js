@@ -176,7 +176,6 @@ function buildRow(c) {
   const row = {
     node,
     use: q(".pill use"),
-    pill: q(".pill"),
     word: q(".word"),
     latency: q(".latency"),
     since: q(".since"),
@@ -307,8 +306,11 @@ export function fillGroup(group) {
     if (SEVERITY[c.status] > SEVERITY[worst]) worst = c.status;
   }
   const n = group.members.length;
+  const enabled = group.members.filter((c) => c.enabled).length;
   const parts = [`${n} connector${n === 1 ? "" : "s"}`];
-  parts.push(failing > 0 ? `${failing} failing` : worst === "healthy" ? "all healthy" : worst === "degraded" ? "some degraded" : "not all checked");
+  if (enabled === 0) parts.push(n === 1 ? "disabled" : "all disabled");
+  else if (failing > 0) parts.push(`${failing} failing`);
+  else parts.push(worst === "healthy" ? "all healthy" : worst === "degraded" ? "some degraded" : "not all checked");
   setText(group.count, parts.join(" · "));
   group.count.dataset.status = failing > 0 ? "unhealthy" : worst;
 }

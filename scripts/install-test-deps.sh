@@ -3,6 +3,8 @@
 #   * Debian packages: prometheus prometheus-alertmanager prometheus-blackbox-exporter
 #     redis-server postgresql mariadb-server nats-server mosquitto rabbitmq-server
 #     (as root; none of them is left running or enabled to start by the install);
+#   * for the status page's browser test (crates/server/tests/status_page.rs):
+#     chromium, chromium-driver, and fonts-dejavu-core so its screenshots have text;
 #   * moto (S3 + IAM mock, from PyPI), pinned, in a venv at <target>/test-tools/moto
 #     (unless $SANDPORT_MOTO_SERVER names one).
 # Idempotent: when everything is there it only checks, in well under a second.
@@ -43,6 +45,9 @@ programs=(
   "/usr/lib/rabbitmq/bin/rabbitmq-server rabbitmq-server"
   "/usr/bin/epmd rabbitmq-server"
   "/usr/bin/setpriv util-linux"
+  "/usr/bin/chromium chromium"
+  "/usr/bin/chromedriver chromium-driver"
+  "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf fonts-dejavu-core"
 )
 
 missing=()

@@ -6,8 +6,8 @@
 //! colour is never the only sign of it.
 
 use axum::body::Body;
+use axum::http::Response;
 use axum::http::header::{self, HeaderValue};
-use axum::http::{Response, StatusCode};
 
 /// The `Content-Type` of [`badge`]'s SVG.
 pub const BADGE_CONTENT_TYPE: &str = "image/svg+xml; charset=utf-8";
@@ -53,7 +53,6 @@ pub fn badge(label: &str, status: &str, uptime: Option<f64>) -> String {
 /// an SVG opened on its own from running anything.
 pub fn badge_response(svg: String) -> Response<Body> {
     let mut response = Response::new(Body::from(svg));
-    *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

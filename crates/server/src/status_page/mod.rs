@@ -36,7 +36,7 @@ struct Asset {
     body: &'static [u8],
 }
 
-const ASSETS: [Asset; 4] = [
+const ASSETS: [Asset; 6] = [
     Asset {
         path: "/",
         content_type: "text/html; charset=utf-8",
@@ -46,6 +46,16 @@ const ASSETS: [Asset; 4] = [
         path: "/status/app.js",
         content_type: "text/javascript; charset=utf-8",
         body: include_bytes!("assets/app.js"),
+    },
+    Asset {
+        path: "/status/view.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/view.js"),
+    },
+    Asset {
+        path: "/status/format.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_bytes!("assets/format.js"),
     },
     Asset {
         path: "/status/style.css",
@@ -59,8 +69,9 @@ const ASSETS: [Asset; 4] = [
     },
 ];
 
-/// `GET /` (the page), `GET /status/app.js`, `/status/style.css` and
-/// `/status/favicon.svg`. Any other path under `/status/` is a 404. Each
+/// `GET /` (the page) and, under `/status/`, its script (`app.js`, which
+/// imports `view.js` and `format.js`), `style.css` and `favicon.svg`. Any
+/// other path under `/status/` is a 404. Each
 /// answer has `Cache-Control: no-cache` and an `ETag`, so a browser
 /// revalidates (a 304 when nothing changed) and never runs a stale script
 /// after an upgrade; and the headers of [`secure_headers`].

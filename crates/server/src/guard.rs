@@ -5,7 +5,7 @@
 //!
 //! | call | needs |
 //! |---|---|
-//! | `grpc.health.v1.Health/*`, `GET /healthz`, `GET /readyz` | nothing (open, never shed) |
+//! | `grpc.health.v1.Health/*`, `GET /healthz`, `GET /readyz`, the status page's files (`GET /`, `/status/*`; no data) | nothing (open, never shed) |
 //! | server reflection | `read` (the schema is public, but a network peer without a token learns nothing of the node) |
 //! | List, Get, HealthCheck, HealthCheckAll, WatchHealth, ListComponents, GetHistory; REST `GET`/`HEAD` (the status page too) | `read` |
 //! | Register, Update, Remove; every other method or REST verb, including ones added later | `admin` |
@@ -55,7 +55,10 @@ pub fn grpc_access(path: &str) -> Access {
 
 /// What the call needs, from its REST method and path.
 pub fn rest_access(method: &Method, path: &str) -> Access {
-    if path == "/healthz" || path == "/readyz" {
+    let static_page = path == "/" || path.starts_with("/status/");
+    if path == "/healthz" || path == "/readyz" || (static_page && method == Method::GET) {
+        // The page's files hold no data; without them a browser could not
+        // even say that the data needs a token.
         Access::Open
     } else if method == Method::GET || method == Method::HEAD {
         Access::Read
@@ -441,6 +444,10 @@ mod tests {
     fn rest_reads_need_read_and_everything_else_admin() {
         assert_eq!(rest_access(&Method::GET, "/healthz"), Access::Open);
         assert_eq!(rest_access(&Method::GET, "/readyz"), Access::Open);
+        assert_eq!(rest_access(&Method::GET, "/"), Access::Open);
+        assert_eq!(rest_access(&Method::GET, "/status/app.js"), Access::Open);
+        assert_eq!(rest_access(&Method::GET, "/api/v1/status"), Access::Read);
+        assert_eq!(rest_access(&Method::POST, "/"), Access::Admin);
         assert_eq!(
             rest_access(&Method::GET, "/api/v1/connectors"),
             Access::Read

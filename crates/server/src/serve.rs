@@ -163,7 +163,10 @@ pub async fn serve(
     } = options;
     let metrics = Arc::new(Metrics::new(
         service.runtime().collector(),
-        vec![Box::new(service.reload_collector())],
+        vec![
+            Box::new(service.reload_collector()),
+            Box::new(service.status_collector()),
+        ],
     ));
     let (health, health_service) = tonic_health::server::health_reporter();
     health

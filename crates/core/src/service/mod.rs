@@ -10,6 +10,7 @@
 mod alerts;
 mod reload;
 mod status;
+mod status_metrics;
 
 pub use alerts::{ALERTS_FILE, AlertTestError};
 pub use reload::{ReloadCollector, ReloadReport};
@@ -17,6 +18,7 @@ pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
     HistoryUnavailable, MAX_POINTS, history_feed, to_history,
 };
+pub use status_metrics::StatusCollector;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

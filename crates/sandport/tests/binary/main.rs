@@ -7,11 +7,14 @@
 
 mod alerts;
 mod api;
+#[path = "../../../server/tests/browser/mod.rs"]
+mod browser;
 mod cli;
 mod components;
 mod deploy;
 mod history;
 mod operations;
 mod service;
+mod status_page;
 mod support;
 mod traces;

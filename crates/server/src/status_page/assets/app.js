@@ -87,7 +87,8 @@ async function load() {
     if (response.status === 401 || response.status === 403) {
       showNotice(
         `This page needs a read token: the server answered ${response.status} to ${STATUS_URL}. ` +
-          "Ask the operator of this Sandport server for read access to the status API.",
+          "A browser cannot send one: the operator can start the service with --public-status " +
+          "to serve this page and its data without a token.",
       );
       ui.overall.dataset.state = "unknown";
       setText(ui.overallTitle, "This page needs a read token");

@@ -142,7 +142,7 @@ impl super::Service {
         &self,
         route: &str,
     ) -> Result<Vec<(String, Result<u16, String>)>, AlertTestError> {
-        let Some(alerts) = &self.alerts else {
+        let Some(alerts) = self.alerts() else {
             return Err(AlertTestError::Unavailable(
                 "the alert outbox could not be opened (see the service's log)".into(),
             ));

@@ -153,14 +153,8 @@ pub struct Service {
     /// of their own (see `server`); what they ask of the connectors runs
     /// here, so that answers never queue behind the scheduler's checks.
     work: tokio::runtime::Handle,
-    history: status::HistoryState,
-    /// `None` when the outbox could not be opened (logged at start).
-    alerts: Option<sandport_alerts::Alerts>,
-    /// The temporary directory of an ephemeral service's history.
-    _scratch: Option<tempfile::TempDir>,
-    /// The outbox of a service that does not record (see
-    /// [`ServiceOptions::record`]).
-    _scratch_outbox: Option<tempfile::TempDir>,
+    /// The history and the alerts.
+    stores: status::Stores,
 }
 
 impl std::fmt::Debug for Service {
@@ -197,8 +191,6 @@ impl Service {
             .get_or_insert_with(|| base_dir.join("components"));
         let uploads_cap = options.uploads_cap.unwrap_or(DEFAULT_UPLOADS_CAP);
         let max_size = runtime_options.max_component_size;
-        let mut scratch = None;
-        let mut scratch_outbox = None;
         let state = if options.ephemeral {
             if runtime_options.uploads.is_none() {
                 let store = ComponentStore::temporary(max_size, uploads_cap)?;
@@ -219,42 +211,12 @@ impl Service {
             api_ids = state.api_ids().await;
             Some(state)
         };
-        // An ephemeral service keeps its history for as long as it runs.
-        let history_dir = match (&state, options.ephemeral) {
-            (_, true) => {
-                let dir = tempfile::Builder::new()
-                    .prefix("sandport-history-")
-                    .tempdir()
-                    .map_err(|e| StartError::Scratch(e.to_string()))?;
-                let path = dir.path().to_path_buf();
-                scratch = Some(dir);
-                path
-            }
-            (Some(state), false) => state.dir().to_path_buf(),
-            (None, false) => base_dir.join("data"),
-        };
-        let history = status::HistoryState::open(&loaded.history, &history_dir);
-        let http = crate::egress::HttpClient::new().map_err(RuntimeError::Http)?;
-        let alerts = if options.record {
-            if let Some(observer) = history.observer() {
-                runtime_options.observers.push(observer);
-            }
-            let alerts = alerts::start(loaded.alerts.clone(), &history_dir, &http);
-            if let Some(alerts) = &alerts {
-                runtime_options
-                    .observers
-                    .push(Arc::new(alerts::AlertFeed(alerts.clone())));
-            }
-            alerts
-        } else {
-            let dir = tempfile::Builder::new()
-                .prefix("sandport-alerts-")
-                .tempdir()
-                .map_err(|e| StartError::Scratch(e.to_string()))?;
-            let alerts = alerts::start(loaded.alerts.clone(), dir.path(), &http);
-            scratch_outbox = Some(dir);
-            alerts
-        };
+        let stores = status::Stores::open(
+            &loaded,
+            state.as_ref().map(StateFile::dir),
+            options.record,
+            &mut runtime_options.observers,
+        )?;
         let runtime = Runtime::new(runtime_options)?;
         let problems = runtime.load(loaded).await;
         let yaml = reload::YamlManaged::new(yaml_ids, api_ids, |id| runtime.get(id).is_ok());
@@ -270,10 +232,7 @@ impl Service {
             shutting_down: AtomicBool::new(false),
             shutdown: watch::channel(false).0,
             work: tokio::runtime::Handle::current(),
-            history,
-            alerts,
-            _scratch: scratch,
-            _scratch_outbox: scratch_outbox,
+            stores,
         };
         Ok((service, problems))
     }
@@ -579,20 +538,7 @@ impl Service {
     pub async fn shutdown(&self) {
         self.begin_shutdown();
         self.runtime.shutdown().await;
-        if let Some(alerts) = &self.alerts {
-            alerts.shutdown().await;
-        }
-        self.history.close();
-    }
-
-    /// The alerts, unless their outbox could not be opened.
-    pub fn alerts(&self) -> Option<&sandport_alerts::Alerts> {
-        self.alerts.as_ref()
-    }
-
-    /// The check history, or why there is none.
-    pub fn history(&self) -> Result<&sandport_history::History, HistoryUnavailable> {
-        self.history.get()
+        self.stores.close().await;
     }
 }
 

@@ -210,7 +210,7 @@ impl Service {
         if !loaded.problems.is_empty() {
             return ReloadReport::failed(loaded.problems);
         }
-        if let Some(alerts) = &self.alerts {
+        if let Some(alerts) = self.alerts() {
             alerts.reconfigure(loaded.alerts.clone());
         }
         let wanted: BTreeMap<String, ConnectorConfig> = loaded

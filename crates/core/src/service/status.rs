@@ -13,11 +13,99 @@ use std::time::{Duration, SystemTime};
 use sandport_config::HistoryConfig;
 use sandport_history::{History, HistoryError, HistoryOptions, Point, Rollup, Status, StoredPoint};
 
+use sandport_alerts::Alerts;
+use sandport_config::Loaded;
+
+use super::{StartError, alerts};
+use crate::RuntimeError;
+use crate::egress::HttpClient;
 use crate::health::HealthStatus;
-use crate::observe::{CheckObserver, Checked};
+use crate::observe::{CheckObserver, Checked, Observers};
 
 /// The history file's name in the data directory.
 pub const HISTORY_FILE: &str = "history.db";
+
+/// The history and the alerts of a service, and the temporary directories
+/// they may live in.
+pub(super) struct Stores {
+    history: HistoryState,
+    /// `None` when the outbox could not be opened (logged at start).
+    alerts: Option<Alerts>,
+    /// An ephemeral service's history; the outbox of a service that does
+    /// not record (see [`super::ServiceOptions::record`]).
+    _scratch: Vec<tempfile::TempDir>,
+}
+
+fn scratch(prefix: &str) -> Result<tempfile::TempDir, StartError> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| StartError::Scratch(e.to_string()))
+}
+
+impl Stores {
+    /// Opens the history in the data directory (a temporary one without
+    /// state, which an ephemeral service has none of) and starts the
+    /// alerts; when `record`, adds the observers that feed them.
+    pub(super) fn open(
+        loaded: &Loaded,
+        data_dir: Option<&Path>,
+        record: bool,
+        observers: &mut Observers,
+    ) -> Result<Stores, StartError> {
+        let mut scratches = Vec::new();
+        let dir = match data_dir {
+            Some(dir) => dir.to_path_buf(),
+            None => {
+                let dir = scratch("sandport-history-")?;
+                let path = dir.path().to_path_buf();
+                scratches.push(dir);
+                path
+            }
+        };
+        let history = HistoryState::open(&loaded.history, &dir);
+        let http = HttpClient::new().map_err(RuntimeError::Http)?;
+        let alerts = if record {
+            if let Some(observer) = history.observer() {
+                observers.push(observer);
+            }
+            let alerts = alerts::start(loaded.alerts.clone(), &dir, &http);
+            if let Some(alerts) = &alerts {
+                observers.push(Arc::new(alerts::AlertFeed(alerts.clone())));
+            }
+            alerts
+        } else {
+            let outbox = scratch("sandport-alerts-")?;
+            let alerts = alerts::start(loaded.alerts.clone(), outbox.path(), &http);
+            scratches.push(outbox);
+            alerts
+        };
+        Ok(Stores {
+            history,
+            alerts,
+            _scratch: scratches,
+        })
+    }
+
+    pub(super) async fn close(&self) {
+        if let Some(alerts) = &self.alerts {
+            alerts.shutdown().await;
+        }
+        self.history.close();
+    }
+}
+
+impl super::Service {
+    /// The alerts, unless their outbox could not be opened.
+    pub fn alerts(&self) -> Option<&Alerts> {
+        self.stores.alerts.as_ref()
+    }
+
+    /// The check history, or why there is none.
+    pub fn history(&self) -> Result<&History, HistoryUnavailable> {
+        self.stores.history.get()
+    }
+}
 
 /// The history a service keeps, or why it keeps none.
 pub enum HistoryState {

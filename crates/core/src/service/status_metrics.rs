@@ -4,7 +4,7 @@
 use std::sync::{Arc, Weak};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
 use super::Service;
@@ -30,7 +30,7 @@ fn one(
     kind: MetricType,
     value: u64,
 ) -> Result<(), std::fmt::Error> {
-    let metric = encoder.encode_descriptor(name, help, None, kind)?;
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
     match kind {
         MetricType::Counter => metric.encode_counter::<NoLabelSet, _, u64>(&value, None),
         _ => metric.encode_gauge(&value),

@@ -7,6 +7,8 @@
 
 mod alerts;
 mod api;
+// The server's browser harness, shared; these tests use part of it.
+#[allow(dead_code, reason = "the server's own tests use the rest")]
 #[path = "../../../server/tests/browser/mod.rs"]
 mod browser;
 mod cli;

@@ -97,12 +97,9 @@ impl Engine {
         counters: Arc<Counters>,
         tuning: Tuning,
     ) -> Result<Engine, AlertsError> {
-        let damaged = |e: rusqlite::Error| AlertsError::Damaged {
-            path: outbox.path().to_path_buf(),
-            reason: e.to_string(),
-        };
-        let pending = outbox.pending().map_err(damaged)?;
-        let incidents = outbox.incidents().map_err(damaged)?;
+        let fail = |e| Outbox::error(outbox.path(), e);
+        let pending = outbox.pending().map_err(fail)?;
+        let incidents = outbox.incidents().map_err(fail)?;
         let config = Arc::clone(&config_rx.borrow());
         let mut queue = Queue::new(transport, tuning);
         if !pending.is_empty() {

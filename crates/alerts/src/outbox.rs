@@ -67,8 +67,10 @@ pub(crate) struct Outbox {
 type Result<T> = std::result::Result<T, rusqlite::Error>;
 
 impl Outbox {
-    pub(crate) fn open(path: &Path) -> std::result::Result<Outbox, AlertsError> {
-        let fail = |source: rusqlite::Error| match source.sqlite_error_code() {
+    /// `source` as the error of the outbox at `path`: damaged, or not
+    /// usable for another reason (permissions, a missing directory, ...).
+    pub(crate) fn error(path: &Path, source: rusqlite::Error) -> AlertsError {
+        match source.sqlite_error_code() {
             Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => AlertsError::Damaged {
                 path: path.to_path_buf(),
                 reason: source.to_string(),
@@ -77,7 +79,11 @@ impl Outbox {
                 path: path.to_path_buf(),
                 source,
             },
-        };
+        }
+    }
+
+    pub(crate) fn open(path: &Path) -> std::result::Result<Outbox, AlertsError> {
+        let fail = |source| Outbox::error(path, source);
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -171,11 +171,12 @@ impl HealthSnapshot {
         // and from "not checked yet" a check is reported as it is; crossing
         // sides waits for the threshold.
         let crosses = previous != HealthStatus::Unknown && previous.passing() != passed;
-        let reported = if !crosses {
-            outcome.status
-        } else if passed && self.consecutive_successes >= thresholds.success
-            || !passed && self.consecutive_failures >= thresholds.failure
-        {
+        let run_long_enough = if passed {
+            self.consecutive_successes >= thresholds.success
+        } else {
+            self.consecutive_failures >= thresholds.failure
+        };
+        let reported = if !crosses || run_long_enough {
             outcome.status
         } else {
             previous

@@ -336,7 +336,12 @@ impl Service {
         self.runtime
             .remove(id)
             .await
-            .map_err(|e| ServiceError::NotFound(e.0))
+            .map_err(|e| ServiceError::NotFound(e.0))?;
+        // A connector removed while failing is not reminded of forever.
+        if let Some(alerts) = self.alerts() {
+            alerts.forget(id);
+        }
+        Ok(())
     }
 
     pub fn list(

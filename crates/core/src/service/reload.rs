@@ -231,6 +231,9 @@ impl Service {
         for id in running.iter().filter(|id| !wanted.contains_key(*id)) {
             if self.runtime.remove(id).await.is_ok() {
                 report.removed.push(id.clone());
+                if let Some(alerts) = self.alerts() {
+                    alerts.forget(id);
+                }
             }
             self.lock_yaml().running.remove(id);
         }

@@ -83,6 +83,25 @@ async fn every_check_is_kept_and_survives_kill_9() {
     assert!(day > 0.0 && day < 100.0, "{uptime}");
     assert_eq!(uptime["daily"].as_array().map(Vec::len), Some(90));
 
+    // A badge for a README: the status word, and the uptime when asked.
+    let badge = reqwest::get(format!(
+        "{}/api/v1/connectors/web/badge.svg?uptime=day",
+        server.http
+    ))
+    .await
+    .expect("GET badge");
+    assert_eq!(badge.status(), 200);
+    assert!(
+        badge.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .starts_with("image/svg+xml")
+    );
+    let svg = badge.text().await.expect("an SVG");
+    assert!(svg.starts_with("<svg") && svg.contains('%'), "{svg}");
+    let (status, body) = get(&format!("{}/api/v1/connectors/nope/badge.svg", server.http)).await;
+    assert_eq!(status, 404, "{body}");
+
     // The CLI reads the same history through gRPC.
     let cli = Command::new(SANDPORT)
         .args(["history", "web", "--since", "1h", "-o", "json"])

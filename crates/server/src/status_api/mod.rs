@@ -23,8 +23,8 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -273,20 +273,7 @@ async fn badge(
     };
     let label = query.label.unwrap_or_else(|| id.clone());
     let svg = crate::status_page::badge(&label, health.status.as_str(), figure.flatten());
-    Ok((
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("image/svg+xml"),
-            ),
-            (
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache, max-age=0"),
-            ),
-        ],
-        svg,
-    )
-        .into_response())
+    Ok(crate::status_page::badge_response(svg))
 }
 
 /// The status page's data: one answer for every connector.

@@ -169,10 +169,12 @@ impl Writer {
                 match self.write(&batch) {
                     Ok(duplicates) => {
                         batch.clear();
-                        shared.queue.committed(n, duplicates);
+                        // Logged before `flush` callers are woken, so the
+                        // log reads in order.
                         if failing.take().is_some() {
                             tracing::info!(path = %shared.path.display(), "history: writing resumed");
                         }
+                        shared.queue.committed(n, duplicates);
                         backoff = None;
                     }
                     Err(e) => {

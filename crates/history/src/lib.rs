@@ -27,10 +27,11 @@
 //!
 //! WAL with `synchronous = NORMAL`: a process crash (even `kill -9`) loses
 //! nothing that was committed, that is, nothing recorded before a `flush`
-//! returned, and at most the last ~250 ms of points otherwise. A power loss
-//! or kernel crash may also lose the last commits (those not yet
-//! checkpointed or synced: typically the last second or so), never the
-//! file's consistency.
+//! returned, and otherwise only the points still queued (up to ~250 ms of
+//! them). A power loss or OS crash can also lose the commits since the log
+//! was last synced, which happens at each checkpoint: every 30 s, or
+//! sooner when the log reaches 1,000 pages (~4 MB). So at most about the
+//! last 30 s of checks; the file itself stays consistent.
 //!
 //! # Schema
 //!

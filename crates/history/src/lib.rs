@@ -326,6 +326,8 @@ impl History {
             .with(|c| read::incidents(c, since, limit))
     }
 
+    /// Counters for metrics: queued, dropped, written, failed writes, the
+    /// last error and the file's size. Cheap (two `stat` calls).
     pub fn stats(&self) -> HistoryStats {
         let shared = &self.inner.shared;
         let (dropped, written, write_errors, last_error) = {

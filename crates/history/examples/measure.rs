@@ -108,6 +108,14 @@ fn main() {
     drop(history);
 
     let conn = rusqlite::Connection::open(&path).expect("stat connection");
+    let t = Instant::now();
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .expect("quick_check");
+    println!(
+        "  PRAGMA quick_check ({check}): {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
     let mut sizes = conn
         .prepare("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC")
         .expect("dbstat");

@@ -17,8 +17,8 @@ pub enum HistoryError {
     Damaged { path: PathBuf, reason: String },
     /// The file or its directory could not be created, opened or read.
     #[error(
-        "cannot use the check history file {path}: {source}; check that the directory exists \
-         and that the service may read and write it",
+        "cannot use {path} for the check history: {source}; check that it is a file (or not \
+         there yet), that its directory exists, and that the service may read and write both",
         path = path.display()
     )]
     Io {

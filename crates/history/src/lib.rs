@@ -27,10 +27,11 @@
 //!
 //! WAL with `synchronous = NORMAL`: a process crash (even `kill -9`) loses
 //! nothing that was committed, that is, nothing recorded before a `flush`
-//! returned, and at most the last ~250 ms of points otherwise. A power loss
-//! or kernel crash may also lose the last commits (those not yet
-//! checkpointed or synced: typically the last second or so), never the
-//! file's consistency.
+//! returned, and otherwise only the points still queued (up to ~250 ms of
+//! them). A power loss or OS crash can also lose the commits since the log
+//! was last synced, which happens at each checkpoint: every 30 s, or
+//! sooner when the log reaches 1,000 pages (~4 MB). So at most about the
+//! last 30 s of checks; the file itself stays consistent.
 //!
 //! # Schema
 //!
@@ -43,10 +44,10 @@
 //! | `connector` | `id` | connector ids interned to integers; reported status in force and since when |
 //! | `failure` | `id` | host-side failure kinds (`deadline`, `trap`, ...) interned |
 //! | `point` | `(connector, at)` WITHOUT ROWID | one row per check: `code` = status + 5 × reported + 25 × failure, `latency` |
-//! | `message` | `(connector, at)` WITHOUT ROWID | one row per change of message, at most 1024 bytes |
+//! | `message` | rowid, unique `(connector, at)` | one row per change of message, at most 1024 bytes (a rowid table, so such a row fits in its page: in a WITHOUT ROWID table it would spill to an overflow page) |
 //! | `hourly` | `(connector, hour)` WITHOUT ROWID | checks per status (current with every batch), p50/p95/max and a histogram once the hour is rolled up |
 //! | `daily` | `(connector, day)` WITHOUT ROWID | passing and total checks per UTC day |
-//! | `incident` | `(at, connector)` WITHOUT ROWID | changes of reported status with the message in force |
+//! | `incident` | rowid, unique `(at, connector)` | changes of reported status with the message in force |
 //!
 //! A raw row is about 20-25 bytes on disk (a connector checked every 10 s
 //! writes 8,640 a day); retention deletes raw rows and messages after
@@ -192,7 +193,7 @@ impl History {
 
     /// Blocks until every point recorded before the call is committed (or
     /// was dropped for overflow, and counted). `Err` when a write attempt
-    /// failed meanwhile ([`HistoryError::Full`] for a full disk; the points
+    /// begun after the call failed ([`HistoryError::Full`] for a full disk; the points
     /// stay queued and are retried) or the writer has stopped with points
     /// unwritten ([`HistoryError::Closed`]).
     pub fn flush(&self) -> Result<(), HistoryError> {
@@ -325,6 +326,8 @@ impl History {
             .with(|c| read::incidents(c, since, limit))
     }
 
+    /// Counters for metrics: queued, dropped, written, failed writes, the
+    /// last error and the file's size. Cheap (two `stat` calls).
     pub fn stats(&self) -> HistoryStats {
         let shared = &self.inner.shared;
         let (dropped, written, write_errors, last_error) = {

@@ -30,9 +30,11 @@ pub(crate) struct State {
     pub written: u64,
     pub write_errors: u64,
     pub last_error: Option<Failure>,
-    /// Failed attempts so far, so a `flush` learns of one that happened
-    /// after it began.
-    failed_attempts: u64,
+    /// Write attempts begun so far, and the number of the last one that
+    /// failed: a `flush` reports only a failure of an attempt begun after
+    /// it was called, not one already under way with an older state.
+    attempts: u64,
+    failed_attempt: u64,
     flush_requests: u64,
     stop: bool,
     pub writer_gone: bool,
@@ -132,6 +134,9 @@ impl Queue {
         let n = s.items.len().min(self.batch);
         batch.extend(s.items.drain(..n));
         s.in_flight = batch.len();
+        if !batch.is_empty() {
+            s.attempts += 1;
+        }
         let orders = Orders {
             stop: s.stop,
             max_pages: s.max_pages.take(),
@@ -169,7 +174,7 @@ impl Queue {
         let mut s = self.lock();
         s.in_flight = 0;
         s.write_errors += 1;
-        s.failed_attempts += 1;
+        s.failed_attempt = s.attempts;
         s.last_error = Some(failure);
         let room = self.cap.saturating_sub(s.items.len());
         let excess = batch.len().saturating_sub(room);
@@ -183,12 +188,12 @@ impl Queue {
     }
 
     /// `flush`: wait until every point numbered below the current next one
-    /// is done. `Err` carries the failure of an attempt made meanwhile, or
-    /// `None` when the writer stopped with points unwritten.
+    /// is done. `Err` carries the failure of a write attempt begun after
+    /// the call, or `None` when the writer stopped with points unwritten.
     pub fn flush(&self) -> Result<(), Option<Failure>> {
         let mut s = self.lock();
         let target = s.next_seq;
-        let failures = s.failed_attempts;
+        let begun = s.attempts;
         if s.done_seq >= target {
             return Ok(());
         }
@@ -198,7 +203,7 @@ impl Queue {
             if s.done_seq >= target {
                 return Ok(());
             }
-            if s.failed_attempts > failures {
+            if s.failed_attempt > begun {
                 return Err(s.last_error.clone());
             }
             if s.writer_gone {

@@ -29,13 +29,16 @@ CREATE TABLE point (
 ) WITHOUT ROWID;
 
 -- One row per change of a connector's message (at most 1024 bytes); the
--- message in force at a point is the last one at or before it.
+-- message in force at a point is the last one at or before it. A rowid
+-- table: a row this long would spill to an overflow page of its own in a
+-- WITHOUT ROWID table (whose rows stay in-page only up to ~1000 bytes).
 CREATE TABLE message (
+    id INTEGER PRIMARY KEY,
     connector INTEGER NOT NULL,
     at INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    PRIMARY KEY (connector, at)
-) WITHOUT ROWID;
+    text TEXT NOT NULL
+);
+CREATE UNIQUE INDEX message_at ON message (connector, at);
 
 -- Per connector and hour: checks per raw status, kept current with every
 -- batch; pending = 1 until the writer has computed the latency figures of
@@ -70,10 +73,11 @@ CREATE TABLE daily (
 
 -- Changes of the reported status, with the message in force then.
 CREATE TABLE incident (
+    id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
     connector INTEGER NOT NULL,
     status INTEGER NOT NULL,
     previous INTEGER NOT NULL,
-    message TEXT NOT NULL,
-    PRIMARY KEY (at, connector)
-) WITHOUT ROWID;
+    message TEXT NOT NULL
+);
+CREATE UNIQUE INDEX incident_at ON incident (at, connector);

@@ -15,10 +15,15 @@ use std::time::{Duration, SystemTime};
 /// stored in the file: they must never be reordered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
+    /// The target answered and is fine.
     Healthy,
+    /// The target answered but is not fully well (still passing).
     Degraded,
+    /// The target answered that it is not working.
     Unhealthy,
+    /// The target could not be reached or the check did not finish.
     Unavailable,
+    /// The check could not tell.
     Unknown,
 }
 
@@ -90,6 +95,7 @@ pub struct Point {
     /// The status the service reports after flap control; incidents are
     /// the changes of this one.
     pub reported: Status,
+    /// How long the check took.
     pub latency: Duration,
     /// Why the check failed on the host's side (`"deadline"`, `"trap"`,
     /// ...); `None` when the target itself answered.
@@ -136,10 +142,13 @@ impl HistoryOptions {
 pub struct StoredPoint {
     /// When the check ended, to the millisecond.
     pub at: SystemTime,
+    /// The check's own result.
     pub status: Status,
+    /// The status reported after flap control.
     pub reported: Status,
     /// To the microsecond.
     pub latency: Duration,
+    /// Why the check failed on the host's side, if it did.
     pub failure: Option<String>,
     /// The message in force at that point (the last one recorded at or
     /// before it); empty when none was ever recorded.
@@ -149,14 +158,20 @@ pub struct StoredPoint {
 /// Checks per status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatusCounts {
+    /// Checks that were `Healthy`.
     pub healthy: u64,
+    /// Checks that were `Degraded`.
     pub degraded: u64,
+    /// Checks that were `Unhealthy`.
     pub unhealthy: u64,
+    /// Checks that were `Unavailable`.
     pub unavailable: u64,
+    /// Checks that were `Unknown`.
     pub unknown: u64,
 }
 
 impl StatusCounts {
+    /// Every check counted.
     pub fn total(&self) -> u64 {
         self.healthy + self.degraded + self.unhealthy + self.unavailable + self.unknown
     }
@@ -181,6 +196,7 @@ pub struct Rollup {
     /// The bucket's start (a multiple of `step` since the Unix epoch, so
     /// 24 h buckets are UTC days).
     pub start: SystemTime,
+    /// The bucket's length.
     pub step: Duration,
     /// By raw status.
     pub counts: StatusCounts,
@@ -191,7 +207,9 @@ pub struct Rollup {
     /// per power of two), so within about 6 % of the exact value. `max` is
     /// always exact.
     pub p50: Option<Duration>,
+    /// See `p50`.
     pub p95: Option<Duration>,
+    /// The slowest check; always exact.
     pub max: Option<Duration>,
 }
 
@@ -206,7 +224,9 @@ pub struct Rollup {
 pub struct Uptime {
     /// Percent (0-100); `None` when there were no checks in the window.
     pub day: Option<f64>,
+    /// Percent passing over the `week` window.
     pub week: Option<f64>,
+    /// Percent passing over the `month` window.
     pub month: Option<f64>,
     /// When the current reported status began: the first check with it
     /// after a different one, or the first check ever recorded.
@@ -218,11 +238,15 @@ pub struct Uptime {
 /// A change of a connector's reported status.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incident {
+    /// The connector's id.
     pub connector: String,
+    /// The reported status it changed to.
     pub status: Status,
+    /// The reported status before.
     pub previous: Status,
     /// The message in force at the change.
     pub message: String,
+    /// When the first check with the new status ended.
     pub at: SystemTime,
 }
 

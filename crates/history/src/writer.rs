@@ -28,6 +28,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const STOP_ATTEMPTS: u32 = 3;
 /// Longest a maintenance step may hold the writer between two batches.
 const STEP_BUDGET: Duration = Duration::from_millis(50);
+/// How often the log is checkpointed (and so synced) even when SQLite's
+/// own 1,000-page trigger has not fired: bounds what a power loss can take.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(30);
 /// `max_page_count` meaning "no limit" (SQLite's own default).
 const NO_PAGE_LIMIT: u32 = 4_294_967_294;
 
@@ -36,7 +39,6 @@ const NO_PAGE_LIMIT: u32 = 4_294_967_294;
 struct Known {
     id: i64,
     reported: Option<Status>,
-    since_ms: i64,
     last_at: i64,
     message: Option<u64>,
 }
@@ -135,7 +137,6 @@ impl Writer {
                 Known {
                     id,
                     reported,
-                    since_ms,
                     last_at: last_at.unwrap_or(i64::MIN),
                     message: text.as_deref().map(hash_text),
                 },
@@ -156,6 +157,7 @@ impl Writer {
         let mut backoff: Option<Duration> = None;
         let mut failing: Option<bool> = None;
         let mut stop_failures = 0;
+        let mut last_checkpoint = Instant::now();
         loop {
             let orders: Orders = shared.queue.take(&mut batch, LINGER, &mut seen_flush);
             if let Some(pages) = orders.max_pages {
@@ -169,10 +171,12 @@ impl Writer {
                 match self.write(&batch) {
                     Ok(duplicates) => {
                         batch.clear();
-                        shared.queue.committed(n, duplicates);
+                        // Logged before `flush` callers are woken, so the
+                        // log reads in order.
                         if failing.take().is_some() {
                             tracing::info!(path = %shared.path.display(), "history: writing resumed");
                         }
+                        shared.queue.committed(n, duplicates);
                         backoff = None;
                     }
                     Err(e) => {
@@ -224,6 +228,14 @@ impl Writer {
                 if let Err(e) = self.maintenance.step(&mut self.conn, now_ms, STEP_BUDGET) {
                     tracing::debug!(path = %shared.path.display(), error = %e, "history: maintenance step failed; retried later");
                 }
+                if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
+                    last_checkpoint = Instant::now();
+                    // PASSIVE never waits for readers; what it cannot copy
+                    // yet is copied next time.
+                    if let Err(e) = self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+                        tracing::debug!(path = %shared.path.display(), error = %e, "history: checkpoint failed; retried later");
+                    }
+                }
             }
             if orders.stop && shared.queue.is_empty() {
                 break;
@@ -255,7 +267,6 @@ impl Writer {
                         Known {
                             id: tx.last_insert_rowid(),
                             reported: None,
-                            since_ms: 0,
                             last_at: i64::MIN,
                             message: None,
                         }
@@ -331,7 +342,6 @@ impl Writer {
                 tx.prepare_cached("UPDATE connector SET reported = ?2, since = ?3 WHERE id = ?1")?
                     .execute(params![known.id, point.reported.code(), at])?;
                 known.reported = Some(point.reported);
-                known.since_ms = at;
                 staged
                     .statuses
                     .push((point.connector.clone(), point.reported, at));

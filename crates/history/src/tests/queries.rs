@@ -329,6 +329,12 @@ fn a_long_message_is_cut_at_a_character_boundary() {
     let got = &h.points("a", at(DAY0), at(DAY0 + 1), 1).unwrap()[0].message;
     assert_eq!(got.len(), MAX_MESSAGE_BYTES);
     assert!(got.chars().all(|c| c == 'é'));
+    // A message of the longest kept length stays in its page.
+    let overflow = count(
+        &h,
+        "dbstat WHERE name = 'message' AND pagetype = 'overflow'",
+    );
+    assert_eq!(overflow, 0);
 }
 
 #[test]

@@ -59,7 +59,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     let interval = options.interval.as_secs_f64();
     let schedule_rate = n as f64 / interval;
     println!(
-        "method: {} `http` connectors (ids c00000..) over {} loopback target servers (child process), health_check {{interval: {}, timeout: {}}}, checked by the runtime's scheduler (no compiled-component cache); two phases, each on a fresh runtime: (a) history off: a counting observer only; (b) history on: the counting observer plus the recording service's history_feed into a new file in a temp dir; each: register all, {} warm-up, then a {} window: checks completed (the counting observer), process CPU time (/proc/self/stat, user + system, every thread incl. the history writer), schedule lateness (the runtime's sandport_schedule_lateness_seconds, differences over the window); the schedule alone asks for {schedule_rate:.0} checks/s",
+        "method: {} `http` connectors (ids c00000..) over {} loopback target servers (child process), health_check {{interval: {}, timeout: {}}}, checked by the runtime's scheduler (no compiled-component cache); two phases, each on a fresh runtime: (a) history off: a counting observer only; (b) history on: the counting observer plus the recording service's history_feed into a new file in a temp dir; each: register all, {} warm-up, then a {} window: checks completed (the counting observer), process CPU time (CLOCK_PROCESS_CPUTIME_ID: every thread, incl. the history writer and threads that ended), schedule lateness (the runtime's sandport_schedule_lateness_seconds, differences over the window); the schedule alone asks for {schedule_rate:.0} checks/s",
         thousands(n as u64),
         options.servers,
         human(options.interval),
@@ -325,11 +325,11 @@ async fn phase(
     let checks_before = counter.checks.load(Ordering::Relaxed);
     let failed_before = counter.failed.load(Ordering::Relaxed);
     let writer_before = history.and_then(|_| writer_cpu());
-    let cpu_before = report::cpu_time(None);
+    let cpu_before = process_cpu();
     let window_start = Instant::now();
     tokio::time::sleep(options.window).await;
     let window = window_start.elapsed();
-    let cpu_after = report::cpu_time(None);
+    let cpu_after = process_cpu();
     let writer_after = history.and_then(|_| writer_cpu());
     let checks = counter.checks.load(Ordering::Relaxed) - checks_before;
     let failed = counter.failed.load(Ordering::Relaxed) - failed_before;
@@ -380,6 +380,23 @@ async fn register(runtime: &Runtime, targets: &Targets, options: &Options) -> an
             .context("register a connector")?;
     }
     Ok(())
+}
+
+/// CPU time of every thread of this process so far, those that ended too
+/// (exact, unlike the 10 ms ticks of `/proc/self/stat`).
+fn process_cpu() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Some(Duration::new(
+            u64::try_from(t.tv_sec).ok()?,
+            u32::try_from(t.tv_nsec).ok()?,
+        ))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        report::cpu_time(None)
+    }
 }
 
 /// CPU time of the history's writer thread so far (its name, as

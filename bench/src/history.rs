@@ -115,10 +115,10 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             7,
             "process CPU per scheduled check, history off / on",
             format!(
-                "{} / {} (+{}; the history writer thread {} per check); {:.0}% / {:.0}% of a core",
+                "{} / {} ({:+.1} µs; the history writer thread {} per check); {:.0}% / {:.0}% of a core",
                 human(off.cpu_per_check()),
                 human(on.cpu_per_check()),
-                human(on.cpu_per_check().saturating_sub(off.cpu_per_check())),
+                (on.cpu_per_check().as_secs_f64() - off.cpu_per_check().as_secs_f64()) * 1e6,
                 on.writer
                     .map_or_else(|| "?".into(), |w| human(per_check(w, on.checks))),
                 off.cpu_share() * 100.0,

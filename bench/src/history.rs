@@ -91,6 +91,8 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     let day = day::simulated_day(dir.path(), options.interval).await?;
 
     let drop_percent = (off.rate() - on.rate()) / off.rate().max(f64::MIN_POSITIVE) * 100.0;
+    // Rounded for the table; adding zero turns the -0.0 of a tiny gain into 0.0.
+    let shown = (drop_percent * 10.0).round() / 10.0 + 0.0;
     let all_healthy = off.failed == 0 && on.failed == 0;
     let checked = off.checks > 0 && on.checks > 0;
     println!(
@@ -114,7 +116,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 human(options.interval)
             ),
             format!(
-                "**{drop_percent:.1}% drop** ({:.0} → {:.0} checks/s; schedule {schedule_rate:.0}){healthy_note}",
+                "**{shown:.1}% drop** ({:.0} → {:.0} checks/s; schedule {schedule_rate:.0}){healthy_note}",
                 off.rate(),
                 on.rate()
             ),

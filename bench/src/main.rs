@@ -20,6 +20,7 @@ mod check;
 mod check_all;
 mod cold_start;
 mod grpc;
+mod history;
 mod memory;
 mod report;
 mod serve;
@@ -171,9 +172,28 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// 7. The cost of the check history: N connectors checked by the
+    ///    scheduler, history off vs on: checks/s, CPU per check, store size.
+    History {
+        #[arg(long, default_value_t = 10_000)]
+        connectors: usize,
+        /// The connectors' health-check interval, in seconds.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        /// Seconds after registering before each phase's window.
+        #[arg(long, default_value_t = 20)]
+        warmup: u64,
+        /// Length of each phase's window, in seconds.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value_t = 8)]
+        servers: usize,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Every part, each in a child process; ends with the summary table.
     All {
-        /// Connector counts for parts 3 and 4.
+        /// Connector counts for parts 3 and 4; part 7 takes the largest.
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         connectors: Vec<String>,
         #[arg(long)]
@@ -227,6 +247,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Memory { common, .. } => ("4. memory per idle connector", common.emit_rows),
         Command::ColdStart { common, .. } => ("5. cold start", common.emit_rows),
         Command::Grpc { common, .. } => ("6. gRPC under load", common.emit_rows),
+        Command::History { common, .. } => ("7. history cost", common.emit_rows),
         Command::All {
             connectors,
             sandport,
@@ -324,6 +345,20 @@ fn run(command: Command) -> anyhow::Result<()> {
                     busy_interval: std::time::Duration::from_millis(busy_interval_ms.max(1)),
                 }))?
         }
+        Command::History {
+            connectors,
+            interval,
+            warmup,
+            seconds,
+            servers,
+            ..
+        } => multi_thread()?.block_on(history::run(&history::Options {
+            connectors,
+            servers: servers.max(1),
+            interval: std::time::Duration::from_secs(interval),
+            warmup: std::time::Duration::from_secs(warmup),
+            window: std::time::Duration::from_secs(seconds.max(1)),
+        }))?,
         Command::All { .. } | Command::Targets { .. } => unreachable!("handled above"),
     };
     println!("load average after: {}", report::loadavg());
@@ -335,6 +370,11 @@ fn run(command: Command) -> anyhow::Result<()> {
 fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("the bench's own path")?;
     let counts = connectors.join(",");
+    let most = connectors
+        .iter()
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+        .max()
+        .unwrap_or(10_000);
     let mut binary = Vec::new();
     if let Some(path) = sandport {
         binary = vec!["--sandport".to_string(), path.display().to_string()];
@@ -363,6 +403,7 @@ fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Res
             binary,
         ]
         .concat(),
+        vec!["history".into(), "--connectors".into(), most.to_string()],
     ];
     let load_before = report::loadavg();
     let started = std::time::Instant::now();

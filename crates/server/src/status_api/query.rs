@@ -37,7 +37,11 @@ pub fn parse_time(text: &str, now: SystemTime) -> Result<SystemTime, String> {
     let span = humantime::parse_duration(ago).map_err(|_| {
         format!("`{text}` is not a time: write 2026-12-06T10:00:00Z, or 24h for 24 hours ago")
     })?;
-    Ok(now.checked_sub(span).unwrap_or(SystemTime::UNIX_EPOCH))
+    // Times before the epoch are of no use to a history.
+    Ok(now
+        .checked_sub(span)
+        .filter(|t| *t >= SystemTime::UNIX_EPOCH)
+        .unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 #[cfg(test)]

@@ -69,7 +69,11 @@ fn parse_time(text: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
     let span = humantime::parse_duration(text.trim_start_matches('-')).with_context(|| {
         format!("`{text}` is not a time: write 2026-12-06T10:00:00Z, or 24h for 24 hours ago")
     })?;
-    Ok(now.checked_sub(span).unwrap_or(SystemTime::UNIX_EPOCH))
+    // Times before the epoch are of no use to a history.
+    Ok(now
+        .checked_sub(span)
+        .filter(|t| *t >= SystemTime::UNIX_EPOCH)
+        .unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 fn at(t: SystemTime) -> String {

@@ -139,6 +139,9 @@ impl Drop for Driver {
     }
 }
 
+/// Held while a driver starts and its session opens.
+static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One Chromium window.
 pub struct Browser {
     client: Option<Client>,
@@ -159,6 +162,10 @@ impl Browser {
         let dir = tempfile::tempdir().unwrap();
         let profile = dir.path().join("profile");
         std::fs::create_dir(&profile).unwrap();
+        // One start at a time in this process: tests running side by side
+        // pick free ports at once, and one's chromedriver could take the
+        // port another had just picked (and found listening).
+        let _one_start = STARTING.lock().await;
         let driver = Driver::start(dir.path());
         let mut args = vec![
             "--headless=new".to_owned(),

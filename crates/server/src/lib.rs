@@ -41,7 +41,7 @@ mod reload;
 pub mod rest;
 mod rest_error;
 mod serve;
-mod status_api;
+pub mod status_api;
 pub mod status_page;
 pub mod tls;
 

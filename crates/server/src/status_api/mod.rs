@@ -13,7 +13,7 @@
 //! History queries read SQLite, so they run on a blocking thread.
 
 mod events;
-mod query;
+pub mod query;
 
 use std::collections::HashMap;
 use std::sync::Arc;

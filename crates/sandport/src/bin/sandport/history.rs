@@ -37,7 +37,11 @@ pub async fn run(cli: &crate::Cli, args: &HistoryArgs) -> anyhow::Result<ExitCod
     let now = SystemTime::now();
     let time = |text: &Option<String>, what: &str| -> anyhow::Result<Option<SystemTime>> {
         text.as_deref()
-            .map(|t| parse_time(t, now).with_context(|| format!("--{what}")))
+            .map(|t| {
+                sandport_server::status_api::query::parse_time(t, now)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("--{what}"))
+            })
             .transpose()
     };
     let step = args
@@ -60,20 +64,6 @@ pub async fn run(cli: &crate::Cli, args: &HistoryArgs) -> anyhow::Result<ExitCod
         Output::Json => println!("{}", json(&found)),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn parse_time(text: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
-    if let Ok(at) = humantime::parse_rfc3339_weak(text) {
-        return Ok(at);
-    }
-    let span = humantime::parse_duration(text.trim_start_matches('-')).with_context(|| {
-        format!("`{text}` is not a time: write 2026-12-06T10:00:00Z, or 24h for 24 hours ago")
-    })?;
-    // Times before the epoch are of no use to a history.
-    Ok(now
-        .checked_sub(span)
-        .filter(|t| *t >= SystemTime::UNIX_EPOCH)
-        .unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 fn at(t: SystemTime) -> String {

@@ -69,6 +69,9 @@ pub struct Seen {
 struct Shared {
     routes: HashMap<String, Reply>,
     seen: Vec<Seen>,
+    /// Off for long runs: every recorded request keeps the connection's
+    /// read buffer alive (its headers are slices of it).
+    forget: bool,
 }
 
 /// An HTTP server on 127.0.0.1 with a port of its own. Unknown paths answer
@@ -87,6 +90,7 @@ impl FakeServer {
                 .map(|(p, r)| (p.to_string(), r.clone()))
                 .collect(),
             seen: Vec::new(),
+            forget: false,
         }));
         let app = Router::new().fallback(answer).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -121,6 +125,12 @@ impl FakeServer {
         self.lock().routes.insert(path.to_string(), reply);
     }
 
+    /// Records no more requests ([`FakeServer::seen`] stays as it is): for
+    /// a server that answers for a long time, such as the soak's.
+    pub fn forget_requests(&self) {
+        self.lock().forget = true;
+    }
+
     /// Requests received so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.lock().seen.clone()
@@ -145,11 +155,13 @@ async fn answer(State(shared): State<Arc<Mutex<Shared>>>, request: Request) -> R
     let path = request.uri().path().to_string();
     let reply = {
         let mut shared = shared.lock().expect("test server state");
-        shared.seen.push(Seen {
-            method: request.method().to_string(),
-            path: path.clone(),
-            headers: request.headers().clone(),
-        });
+        if !shared.forget {
+            shared.seen.push(Seen {
+                method: request.method().to_string(),
+                path: path.clone(),
+                headers: request.headers().clone(),
+            });
+        }
         shared.routes.get(&path).cloned()
     };
     let reply = reply.unwrap_or_else(|| Reply::status(404, "not found"));

@@ -24,6 +24,7 @@ mod history;
 mod memory;
 mod report;
 mod serve;
+mod soak;
 mod targets;
 
 use std::io::{BufRead, BufReader};
@@ -191,11 +192,25 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// 8. The soak: 100 hostile guests beside 100 healthy connectors; good
+    ///    checks on time, memory levelling off.
+    Soak {
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Hostile modes, comma-separated (default: every one).
+        #[arg(long)]
+        modes: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Every part, each in a child process; ends with the summary table.
     All {
         /// Connector counts for parts 3 and 4; part 7 takes the largest.
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         connectors: Vec<String>,
+        /// Length of the soak (part 8), in seconds; 0 leaves it out.
+        #[arg(long, default_value_t = 600)]
+        soak_seconds: u64,
         #[arg(long)]
         sandport: Option<PathBuf>,
     },
@@ -248,10 +263,12 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::ColdStart { common, .. } => ("5. cold start", common.emit_rows),
         Command::Grpc { common, .. } => ("6. gRPC under load", common.emit_rows),
         Command::History { common, .. } => ("7. history cost", common.emit_rows),
+        Command::Soak { common, .. } => ("8. soak", common.emit_rows),
         Command::All {
             connectors,
+            soak_seconds,
             sandport,
-        } => return all(connectors, sandport.as_deref()),
+        } => return all(connectors, *soak_seconds, sandport.as_deref()),
         Command::Targets { servers } => {
             return multi_thread()?.block_on(targets::serve(*servers));
         }
@@ -359,6 +376,15 @@ fn run(command: Command) -> anyhow::Result<()> {
             warmup: std::time::Duration::from_secs(warmup),
             window: std::time::Duration::from_secs(seconds.max(1)),
         }))?,
+        Command::Soak { seconds, modes, .. } => {
+            // Two workers, as on the 2-core node the soak is judged on.
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("start the tokio runtime")?
+                .block_on(soak::run(seconds, modes.as_deref()))?
+        }
         Command::All { .. } | Command::Targets { .. } => unreachable!("handled above"),
     };
     println!("load average after: {}", report::loadavg());
@@ -367,7 +393,11 @@ fn run(command: Command) -> anyhow::Result<()> {
 }
 
 /// Runs every part in a child process and prints the summary table.
-fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn all(
+    connectors: &[String],
+    soak_seconds: u64,
+    sandport: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("the bench's own path")?;
     let counts = connectors.join(",");
     let most = connectors
@@ -379,7 +409,7 @@ fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Res
     if let Some(path) = sandport {
         binary = vec!["--sandport".to_string(), path.display().to_string()];
     }
-    let parts: Vec<Vec<String>> = vec![
+    let mut parts: Vec<Vec<String>> = vec![
         vec!["boundary".into()],
         vec!["check".into()],
         vec!["check-all".into(), "--connectors".into(), counts.clone()],
@@ -405,6 +435,13 @@ fn all(connectors: &[String], sandport: Option<&std::path::Path>) -> anyhow::Res
         .concat(),
         vec!["history".into(), "--connectors".into(), most.to_string()],
     ];
+    if soak_seconds > 0 {
+        parts.push(vec![
+            "soak".into(),
+            "--seconds".into(),
+            soak_seconds.to_string(),
+        ]);
+    }
     let load_before = report::loadavg();
     let started = std::time::Instant::now();
     let mut rows: Vec<Row> = Vec::new();

@@ -43,7 +43,7 @@ impl fmt::Display for Verdict {
 /// One line of the summary table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
-    /// The numbered part (1–6).
+    /// The numbered part (1–8).
     pub part: u8,
     pub figure: String,
     pub value: String,

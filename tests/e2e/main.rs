@@ -16,4 +16,5 @@ mod registry;
 mod resources;
 mod sandbox;
 mod secrets;
+mod soak;
 mod thresholds;

@@ -6,6 +6,7 @@
 )]
 
 pub mod servers;
+pub mod soak;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

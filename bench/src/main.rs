@@ -108,14 +108,30 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// 4. RSS with 0, 1,000 and 10,000 idle registered connectors.
+    /// 4. RSS per connector at 1,000 and 10,000: in the steady state
+    ///    (checked on schedule), idle, and right after one check.
     Memory {
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         connectors: Vec<usize>,
+        /// A built-in (`prometheus`, `http`: HTTP; `tcp`: connects only)
+        /// or a component file.
         #[arg(long, default_value = "prometheus")]
         component: String,
         #[arg(long, default_value_t = 8)]
         servers: usize,
+        /// The check interval of the steady state, in seconds.
+        #[arg(long, default_value_t = 30)]
+        steady_interval: u64,
+        /// Intervals after the last registration; the steady state is
+        /// sampled through the last of them.
+        #[arg(long, default_value_t = 3)]
+        steady_intervals: u32,
+        /// Skip the steady state.
+        #[arg(long)]
+        no_steady: bool,
+        /// Run one phase of the part, for one connector count.
+        #[arg(long, value_enum, hide = true)]
+        phase: Option<memory::Phase>,
         #[command(flatten)]
         common: Common,
     },
@@ -259,7 +275,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Boundary { common, .. } => ("1. boundary overhead", common.emit_rows),
         Command::Check { common, .. } => ("2. loopback HTTP check", common.emit_rows),
         Command::CheckAll { common, .. } => ("3. HealthCheckAll at scale", common.emit_rows),
-        Command::Memory { common, .. } => ("4. memory per idle connector", common.emit_rows),
+        Command::Memory { common, .. } => ("4. memory per connector", common.emit_rows),
         Command::ColdStart { common, .. } => ("5. cold start", common.emit_rows),
         Command::Grpc { common, .. } => ("6. gRPC under load", common.emit_rows),
         Command::History { common, .. } => ("7. history cost", common.emit_rows),
@@ -313,11 +329,19 @@ fn run(command: Command) -> anyhow::Result<()> {
             connectors,
             component,
             servers,
+            steady_interval,
+            steady_intervals,
+            no_steady,
+            phase,
             ..
         } => multi_thread()?.block_on(memory::run(&memory::Options {
             connectors,
             component,
             servers: servers.max(1),
+            steady_interval: std::time::Duration::from_secs(steady_interval),
+            steady_intervals: steady_intervals.max(1),
+            no_steady,
+            phase,
         }))?,
         Command::ColdStart {
             connectors,
@@ -423,9 +447,16 @@ fn all(
         vec![
             "memory".into(),
             "--connectors".into(),
-            counts,
+            counts.clone(),
             "--component".into(),
             "http".into(),
+        ],
+        vec![
+            "memory".into(),
+            "--connectors".into(),
+            counts,
+            "--component".into(),
+            "tcp".into(),
         ],
         [vec!["cold-start".to_string()], binary.clone()].concat(),
         [

@@ -1,226 +1,339 @@
-//! Part 4, memory: the process's RSS (VmRSS) with the runtime created and no
-//! connector, then with 1,000 and 10,000 idle connectors (registered and
-//! initialised, never checked), then after one `check_all` (touched: every
-//! instance ran a check, every connector holds a pooled connection). KiB per
-//! connector are the differences divided by the connectors added; the
-//! 1,000 → 10,000 step leaves out the one-off cost of compiling the
-//! component.
+//! Part 4, memory: the process's RSS (VmRSS) per connector in three states,
+//! each at every connector count asked for (1,000 and 10,000 by default),
+//! each state and count in a fresh child process ([`phase`]):
+//!
+//! - **steady state**: the scheduler on, every connector checked on its
+//!   interval (30 s), sampled through the third interval after the last
+//!   registration: what a running service holds, and what a node is sized
+//!   by;
+//! - **idle**: registered and initialised, never checked;
+//! - **right after a check**: idle, then one `check_all`.
+//!
+//! KiB per connector are judged on the step between the two counts
+//! (1,000 → 10,000), which leaves out the one-off cost of compiling the
+//! component; the figure over the runtime alone at each count is printed
+//! too.
 
-use anyhow::{Context, ensure};
-use sandport_core::HealthStatus;
+mod phase;
 
-use crate::check_all::register_range;
-use crate::report::{self, Row, human, thousands};
-use crate::targets::Targets;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+
+pub use phase::Phase;
+use phase::{POINT_PREFIX, PhaseOptions, Point};
+
+use crate::report::{Row, human, thousands};
 
 pub struct Options {
     pub connectors: Vec<usize>,
     pub component: String,
     pub servers: usize,
+    /// The scheduled checks' interval in the steady state.
+    pub steady_interval: Duration,
+    /// Intervals to wait before (and through the last of which) the steady
+    /// state is sampled.
+    pub steady_intervals: u32,
+    /// Skip the steady state.
+    pub no_steady: bool,
+    /// Run one phase in this process (the parent's child).
+    pub phase: Option<Phase>,
 }
 
-/// Target: KiB of RSS per idle connector.
-const TARGET_KIB: f64 = 50.0;
+/// Target: KiB of RSS per connector, idle and in the steady state, of a
+/// connector that speaks HTTP.
+const TARGET_HTTP_KIB: f64 = 50.0;
+/// The same for one that speaks TCP itself (wasi:sockets).
+const TARGET_TCP_KIB: f64 = 60.0;
+/// Target: CPU one `/metrics` scrape takes with 10,000 connectors.
+const SCRAPE_TARGET_MS: f64 = 100.0;
+
+/// The built-ins that speak TCP through wasi:sockets, not HTTP.
+pub fn speaks_tcp(component: &str) -> bool {
+    [
+        "tcp",
+        "redis",
+        "postgresql",
+        "mysql",
+        "nats",
+        "mqtt",
+        "rabbitmq",
+    ]
+    .contains(&component)
+}
 
 pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     let mut counts = options.connectors.clone();
     counts.sort_unstable();
     counts.dedup();
     ensure!(!counts.is_empty(), "no connector counts given");
+    ensure!(
+        options.steady_interval >= Duration::from_secs(1),
+        "--steady-interval must be at least 1 (second): the config refuses shorter health-check intervals"
+    );
+    if let Some(phase) = options.phase {
+        let [n] = counts[..] else {
+            bail!("a single phase takes one connector count");
+        };
+        phase::run(&PhaseOptions {
+            phase,
+            connectors: n,
+            component: options.component.clone(),
+            servers: options.servers,
+            interval: options.steady_interval,
+            intervals: options.steady_intervals.max(1),
+            scrape: phase == Phase::Checked,
+        })
+        .await?;
+        return Ok(Vec::new());
+    }
+    let list = counts
+        .iter()
+        .map(|n| thousands(*n as u64))
+        .collect::<Vec<_>>()
+        .join(", ");
     println!(
-        "method: VmRSS of this process; `{}` connectors (ids c00000..) pointed at {} loopback target servers (child process), registered concurrently up to {} in turn, then one check_all",
+        "method: VmRSS; `{}` connectors (ids c00000..) pointed at {} loopback target servers (child process), registered concurrently; each state and count ({list}) in a fresh process: (a) scheduler off: idle (registered, never checked), then after one check_all; (b) scheduler on, checked every {}: the highest RSS of a sample a second through interval {} after the last registration",
         options.component,
         options.servers,
-        counts
-            .iter()
-            .map(|n| thousands(*n as u64))
-            .collect::<Vec<_>>()
-            .join(", ")
+        human(options.steady_interval),
+        options.steady_intervals.max(1),
     );
-    let targets = Targets::spawn(options.servers)?;
-    let runtime = crate::unscheduled_runtime()?;
-    let rss_zero = report::rss_kib();
-    let maps_zero = report::mappings();
-    let heap_zero = report::malloc_in_use();
-    println!(
-        "0 connectors: RSS {} KiB, {} mappings",
-        thousands(rss_zero),
-        thousands(maps_zero as u64)
-    );
-
-    let mut points = vec![(0usize, rss_zero)];
-    let mut registered = 0;
+    let mut checked = Vec::new();
     for &n in &counts {
-        let started = std::time::Instant::now();
-        register_range(&runtime, &options.component, &targets, registered..n).await?;
-        let took = started.elapsed();
-        registered = n;
-        let rss = report::rss_kib();
-        let maps = report::mappings();
-        println!(
-            "{} idle connectors: RSS {} KiB ({:.1} KiB per connector over the runtime alone), {} mappings ({:.1} per connector); registering took {}",
-            thousands(n as u64),
-            thousands(rss),
-            rss.saturating_sub(rss_zero) as f64 / n as f64,
-            thousands(maps as u64),
-            maps.saturating_sub(maps_zero) as f64 / n as f64,
-            human(took)
-        );
-        print_heap(heap_zero, n);
-        points.push((n, rss));
+        println!("-- scheduler off, {} connectors", thousands(n as u64));
+        checked.push(Child::spawn(options, Phase::Checked, n)?.finish()?);
     }
-    print_breakdown();
-    let linear = runtime
-        .memory_used("c00000")
-        .await
-        .context("memory of c00000")?
-        .unwrap_or(0);
-    println!(
-        "linear memory one instance holds (Runtime::memory_used): {} KiB",
-        thousands(linear / 1024)
-    );
+    let mut steady = Vec::new();
+    if !options.no_steady {
+        // Side by side: each count waits the same intervals, and the
+        // smaller adds little load to the larger one's machine.
+        let children = counts
+            .iter()
+            .map(|&n| Child::spawn(options, Phase::Steady, n))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        for (child, &n) in children.into_iter().zip(&counts) {
+            println!(
+                "-- scheduler on, {} connectors, every {}",
+                thousands(n as u64),
+                human(options.steady_interval)
+            );
+            steady.push(child.finish()?);
+        }
+    }
+    Ok(rows(options, &checked, &steady))
+}
 
-    let results = runtime.check_all(None).await;
-    let healthy = results
-        .iter()
-        .filter(|(_, h)| h.status == HealthStatus::Healthy)
-        .count();
-    let rss_touched = report::rss_kib();
-    let touched_per = rss_touched.saturating_sub(rss_zero) as f64 / registered as f64;
-    println!(
-        "after one check_all ({healthy}/{} healthy): RSS {} KiB ({touched_per:.1} KiB per connector), {} mappings",
-        results.len(),
-        thousands(rss_touched),
-        thousands(report::mappings() as u64)
-    );
-    print_heap(heap_zero, registered);
-    print_breakdown();
-    let scrape = scrape_cost(&runtime, registered)?;
-    runtime.shutdown().await;
+/// One phase running in a child process; its output is read as it comes
+/// and printed by [`Child::finish`].
+struct Child {
+    process: std::process::Child,
+    reader: std::thread::JoinHandle<anyhow::Result<(Vec<String>, Option<Point>)>>,
+}
 
-    let mut rows = vec![Row::info(
-        4,
-        format!(
-            "RSS with {} idle `{}` connectors",
-            points
-                .iter()
-                .map(|(n, _)| thousands(*n as u64))
-                .collect::<Vec<_>>()
-                .join(" / "),
-            options.component
-        ),
+impl Child {
+    fn spawn(options: &Options, phase: Phase, n: usize) -> anyhow::Result<Child> {
+        let exe = std::env::current_exe().context("the bench's own path")?;
+        let mut process = Command::new(exe)
+            .args([
+                "memory",
+                "--phase",
+                match phase {
+                    Phase::Checked => "checked",
+                    Phase::Steady => "steady",
+                },
+                "--connectors",
+                &n.to_string(),
+                "--component",
+                &options.component,
+                "--servers",
+                &options.servers.to_string(),
+                "--steady-interval",
+                &options.steady_interval.as_secs().to_string(),
+                "--steady-intervals",
+                &options.steady_intervals.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start a phase of part 4")?;
+        let stdout = process.stdout.take().context("the phase's stdout")?;
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut point = None;
+            for line in BufReader::new(stdout).lines() {
+                let line = line.context("read the phase's output")?;
+                match line.strip_prefix(POINT_PREFIX) {
+                    Some(json) => point = Some(serde_json::from_str::<Point>(json)?),
+                    // The child's own header (machine, load) is the parent's.
+                    None if line.starts_with("  ") => lines.push(line),
+                    None => {}
+                }
+            }
+            Ok((lines, point))
+        });
+        Ok(Child { process, reader })
+    }
+
+    /// Waits for the phase, prints its output, returns its point.
+    fn finish(mut self) -> anyhow::Result<Point> {
+        let status = self.process.wait().context("wait for the phase")?;
+        let (lines, point) = self
+            .reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the reader of a phase's output panicked"))??;
+        for line in lines {
+            println!("{line}");
+        }
+        ensure!(status.success(), "the phase failed ({status})");
+        point.context("the phase reported nothing")
+    }
+}
+
+/// KiB per connector between two points of `which` (the step leaves out
+/// what the first connector pays alone: compiling the component).
+fn step(a: &Point, b: &Point, which: fn(&Point) -> u64) -> Option<f64> {
+    let added = b.connectors.checked_sub(a.connectors).filter(|n| *n > 0)?;
+    // Each process's own runtime-alone RSS taken out, so that two
+    // processes compare.
+    let a_rise = which(a).saturating_sub(a.zero) as f64;
+    let b_rise = which(b).saturating_sub(b.zero) as f64;
+    Some((b_rise - a_rise) / added as f64)
+}
+
+fn over_zero(p: &Point, which: fn(&Point) -> u64) -> f64 {
+    which(p).saturating_sub(p.zero) as f64 / p.connectors.max(1) as f64
+}
+
+fn rows(options: &Options, checked: &[Point], steady: &[Point]) -> Vec<Row> {
+    let c = &options.component;
+    let target = if speaks_tcp(c) {
+        TARGET_TCP_KIB
+    } else {
+        TARGET_HTTP_KIB
+    };
+    let idle = |p: &Point| p.idle;
+    let loaded = |p: &Point| p.loaded;
+    let mut rows = Vec::new();
+    let counts = |points: &[Point]| {
         points
             .iter()
-            .map(|(_, kib)| format!("{} MiB", kib / 1024))
+            .map(|p| thousands(p.connectors as u64))
             .collect::<Vec<_>>()
-            .join(" / "),
-    )];
-    if let [.., (n1, rss1), (n2, rss2)] = points[..] {
-        let marginal = rss2.saturating_sub(rss1) as f64 / (n2 - n1) as f64;
-        println!(
-            "KiB per idle connector: {marginal:.1} (from {} to {} connectors)",
-            thousands(n1 as u64),
-            thousands(n2 as u64)
-        );
+            .join(" / ")
+    };
+    let healthy_note = |points: &[Point]| {
+        let (healthy, checks) = points
+            .iter()
+            .fold((0, 0), |(h, c), p| (h + p.healthy, c + p.checks));
+        if healthy == checks && checks > 0 {
+            String::new()
+        } else {
+            format!(" ({healthy}/{checks} checks healthy)")
+        }
+    };
+    if let [.., a, b] = steady
+        && let Some(kib) = step(a, b, loaded)
+    {
+        println!("KiB per connector in the steady state: {kib:.1}");
         rows.push(Row::target(
-            4,
-            format!(
-                "RSS per idle `{}` connector ({} → {})",
-                options.component,
-                thousands(n1 as u64),
-                thousands(n2 as u64)
-            ),
-            format!("**{marginal:.1} KiB**"),
-            "≤ 50 KiB",
-            marginal <= TARGET_KIB,
-        ));
+                4,
+                format!(
+                    "RSS per `{c}` connector, steady state: scheduler on, checked every {}, after {} intervals ({} → {})",
+                    human(options.steady_interval),
+                    options.steady_intervals.max(1),
+                    thousands(a.connectors as u64),
+                    thousands(b.connectors as u64)
+                ),
+                format!("**{kib:.1} KiB**{}", healthy_note(steady)),
+                format!("≤ {target:.0} KiB"),
+                kib <= target,
+            ));
     }
-    if let Some(&(n, rss)) = points.get(1) {
+    if let [.., a, b] = checked
+        && let (Some(after), Some(idle_kib)) = (step(a, b, loaded), step(a, b, idle))
+    {
+        println!("KiB per connector right after a check: {after:.1}; idle: {idle_kib:.1}");
         rows.push(Row::info(
             4,
             format!(
-                "RSS per idle `{}` connector (0 → {}, incl. compiling the component)",
-                options.component,
-                thousands(n as u64)
+                "RSS per `{c}` connector right after one check_all ({} → {})",
+                thousands(a.connectors as u64),
+                thousands(b.connectors as u64)
             ),
-            format!("{:.1} KiB", rss.saturating_sub(rss_zero) as f64 / n as f64),
+            format!("{after:.1} KiB{}", healthy_note(checked)),
+        ));
+        rows.push(Row::target(
+            4,
+            format!(
+                "RSS per idle `{c}` connector ({} → {})",
+                thousands(a.connectors as u64),
+                thousands(b.connectors as u64)
+            ),
+            format!("**{idle_kib:.1} KiB**"),
+            format!("≤ {target:.0} KiB"),
+            idle_kib <= target,
         ));
     }
+    let per_count = |points: &[Point], which: fn(&Point) -> u64| {
+        points
+            .iter()
+            .map(|p| format!("{:.1}", over_zero(p, which)))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let mut states = Vec::new();
+    if !steady.is_empty() {
+        states.push(format!("steady {}", per_count(steady, loaded)));
+    }
+    states.push(format!("after a check {}", per_count(checked, loaded)));
+    states.push(format!("idle {} KiB", per_count(checked, idle)));
     rows.push(Row::info(
         4,
         format!(
-            "RSS per `{}` connector after one check_all ({})",
-            options.component,
-            thousands(registered as u64)
+            "RSS per `{c}` connector over the runtime alone at {} (incl. compiling the component once)",
+            counts(checked)
         ),
-        format!(
-            "{touched_per:.1} KiB{}",
-            if healthy == results.len() {
-                String::new()
-            } else {
-                format!(" ({healthy}/{} healthy)", results.len())
-            }
-        ),
+        states.join("; "),
     ));
-    rows.push(scrape);
-    Ok(rows)
-}
-
-/// Target: CPU one `/metrics` scrape takes with 10,000 connectors.
-const SCRAPE_TARGET_MS: f64 = 100.0;
-
-/// The CPU time of writing `/metrics` (the thread's own, median of 5) with
-/// every connector registered and checked: what a Prometheus scrape costs
-/// the service.
-fn scrape_cost(runtime: &sandport_core::Runtime, connectors: usize) -> anyhow::Result<Row> {
-    let metrics = sandport_server::metrics::Metrics::new(runtime.collector(), Vec::new());
-    let mut times = Vec::new();
-    let mut size = 0;
-    for _ in 0..5 {
-        let started = report::thread_cpu();
-        let (_, text) = metrics
-            .render(false)
-            .map_err(|e| anyhow::anyhow!("writing the metrics failed: {e}"))?;
-        times.push(report::thread_cpu().saturating_sub(started));
-        size = text.len();
+    let mib = |points: &[Point], which: fn(&Point) -> u64| {
+        points
+            .iter()
+            .map(|p| format!("{}", which(p) / 1024))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let zero = checked.first().map_or(0, |p| p.zero / 1024);
+    let mut states = Vec::new();
+    if !steady.is_empty() {
+        states.push(format!("steady {}", mib(steady, loaded)));
     }
-    times.sort_unstable();
-    let median = times[times.len() / 2].as_secs_f64() * 1000.0;
-    println!(
-        "one /metrics scrape with {} checked connectors: {median:.1} ms of CPU (median of 5), {} KiB of text",
-        thousands(connectors as u64),
-        thousands((size / 1024) as u64)
-    );
-    Ok(Row::target(
+    states.push(format!("after a check {}", mib(checked, loaded)));
+    states.push(format!("idle {} MiB", mib(checked, idle)));
+    rows.push(Row::info(
         4,
         format!(
-            "CPU of one /metrics scrape, {} connectors",
-            thousands(connectors as u64)
+            "RSS with {} `{c}` connectors (the runtime alone: {zero} MiB)",
+            counts(checked)
         ),
-        format!("**{median:.1} ms**"),
-        "< 100 ms",
-        median < SCRAPE_TARGET_MS,
-    ))
-}
-
-/// The host heap in use per connector (what the allocator handed out, not
-/// what it keeps): the part of the RSS that is the runtime's own data.
-fn print_heap(zero: Option<u64>, connectors: usize) {
-    if let (Some(zero), Some(now)) = (zero, report::malloc_in_use()) {
-        println!(
-            "    host heap in use: {:.1} KiB per connector (malloc)",
-            now.saturating_sub(zero) as f64 / 1024.0 / connectors.max(1) as f64
-        );
+        states.join("; "),
+    ));
+    if let Some(last) = checked.last()
+        && let Some(ms) = last.scrape_ms
+    {
+        rows.push(Row::target(
+            4,
+            format!(
+                "CPU of one /metrics scrape, {} connectors ({} KiB of text)",
+                thousands(last.connectors as u64),
+                thousands(last.scrape_kib)
+            ),
+            format!("**{ms:.1} ms**"),
+            "< 100 ms",
+            ms < SCRAPE_TARGET_MS,
+        ));
     }
-}
-
-/// Where the resident memory is, by kind of mapping.
-fn print_breakdown() {
-    for (kind, count, kib) in report::rss_by_mapping().iter().take(8) {
-        println!(
-            "    {:>9} KiB in {:>6} mappings: {kind}",
-            thousands(*kib),
-            thousands(*count as u64)
-        );
-    }
+    rows
 }

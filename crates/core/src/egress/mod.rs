@@ -17,10 +17,13 @@
 //!   them to the guest.
 //!
 //! Each connector gets its own [`reqwest::Client`] (its resolver carries the
-//! connector's policy), so connections to its endpoint are reused from check
-//! to check; all clients share one TLS configuration. The client is built at
-//! the connector's first request: one that never speaks HTTP (the TCP
-//! connectors) never holds one.
+//! connector's policy), so connections to its endpoint are reused within a
+//! check and, for a connector checked often, from check to check; all
+//! clients share one TLS configuration. The client is built at the
+//! connector's first request: one that never speaks HTTP (the TCP
+//! connectors) never holds one. A connector checked less often than
+//! [`KEEP_WARM_UP_TO`] lets its client, and with it its connections, go after
+//! each scheduled check ([`Egress::release_connections`]).
 
 mod credentials;
 mod errors;
@@ -30,7 +33,7 @@ mod scrub;
 mod sigv4;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
@@ -51,6 +54,20 @@ pub use resolve::{Lookup, SystemLookup};
 pub use sandport_policy::{EgressPolicy, HostRule, RuleError, TcpAllowed};
 
 pub const MAX_REDIRECTS: usize = 5;
+
+/// Scheduled checks at most this far apart keep warm between them: the
+/// connector's pooled connection, and its instance's stack pages. Further
+/// apart, holding them costs more than making them anew: a connection holds
+/// about 30 KiB of buffers in the host (and a socket on both sides) for the
+/// whole interval to save one TCP (or TLS) handshake per check, and many
+/// servers close an idle keep-alive connection within 5 to 75 s anyway; the
+/// stack's 16 KiB save a few page faults.
+pub const KEEP_WARM_UP_TO: Duration = Duration::from_secs(10);
+
+/// Whether a connector checked every `interval` keeps warm between checks.
+pub fn keeps_warm(interval: Duration) -> bool {
+    interval <= KEEP_WARM_UP_TO
+}
 
 /// What one guest call has used of its egress allowance so far.
 #[derive(Debug, Default, Clone, Copy)]
@@ -107,8 +124,9 @@ impl HttpClient {
 #[derive(Clone)]
 pub struct Egress {
     /// Built by [`Egress::client`] at the first request (~2.5 KiB a
-    /// connector); shared by the clones, so they share its connections.
-    client: Arc<OnceLock<reqwest::Client>>,
+    /// connector), dropped by [`Egress::release_connections`]; shared by the
+    /// clones, so they share its connections.
+    client: Arc<Mutex<Option<reqwest::Client>>>,
     /// The URLs parsed last, newest at the end: a connector sends the same
     /// few on every check (`prometheus` two), and parsing one (host, IDNA,
     /// path) was a tenth of a check's host work.
@@ -172,17 +190,37 @@ impl Egress {
         })
     }
 
-    /// The connector's HTTP client, built at the first call.
-    fn client(&self) -> Result<&reqwest::Client, EgressError> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
+    /// The connector's HTTP client, built at the first call (again after
+    /// [`Egress::release_connections`]). A clone: the requests it sends keep
+    /// its pool alive even if the connector's slot is emptied meanwhile.
+    fn client(&self) -> Result<reqwest::Client, EgressError> {
+        if let Some(client) = &*lock(&self.client) {
+            return Ok(client.clone());
         }
+        // Built outside the lock: it takes a while, and the lock is the
+        // egress clones' (a connector's calls run one at a time anyway).
         let built = self
             .http
             .client_for(self.policy.clone())
             .map_err(|e| EgressError::Other(format!("cannot create the HTTP client: {e}")))?;
         // A concurrent first request may have won; its client is as good.
-        Ok(self.client.get_or_init(|| built))
+        Ok(lock(&self.client).get_or_insert(built).clone())
+    }
+
+    /// Drops the connector's client and with it the connections it pools
+    /// (once no request of it is running): for a connector whose next check
+    /// is too far away for a kept connection to pay
+    /// ([`KEEP_WARM_UP_TO`]). The next request builds a client anew.
+    pub fn release_connections(&self) {
+        let released = lock(&self.client).take();
+        drop(released);
+    }
+
+    /// Whether the connector holds an HTTP client (and so, perhaps, pooled
+    /// connections).
+    #[cfg(test)]
+    pub(crate) fn holds_client(&self) -> bool {
+        lock(&self.client).is_some()
     }
 
     /// URLs kept per connector by [`Egress::parse_url`].
@@ -495,6 +533,13 @@ impl Egress {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section leaves the value consistent.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// `url` as a trace shows it: no user, password, query or fragment, which
 /// could carry a secret the connector was given.
 fn shown(url: &Url) -> Url {
@@ -531,5 +576,9 @@ fn scrub(
     }
 }
 
+#[cfg(test)]
+mod release_tests;
+#[cfg(test)]
+pub(crate) mod test_server;
 #[cfg(test)]
 mod tests;

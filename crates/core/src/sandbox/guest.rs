@@ -139,12 +139,21 @@ impl Guest {
     }
 
     /// Gives the pages of the instance's fiber stack back to the kernel
-    /// (4–12 KiB): for an instance that will sit idle a while. The next call
-    /// faults in a fresh page or three.
+    /// (4–16 KiB): for an instance that will sit idle a while (after its
+    /// start, and after a scheduled check whose next is far away). The next
+    /// call faults in a fresh page or four.
     pub fn release_stack(&mut self) {
         if let Some(stack) = &self.stack {
             stack.release();
         }
+    }
+
+    /// The resident pages of the instance's fiber stack, once it has one.
+    #[cfg(all(test, unix))]
+    pub(crate) fn stack_resident_pages(&self) -> Option<usize> {
+        self.stack
+            .as_ref()
+            .map(super::stack::StackHandle::resident_pages)
     }
 
     /// HTTP requests the last call sent, and the response bytes read.
@@ -351,14 +360,6 @@ mod tests {
         .expect("a valid entry");
         let egress = Egress::new(&HttpClient::new().expect("a client"), &config).expect("egress");
         (config, egress)
-    }
-
-    impl Guest {
-        fn stack_resident_pages(&self) -> Option<usize> {
-            self.stack
-                .as_ref()
-                .map(super::super::stack::StackHandle::resident_pages)
-        }
     }
 
     #[test]

@@ -70,7 +70,12 @@ struct Inner {
     /// entries of one file reads and hashes it once, not 10,000 times.
     by_path: Mutex<std::collections::HashMap<std::path::PathBuf, (FileStamp, Weak<Prepared>)>>,
     node: NodeCounters,
+    /// Only while checks run on schedule (see `Trimmer`).
+    _trimmer: Option<crate::allocator::Trimmer>,
 }
+
+/// How often a scheduling runtime gives malloc's free pages back.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct Entry {
     config: ConnectorConfig,
@@ -108,6 +113,10 @@ impl Runtime {
         let sandbox = Sandbox::new(options.cache_dir.clone(), options.compile, guest_sockets)?;
         let http = HttpClient::new().map_err(RuntimeError::Http)?;
         let instance_limit = InstanceLimit::new(options.max_instances, mappings::max_map_count());
+        let trimmer = options
+            .schedule
+            .then(|| crate::allocator::Trimmer::start(TRIM_EVERY))
+            .flatten();
         Ok(Runtime {
             inner: Arc::new(Inner {
                 events: broadcast::channel(1024).0,
@@ -120,6 +129,7 @@ impl Runtime {
                 connectors: RwLock::new(BTreeMap::new()),
                 by_path: Mutex::new(std::collections::HashMap::new()),
                 node: NodeCounters::default(),
+                _trimmer: trimmer,
             }),
         })
     }

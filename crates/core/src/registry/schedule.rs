@@ -1,6 +1,8 @@
-//! The schedule: each enabled connector checked on its own interval,
-//! the first check spread by its id so that a large load does not fire at
-//! once.
+//! The schedule: each enabled connector checked on its own interval, at a
+//! phase of that interval derived from its id, so that a node's checks are
+//! spread evenly over the interval (as Prometheus spreads its scrapes)
+//! rather than fired in a burst; the first check comes within 2 s of
+//! registering, whatever the interval.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -21,32 +23,66 @@ impl Runtime {
     }
 }
 
-/// Checks `entry` every interval until it is removed. The first check comes
-/// after a delay derived from the id, so that many connectors loaded at once
-/// do not all fire in the same instant.
+/// Checks `entry` every interval until it is removed.
 fn spawn_schedule(inner: Weak<Inner>, entry: Weak<Entry>) -> AbortHandle {
     let Some(first) = entry.upgrade() else {
         return tokio::spawn(async {}).abort_handle();
     };
-    let interval = first.config.health_check.interval;
-    let spread = interval.min(Duration::from_secs(2));
-    let offset = spread.mul_f64(fraction_of(&first.config.id));
+    let timing = Timing::of(&first.config.id, first.config.health_check.interval);
     drop(first);
-    tokio::spawn(run_schedule(inner, entry, offset, interval)).abort_handle()
+    tokio::spawn(run_schedule(inner, entry, timing)).abort_handle()
+}
+
+/// When a connector's checks come, counted from when its schedule starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Timing {
+    /// The first check: within 2 s, so that a new connector has a status
+    /// soon, spread by id so that thousands loaded at once do not all fire
+    /// in the same instant.
+    first: Duration,
+    /// The second; every later one an interval after the one before.
+    second: Duration,
+    interval: Duration,
+}
+
+impl Timing {
+    fn of(id: &str, interval: Duration) -> Timing {
+        let fraction = fraction_of(id);
+        let first = interval.min(Duration::from_secs(2)).mul_f64(fraction);
+        // The connector's own phase of the interval. With every check in a
+        // burst, the host's heap had to hold the burst's connections and
+        // buffers at once and kept them (after a check far from the next,
+        // about 4 KiB a connector at 10,000); spread, checks overlap little.
+        let phase = interval.mul_f64(fraction);
+        // At least half an interval after the first, at most one and a half.
+        let second = if phase >= first + interval / 2 {
+            phase
+        } else {
+            phase + interval
+        };
+        Timing {
+            first,
+            second,
+            interval,
+        }
+    }
 }
 
 /// The task of one connector's schedule: every scheduled connector holds
 /// one for as long as it lives.
-async fn run_schedule(
-    inner: Weak<Inner>,
-    entry: Weak<Entry>,
-    offset: Duration,
-    interval: Duration,
-) {
-    let mut ticker = tokio::time::interval_at(Instant::now() + offset, interval);
+async fn run_schedule(inner: Weak<Inner>, entry: Weak<Entry>, timing: Timing) {
+    let start = Instant::now();
+    let mut ticker = tokio::time::interval_at(start + timing.second, timing.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = Some(start + timing.first);
     loop {
-        let scheduled = ticker.tick().await;
+        let scheduled = match first.take() {
+            Some(at) => {
+                tokio::time::sleep_until(at).await;
+                at
+            }
+            None => ticker.tick().await,
+        };
         let (Some(inner), Some(entry)) = (inner.upgrade(), entry.upgrade()) else {
             break;
         };
@@ -56,13 +92,21 @@ async fn run_schedule(
     }
 }
 
-/// A stable number in [0, 1) from a string (FNV-1a).
+/// A stable number in [0, 1) from a string: FNV-1a, then MurmurHash3's
+/// finaliser, without which ids that differ in their last characters
+/// (`web-01`, `web-02`) differ only in the hash's low bits and would land
+/// in a few clusters.
 fn fraction_of(text: &str) -> f64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         hash ^= u64::from(b);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -77,10 +121,53 @@ mod tests {
         let task = run_schedule(
             Weak::new(),
             Weak::new(),
-            Duration::ZERO,
-            Duration::from_secs(1),
+            Timing::of("c", Duration::from_secs(1)),
         );
         let size = std::mem::size_of_val(&task);
         assert!(size <= 512, "a schedule's future takes {size} bytes");
+    }
+
+    fn timings(interval: Duration) -> Vec<Timing> {
+        (0..1000)
+            .map(|i| Timing::of(&format!("c{i:05}"), interval))
+            .collect()
+    }
+
+    #[test]
+    fn first_checks_come_within_two_seconds_whatever_the_interval() {
+        for interval in [1, 30, 300, 3600].map(Duration::from_secs) {
+            for t in timings(interval) {
+                assert!(t.first < Duration::from_secs(2).min(interval), "{t:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_second_check_is_half_to_one_and_a_half_intervals_after_the_first() {
+        for interval in [1, 5, 30, 300].map(Duration::from_secs) {
+            for t in timings(interval) {
+                let gap = t.second - t.first;
+                assert!(gap >= interval / 2 && gap < interval * 3 / 2, "{t:?}");
+                assert_eq!(t.interval, interval);
+            }
+        }
+    }
+
+    #[test]
+    fn later_checks_are_spread_over_the_whole_interval() {
+        // Where in a 30 s interval each of 1,000 connectors' checks fall,
+        // in 30 one-second buckets: none may hold more than twice its
+        // share (the ids' hash is not perfectly even).
+        let interval = Duration::from_secs(30);
+        let mut buckets = [0usize; 30];
+        for t in timings(interval) {
+            let at = t.second.as_secs_f64() % interval.as_secs_f64();
+            buckets[at as usize % 30] += 1;
+        }
+        let share = 1000 / 30;
+        assert!(
+            buckets.iter().all(|&n| n > 0 && n <= 2 * share),
+            "{buckets:?}"
+        );
     }
 }

@@ -54,7 +54,7 @@ pub async fn run(seconds: u64, modes: Option<&str>) -> anyhow::Result<Vec<Row>> 
     }
     rows.push(Row::info(
         8,
-        "soak: RSS loaded / at the end",
+        "soak: RSS loaded / after the runtime shut down",
         format!(
             "{} / {} MiB",
             outcome.rss_loaded / 1024,

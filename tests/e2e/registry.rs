@@ -355,6 +355,36 @@ async fn registrations_past_the_node_budget_are_refused_with_the_figures() {
 }
 
 #[tokio::test]
+async fn the_memory_budget_counts_what_the_host_holds_beside_each_limit() {
+    // Two limits of 32 MiB fill a 64 MiB budget on their own; with what
+    // the host holds for each connector (64 KiB) the second does not fit.
+    let runtime = sandport_core::Runtime::new(sandport_core::RuntimeOptions {
+        schedule: false,
+        memory_budget: Some(64 << 20),
+        ..Default::default()
+    })
+    .expect("runtime");
+    let yaml = |id: &str, memory: &str| {
+        format!("{{id: {id}, component: http, port: 80, sandbox: {{memory_limit: {memory}}}}}")
+    };
+    runtime
+        .register(entry(&yaml("a", "32MiB")))
+        .await
+        .expect("fits");
+    let err = runtime
+        .register(entry(&yaml("b", "32MiB")))
+        .await
+        .expect_err("the host's share does not fit");
+    let text = err.to_string();
+    assert!(text.contains("64 KiB the host holds"), "{text}");
+    assert_eq!(err.key(), "sandbox.memory_limit");
+    runtime
+        .register(entry(&yaml("b", "31MiB")))
+        .await
+        .expect("fits beside the host's share");
+}
+
+#[tokio::test]
 async fn a_second_start_loads_the_compiled_component_from_the_cache_and_survives_damage() {
     let dir = std::env::temp_dir().join(format!("sandport-cache-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -37,7 +37,8 @@ pub struct ServeFlags {
     /// default of 65,530)
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     max_connectors: usize,
-    /// Sum of the connectors' memory limits this node accepts, e.g. 16GiB [default: no limit]
+    /// Sum of the connectors' memory limits (plus 64 KiB each the host holds
+    /// per connector) this node accepts, e.g. 16GiB [default: no limit]
     #[arg(long, value_name = "SIZE")]
     memory_budget: Option<bytesize::ByteSize>,
     /// Do not reload the config file when it changes (SIGHUP still does)

@@ -7,6 +7,9 @@
 //! scheduler), checks/s, the per-check latency p99, and the process's peak
 //! RSS (VmHWM, reset before each N).
 //!
+//! Then the same through the API (`check_all_api`): `sandport serve` in a
+//! child process on the same connectors, `HealthCheckAll` called from here.
+//!
 //! The same targets are then probed by Prometheus's blackbox_exporter
 //! (`/probe?module=http_2xx&target=...`), driven at the runtime's own check
 //! concurrency (`max_concurrent_checks`).
@@ -19,6 +22,7 @@ use sandport_core::{HealthStatus, Runtime, RuntimeOptions};
 use sandport_tests::servers::{Kind, RealServer};
 use tokio::task::JoinSet;
 
+use crate::check_all_api;
 use crate::report::{self, Row, Stats, human, per_second, thousands};
 use crate::targets::Targets;
 
@@ -28,6 +32,14 @@ pub struct Options {
     pub warm_rounds: usize,
     pub component: String,
     pub blackbox: bool,
+    /// Also through the API of a `sandport serve`.
+    pub api: bool,
+    /// The release `sandport` binary [default: beside this one].
+    pub sandport: Option<std::path::PathBuf>,
+    /// Check these loopback ports instead of the bench's own target servers.
+    pub target_ports: Vec<u16>,
+    /// The service through the API keeps its check history (its default).
+    pub api_history: bool,
 }
 
 const BLACKBOX: &str = "/usr/bin/prometheus-blackbox-exporter";
@@ -37,11 +49,11 @@ const TARGET_WALL: Duration = Duration::from_secs(2);
 const TARGET_VS_BLACKBOX: f64 = 2.0;
 
 /// One round of checks or probes.
-struct Round {
-    wall: Duration,
-    healthy: usize,
-    total: usize,
-    first_failure: Option<String>,
+pub struct Round {
+    pub wall: Duration,
+    pub healthy: usize,
+    pub total: usize,
+    pub first_failure: Option<String>,
 }
 
 /// What one N measured.
@@ -50,6 +62,8 @@ struct Sandport {
     cold: Round,
     warm: Vec<Round>,
     check_p99: Duration,
+    /// This process's CPU time over the warm rounds, per check.
+    cpu_per_check: Duration,
     peak_kib: u64,
     rss_before_kib: u64,
     mappings: usize,
@@ -69,11 +83,42 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         Some(limit) => println!("open-files limit: {limit} (need about {needed})"),
         None => println!("open-files limit: unknown"),
     }
+    // The service through the API gets target servers of its own: with
+    // the in-process connectors' pooled connections, one process would
+    // hold two per connector.
+    let (targets, api_targets, where_to) = if options.target_ports.is_empty() {
+        let where_to = format!(
+            "{} loopback target servers (child process; the service's connectors get {} more in another)",
+            options.servers, options.servers
+        );
+        let api_targets = options
+            .api
+            .then(|| Targets::spawn(options.servers))
+            .transpose()?;
+        (Targets::spawn(options.servers)?, api_targets, where_to)
+    } else {
+        let where_to = format!("the servers on loopback ports {:?}", options.target_ports);
+        let api_targets = Some(Targets::external(options.target_ports.clone()));
+        (
+            Targets::external(options.target_ports.clone()),
+            api_targets,
+            where_to,
+        )
+    };
     println!(
-        "method: `{}` connectors spread over {} loopback target servers (child process); per N: register all concurrently, 1 first round + {} warm rounds of Runtime::check_all(None) (runtime check concurrency {concurrency}); blackbox_exporter: the same targets through /probe?module=http_2xx at concurrency {concurrency}, 1 + {} rounds",
-        options.component, options.servers, options.warm_rounds, options.warm_rounds
+        "method: `{}` connectors spread over {where_to}; per N: register all concurrently, 1 first round + {} warm rounds of Runtime::check_all(None) (runtime check concurrency {concurrency}); {}blackbox_exporter: the same targets through /probe?module=http_2xx at concurrency {concurrency}, 1 + {} rounds",
+        options.component,
+        options.warm_rounds,
+        if options.api {
+            format!(
+                "and `sandport serve` (release, default settings, started before the rounds) on the same entries in a config file: a first and {} warm gRPC HealthCheckAll calls from this process, timed by the client, each right after the in-process round; ",
+                options.warm_rounds
+            )
+        } else {
+            String::new()
+        },
+        options.warm_rounds
     );
-    let targets = Targets::spawn(options.servers)?;
     let blackbox = if !options.blackbox {
         None
     } else if std::path::Path::new(BLACKBOX).exists() {
@@ -89,11 +134,23 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         None
     };
     let probe_client = crate::check::native_client()?;
+    let api_binary = if options.api {
+        match crate::serve::binary(options.sandport.as_deref()) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                println!("skipping the rounds through the API: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let mut rows = Vec::new();
     for &n in &options.connectors {
         println!("-- {n} connectors");
-        let ours = measure_sandport(options, &targets, n).await?;
+        let api = api_binary.as_deref().zip(api_targets.as_ref());
+        let (ours, api) = measure_sandport(options, &targets, api, n).await?;
         let warm = Stats::new(ours.warm.iter().map(|r| r.wall).collect());
         let warm_wall = if ours.warm.is_empty() {
             ours.cold.wall
@@ -105,7 +162,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             .chain(&ours.warm)
             .all(|r| r.healthy == r.total);
         println!(
-            "sandport: registered in {}; first round {} ({:.0} checks/s); warm rounds {} (median {}, {:.0} checks/s); per-check latency p99 {}; healthy in the first round {}/{}, all healthy in every round: {all_healthy}",
+            "sandport: registered in {}; first round {} ({:.0} checks/s); warm rounds {} (median {}, {:.0} checks/s); per-check latency p99 {}; CPU per check {}; healthy in the first round {}/{}, all healthy in every round: {all_healthy}",
             human(ours.register),
             human(ours.cold.wall),
             per_second(n, ours.cold.wall),
@@ -117,6 +174,7 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
             human(warm_wall),
             rate,
             human(ours.check_p99),
+            human(ours.cpu_per_check),
             ours.cold.healthy,
             n,
         );
@@ -162,6 +220,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         } else {
             Row::info(3, figure, wall_value)
         });
+
+        let api = match api {
+            Some(api) => {
+                println!("through the API: {}", api.describe(n));
+                if let Some(failure) = api.first_failure() {
+                    println!("through the API: a failed check said: {failure}");
+                }
+                rows.extend(api.rows(n, warm_wall, ours.cold.wall, ours.cpu_per_check));
+                Some(api)
+            }
+            None => None,
+        };
 
         if let Some(server) = &blackbox {
             let mut rounds = Vec::new();
@@ -209,6 +279,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
                 "≥ 2×",
                 vs >= TARGET_VS_BLACKBOX && all_healthy && bb_healthy,
             ));
+            if let Some(api) = &api {
+                let api_rate = per_second(n, api.warm_wall());
+                rows.push(Row::info(
+                    3,
+                    format!(
+                        "the same through the API (gRPC HealthCheckAll), {} targets",
+                        thousands(n as u64)
+                    ),
+                    format!("{api_rate:.0} vs {bb_rate:.0} = {:.2}×", api_rate / bb_rate),
+                ));
+            }
             rows.push(Row::info(
                 3,
                 format!("peak RSS, {} connectors", thousands(n as u64)),
@@ -229,11 +310,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The in-process rounds, and when `api` names a `sandport` binary and
+/// its targets, the rounds through its API, each right after the
+/// in-process round of the same number.
 async fn measure_sandport(
     options: &Options,
     targets: &Targets,
+    api: Option<(&std::path::Path, &Targets)>,
     n: usize,
-) -> anyhow::Result<Sandport> {
+) -> anyhow::Result<(Sandport, Option<check_all_api::ApiRounds>)> {
     let reset = report::reset_peak_rss();
     if !reset {
         println!(
@@ -245,28 +330,58 @@ async fn measure_sandport(
     let started = Instant::now();
     register_many(&runtime, &options.component, targets, n).await?;
     let register = started.elapsed();
+    let mut service = match api {
+        Some((binary, api_targets)) => Some(
+            check_all_api::ApiService::start(
+                binary,
+                &options.component,
+                api_targets,
+                n,
+                options.api_history,
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let cold = check_round(&runtime).await;
+    if let Some(service) = &mut service {
+        service.round().await?;
+    }
     let mut warm = Vec::new();
     let mut latencies = Vec::new();
+    let mut cpu_ns = 0;
     for _ in 0..options.warm_rounds {
+        let cpu_before = report::threads_cpu_ns();
         let (round, mut lat) = check_round(&runtime).await;
+        cpu_ns += report::threads_cpu_ns().saturating_sub(cpu_before);
         warm.push(round);
         latencies.append(&mut lat);
+        if let Some(service) = &mut service {
+            service.round().await?;
+        }
     }
+    let checks = warm.iter().map(|r| r.total).sum::<usize>().max(1) as u64;
+    let cpu_per_check = Duration::from_nanos(cpu_ns / checks);
     let peak_kib = report::peak_rss_kib();
     let mappings = report::mappings();
     runtime.shutdown().await;
     drop(runtime);
-    Ok(Sandport {
+    let api = match service {
+        Some(service) => Some(service.finish().await?),
+        None => None,
+    };
+    let ours = Sandport {
         register,
         cold: cold.0,
         warm,
         check_p99: Stats::new(latencies).p99(),
+        cpu_per_check,
         peak_kib,
         rss_before_kib,
         mappings,
-    })
+    };
+    Ok((ours, api))
 }
 
 /// Registers `n` connectors of `component`, ids `c00000`.., concurrently.

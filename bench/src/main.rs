@@ -18,6 +18,7 @@
 mod boundary;
 mod check;
 mod check_all;
+mod check_all_api;
 mod cold_start;
 mod grpc;
 mod history;
@@ -87,8 +88,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// 3. HealthCheckAll across N connectors vs blackbox_exporter on the
-    ///    same targets.
+    /// 3. HealthCheckAll across N connectors, in-process and through the
+    ///    gRPC API of `sandport serve`, vs blackbox_exporter on the same
+    ///    targets.
     CheckAll {
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         connectors: Vec<usize>,
@@ -105,6 +107,21 @@ enum Command {
         /// Skip the blackbox_exporter comparison.
         #[arg(long)]
         no_blackbox: bool,
+        /// Skip the rounds through the gRPC API of `sandport serve`.
+        #[arg(long)]
+        no_api: bool,
+        /// Point the connectors at servers already listening on these
+        /// loopback ports (e.g. an nginx) instead of the bench's own.
+        #[arg(long, value_delimiter = ',')]
+        target_ports: Vec<u16>,
+        /// Turn the service's check history off for the rounds through the
+        /// API (it is on by default), to see what it costs a round.
+        #[arg(long)]
+        api_no_history: bool,
+        /// The release `sandport` binary for the rounds through the API
+        /// [default: beside this one].
+        #[arg(long)]
+        sandport: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -317,6 +334,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             warm_rounds,
             component,
             no_blackbox,
+            no_api,
+            sandport,
+            target_ports,
+            api_no_history,
             ..
         } => multi_thread()?.block_on(check_all::run(&check_all::Options {
             connectors,
@@ -324,6 +345,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             warm_rounds,
             component,
             blackbox: !no_blackbox,
+            api: !no_api,
+            sandport,
+            target_ports,
+            api_history: !api_no_history,
         }))?,
         Command::Memory {
             connectors,
@@ -436,7 +461,15 @@ fn all(
     let mut parts: Vec<Vec<String>> = vec![
         vec!["boundary".into()],
         vec!["check".into()],
-        vec!["check-all".into(), "--connectors".into(), counts.clone()],
+        [
+            vec![
+                "check-all".to_string(),
+                "--connectors".into(),
+                counts.clone(),
+            ],
+            binary.clone(),
+        ]
+        .concat(),
         vec![
             "memory".into(),
             "--connectors".into(),

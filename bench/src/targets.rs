@@ -42,7 +42,8 @@ pub async fn serve(count: usize) -> anyhow::Result<()> {
 /// The target servers' child process; killed when dropped.
 pub struct Targets {
     pub ports: Vec<u16>,
-    child: Child,
+    /// `None` for servers someone else runs ([`Targets::external`]).
+    child: Option<Child>,
 }
 
 impl Targets {
@@ -69,12 +70,21 @@ impl Targets {
             .split(',')
             .map(|p| p.parse::<u16>().context("a target port"))
             .collect::<anyhow::Result<Vec<u16>>>()?;
-        Ok(Targets { ports, child })
+        Ok(Targets {
+            ports,
+            child: Some(child),
+        })
     }
 
-    /// The process id of the servers' process.
+    /// Servers on these loopback ports that someone else runs (e.g. an
+    /// nginx, to compare with a user's set-up).
+    pub fn external(ports: Vec<u16>) -> Targets {
+        Targets { ports, child: None }
+    }
+
+    /// The process id of the servers' process (0 for external servers).
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// The URL of target `i` (round-robin over the servers).
@@ -89,7 +99,9 @@ impl Targets {
 
 impl Drop for Targets {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

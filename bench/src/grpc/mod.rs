@@ -208,7 +208,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
 /// Waits until all `count` connectors of `service` are healthy (their first
 /// scheduled checks are spread over the first seconds), so that cached
 /// answers are real results.
-async fn wait_healthy(service: &Serve, count: usize, within: Duration) -> anyhow::Result<()> {
+pub(crate) async fn wait_healthy(
+    service: &Serve,
+    count: usize,
+    within: Duration,
+) -> anyhow::Result<()> {
     let mut client = service.client().await?;
     let deadline = Instant::now() + within;
     loop {

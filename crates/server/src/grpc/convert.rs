@@ -206,7 +206,9 @@ pub fn info_from_pb(info: pb::ConnectorInfo) -> ConnectorInfo {
     }
 }
 
-pub fn check_to_pb(id: &str, h: &HealthSnapshot) -> pb::HealthCheckResponse {
+/// Takes the snapshot by value: `HealthCheckAll` answers thousands at once
+/// on the API thread, and moving the strings saves a copy of each.
+pub fn check_to_pb(id: String, h: HealthSnapshot) -> pb::HealthCheckResponse {
     let HealthSnapshot {
         status,
         message,
@@ -220,12 +222,12 @@ pub fn check_to_pb(id: &str, h: &HealthSnapshot) -> pb::HealthCheckResponse {
         since: _,
     } = h;
     pb::HealthCheckResponse {
-        id: id.to_string(),
-        status: status_to_pb(*status).into(),
-        message: message.clone(),
+        id,
+        status: status_to_pb(status).into(),
+        message,
         response_time_ms: latency.map(millis).unwrap_or(0),
         checked_at: checked_at.map(timestamp),
-        details: details.iter().cloned().collect(),
+        details: details.into_iter().collect(),
         failure: failure_to_pb(failure.as_ref()),
     }
 }

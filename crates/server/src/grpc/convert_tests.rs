@@ -104,3 +104,25 @@ fn a_redacted_message_holds_no_secret_and_restores_from_the_current_config() {
         assert_eq!(sent_back, original, "{text}");
     }
 }
+
+#[test]
+fn a_check_result_moves_into_its_message_without_copying_its_text() {
+    use sandport_core::health::{HealthSnapshot, HealthStatus};
+    // HealthCheckAll converts thousands of these on the API thread, which
+    // every other API call shares: each string copied is an allocation,
+    // a copy and a free more per result.
+    let snapshot = HealthSnapshot {
+        status: HealthStatus::Healthy,
+        message: "GET http://127.0.0.1:8080/-/healthy returned 200".to_string(),
+        details: vec![("code".to_string(), "200".to_string())],
+        ..HealthSnapshot::unknown()
+    };
+    let id = "c00001".to_string();
+    let (id_at, message_at) = (id.as_ptr(), snapshot.message.as_ptr());
+    let message = super::check_to_pb(id, snapshot);
+    assert_eq!(message.id.as_ptr(), id_at);
+    assert_eq!(message.message.as_ptr(), message_at);
+    assert_eq!(message.details.get("code").map(String::as_str), Some("200"));
+    let (_, back) = super::check_from_pb(message);
+    assert_eq!(back.status, HealthStatus::Healthy);
+}

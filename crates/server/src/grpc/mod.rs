@@ -219,7 +219,10 @@ impl ConnectorsService for GrpcApi {
         } else {
             self.service.check(id).await.map_err(status)?
         };
-        Ok(Response::new(convert::check_to_pb(id, &snapshot)))
+        Ok(Response::new(convert::check_to_pb(
+            id.to_string(),
+            snapshot,
+        )))
     }
 
     async fn health_check_all(
@@ -233,7 +236,7 @@ impl ConnectorsService for GrpcApi {
         Ok(Response::new(pb::HealthCheckAllResponse {
             results: all
                 .results
-                .iter()
+                .into_iter()
                 .map(|(id, h)| convert::check_to_pb(id, h))
                 .collect(),
             unfinished: all.unfinished,

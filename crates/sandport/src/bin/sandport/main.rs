@@ -484,12 +484,14 @@ async fn check(cli: &Cli, ids: &[String], output: Output) -> anyhow::Result<Exit
             }
             results
         };
+        // By id: with 10,000 connectors a search per result took 0.2 s.
+        let infos: std::collections::HashMap<String, _> = infos
+            .into_iter()
+            .map(|info| (info.id.clone(), info))
+            .collect();
         Ok(results
             .into_iter()
-            .filter_map(|(id, health)| {
-                let info = infos.iter().find(|i| i.id == id)?.clone();
-                Some((info, health))
-            })
+            .filter_map(|(id, health)| Some((infos.get(&id)?.clone(), health)))
             .collect())
     }
     .await;

@@ -401,12 +401,26 @@ pub async fn register_range(
     targets: &Targets,
     range: std::ops::Range<usize>,
 ) -> anyhow::Result<()> {
+    register_all(
+        runtime,
+        range.map(|i| {
+            format!(
+                "{{id: c{i:05}, component: {component}, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy}}}}",
+                targets.port(i)
+            )
+        }),
+    )
+    .await
+}
+
+/// Registers the entries (YAML flow maps) concurrently.
+pub async fn register_all(
+    runtime: &Runtime,
+    entries: impl Iterator<Item = String>,
+) -> anyhow::Result<()> {
     let mut tasks = JoinSet::new();
-    for i in range {
-        let config = sandport_tests::entry(&format!(
-            "{{id: c{i:05}, component: {component}, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy}}}}",
-            targets.port(i)
-        ));
+    for yaml in entries {
+        let config = sandport_tests::entry(&yaml);
         let runtime = runtime.clone();
         tasks.spawn(async move { runtime.register(config).await.map(|_| ()) });
     }

@@ -26,7 +26,7 @@ use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClien
 use tonic::transport::Channel;
 
 use crate::check_all::Round;
-use crate::report::{Row, human, per_second, thousands};
+use crate::report::{self, Row, human, per_second, thousands};
 use crate::serve::{Serve, TempDir};
 use crate::targets::Targets;
 
@@ -80,7 +80,24 @@ impl ApiService {
         history: bool,
     ) -> anyhow::Result<ApiService> {
         let dir = TempDir::new("check-all-api")?;
-        let config = write_config(dir.path(), component, targets, n, history)?;
+        // The entries the in-process rounds register (ids `c00000`.., the
+        // same target and health path each), every other setting at its
+        // default (the history too, unless `history` is false).
+        let config = crate::serve::write_config(
+            dir.path(),
+            n,
+            &[component],
+            targets,
+            Some("path: /-/healthy"),
+        )?;
+        if !history {
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&config)
+                .with_context(|| format!("open {}", config.display()))?;
+            std::io::Write::write_all(&mut file, b"history:\n  enabled: false\n")
+                .with_context(|| format!("write {}", config.display()))?;
+        }
         let cache = TempDir::new("check-all-api-cache")?;
         let spawned = Instant::now();
         let mut service = Serve::spawn(binary, &config, cache.path())?;
@@ -110,9 +127,9 @@ impl ApiService {
             return Ok(());
         }
         let pid = self.service.pid();
-        let before = threads_cpu(pid);
+        let before = report::threads_cpu(Some(pid));
         self.warm.push(round(&mut self.client).await?);
-        for (tid, (name, ns)) in threads_cpu(pid) {
+        for (tid, (name, ns)) in report::threads_cpu(Some(pid)) {
             let was = before.get(&tid).map_or(0, |(_, ns)| *ns);
             let spent = &mut self.cpu.entry(tid).or_insert((name, 0)).1;
             *spent += ns.saturating_sub(was);
@@ -186,55 +203,6 @@ async fn round(client: &mut ConnectorsServiceClient<Channel>) -> anyhow::Result<
         total: answer.results.len(),
         first_failure,
     })
-}
-
-/// The service's config: the entries the in-process rounds register (ids
-/// `c00000`.., the same target and health path each), with every other
-/// setting at its default (the history too, unless `history` is false).
-fn write_config(
-    dir: &Path,
-    component: &str,
-    targets: &Targets,
-    n: usize,
-    history: bool,
-) -> anyhow::Result<std::path::PathBuf> {
-    let mut yaml = String::new();
-    if !history {
-        yaml.push_str("history:\n  enabled: false\n");
-    }
-    yaml.push_str("connectors:\n");
-    for i in 0..n {
-        yaml.push_str(&format!(
-            "  - {{id: c{i:05}, component: {component}, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy}}}}\n",
-            targets.port(i)
-        ));
-    }
-    let path = dir.join("connectors.yaml");
-    std::fs::write(&path, yaml).with_context(|| format!("write {}", path.display()))?;
-    Ok(path)
-}
-
-/// CPU time of each thread of `pid` so far, in nanoseconds, by thread id,
-/// with the thread's name (`/proc/PID/task/TID/{comm,schedstat}`).
-fn threads_cpu(pid: u32) -> BTreeMap<String, (String, u64)> {
-    let mut threads = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return threads;
-    };
-    for task in tasks.flatten() {
-        let path = task.path();
-        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        let ns = std::fs::read_to_string(path.join("schedstat"))
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
-        if let Some(ns) = ns {
-            threads.insert(
-                task.file_name().to_string_lossy().into_owned(),
-                (name.trim().to_string(), ns),
-            );
-        }
-    }
-    threads
 }
 
 impl ApiRounds {

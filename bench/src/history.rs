@@ -25,7 +25,6 @@ use anyhow::{Context, bail, ensure};
 use sandport_core::service::history_feed;
 use sandport_core::{CheckObserver, Checked, HealthStatus, Observers, Runtime, RuntimeOptions};
 use sandport_history::{History, HistoryOptions};
-use tokio::task::JoinSet;
 
 use crate::report::{self, Row, human, thousands};
 use crate::serve::TempDir;
@@ -380,21 +379,16 @@ async fn phase(
 async fn register(runtime: &Runtime, targets: &Targets, options: &Options) -> anyhow::Result<()> {
     let interval_ms = options.interval.as_millis();
     let timeout_ms = timeout(options.interval).as_millis();
-    let mut tasks = JoinSet::new();
-    for i in 0..options.connectors {
-        let config = sandport_tests::entry(&format!(
-            "{{id: c{i:05}, component: http, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy, interval: {interval_ms}ms, timeout: {timeout_ms}ms}}}}",
-            targets.port(i)
-        ));
-        let runtime = runtime.clone();
-        tasks.spawn(async move { runtime.register(config).await.map(|_| ()) });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined
-            .context("a registration task failed")?
-            .context("register a connector")?;
-    }
-    Ok(())
+    crate::check_all::register_all(
+        runtime,
+        (0..options.connectors).map(|i| {
+            format!(
+                "{{id: c{i:05}, component: http, host: 127.0.0.1, port: {}, health_check: {{path: /-/healthy, interval: {interval_ms}ms, timeout: {timeout_ms}ms}}}}",
+                targets.port(i)
+            )
+        }),
+    )
+    .await
 }
 
 /// CPU time of every thread of this process so far, those that ended too
@@ -417,16 +411,10 @@ fn process_cpu() -> Option<Duration> {
 /// CPU time of the history's writer thread so far (its name, as
 /// `sandport-history` gives it, in `/proc/self/task/*/comm`).
 fn writer_cpu() -> Option<Duration> {
-    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
-    tasks.flatten().find_map(|task| {
-        let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
-        if name.trim() != "history-writer" {
-            return None;
-        }
-        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
-        let ns = stat.split_whitespace().next()?.parse::<u64>().ok()?;
-        Some(Duration::from_nanos(ns))
-    })
+    report::threads_cpu(None)
+        .into_values()
+        .find(|(name, _)| name == "history-writer")
+        .map(|(_, ns)| Duration::from_nanos(ns))
 }
 
 /// The store after phase (b).

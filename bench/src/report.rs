@@ -322,14 +322,35 @@ pub fn thread_cpu() -> Duration {
 /// `/proc/self/stat`). Threads that ended are not counted, so take
 /// differences over stretches in which the runtime's threads live on.
 pub fn threads_cpu_ns() -> u64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
+    threads_cpu(None).values().map(|(_, ns)| ns).sum()
+}
+
+/// CPU time of each live thread of process `pid` (`None`: this one) so
+/// far, in nanoseconds, by thread id, with the thread's name
+/// (`/proc/PID/task/TID/{comm,schedstat}`).
+pub fn threads_cpu(pid: Option<u32>) -> std::collections::BTreeMap<String, (String, u64)> {
+    let mut threads = std::collections::BTreeMap::new();
+    let dir = pid.map_or_else(
+        || "/proc/self/task".to_string(),
+        |pid| format!("/proc/{pid}/task"),
+    );
+    let Ok(tasks) = std::fs::read_dir(dir) else {
+        return threads;
     };
-    tasks
-        .flatten()
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    for task in tasks.flatten() {
+        let path = task.path();
+        let ns = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse::<u64>().ok());
+        if let Some(ns) = ns {
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            threads.insert(
+                task.file_name().to_string_lossy().into_owned(),
+                (name.trim().to_string(), ns),
+            );
+        }
+    }
+    threads
 }
 
 /// Pins every thread of process `pid` (0: this process) to `cpu`; threads

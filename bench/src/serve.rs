@@ -75,18 +75,18 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 /// Writes a `connectors.yaml` of `count` entries (ids `c00000`..), cycling
 /// through `components`, each pointed at a target server.
-/// `interval`, if given, is every entry's `health_check.interval` and
-/// timeout (a check must end before the next one starts).
+/// `health_check`, if given, is every entry's `health_check` map, inside
+/// its braces (e.g. `interval: 1s, timeout: 1s`).
 pub fn write_config(
     dir: &Path,
     count: usize,
     components: &[&str],
     targets: &Targets,
-    interval: Option<&str>,
+    health_check: Option<&str>,
 ) -> anyhow::Result<PathBuf> {
     let mut yaml = String::from("connectors:\n");
-    let health = interval
-        .map(|every| format!(", health_check: {{interval: {every}, timeout: {every}}}"))
+    let health = health_check
+        .map(|keys| format!(", health_check: {{{keys}}}"))
         .unwrap_or_default();
     for i in 0..count {
         let component = components[i % components.len()];

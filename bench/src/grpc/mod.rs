@@ -250,7 +250,14 @@ async fn busy_phase(
 ) -> anyhow::Result<(Phase, usize)> {
     let every = format!("{}ms", options.busy_interval.as_millis());
     let dir = TempDir::new("grpc-busy")?;
-    let config = serve::write_config(dir.path(), options.busy, &["http"], targets, Some(&every))?;
+    let config = serve::write_config(
+        dir.path(),
+        options.busy,
+        &["http"],
+        targets,
+        // A check must end before the next one starts.
+        Some(&format!("interval: {every}, timeout: {every}")),
+    )?;
     let cache = TempDir::new("cache-busy")?;
     let mut service = Serve::spawn(binary, &config, cache.path())?;
     service

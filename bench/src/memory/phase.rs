@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use sandport_core::{CheckObserver, Checked, HealthStatus, Observers, Runtime, RuntimeOptions};
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
 
 use crate::report::{self, human, thousands};
 use crate::targets::Targets;
@@ -236,24 +235,19 @@ async fn register(
     } else {
         ", path: /-/healthy".to_string()
     };
-    let mut tasks = JoinSet::new();
-    for i in 0..n {
-        let config = sandport_tests::entry(&format!(
-            "{{id: c{i:05}, component: {}, host: 127.0.0.1, port: {}, health_check: {{interval: {}ms, timeout: {}ms{path}}}}}",
-            options.component,
-            targets.port(i),
-            options.interval.as_millis(),
-            timeout.as_millis(),
-        ));
-        let runtime = runtime.clone();
-        tasks.spawn(async move { runtime.register(config).await.map(|_| ()) });
-    }
-    while let Some(joined) = tasks.join_next().await {
-        joined
-            .context("a registration task failed")?
-            .context("register a connector")?;
-    }
-    Ok(())
+    crate::check_all::register_all(
+        runtime,
+        (0..n).map(|i| {
+            format!(
+                "{{id: c{i:05}, component: {}, host: 127.0.0.1, port: {}, health_check: {{interval: {}ms, timeout: {}ms{path}}}}}",
+                options.component,
+                targets.port(i),
+                options.interval.as_millis(),
+                timeout.as_millis(),
+            )
+        }),
+    )
+    .await
 }
 
 /// Counts the checks the scheduler runs, and those not healthy.

@@ -51,14 +51,8 @@ impl Cluster {
             tls,
             use_tls: _,
         } = options;
-        options.validate().map_err(|e| ClusterError::Refused {
-            during: "the cluster options",
-            reason: e.to_string(),
-        })?;
-        let keys = Keys::new(prefix).map_err(|e| ClusterError::Refused {
-            during: "the cluster options",
-            reason: e.to_string(),
-        })?;
+        options.validate()?;
+        let keys = Keys::new(prefix)?;
         let mut connect = ConnectOptions::new()
             .with_connect_timeout(*call_timeout)
             .with_timeout(*call_timeout)

@@ -94,6 +94,8 @@ pub enum ClusterError {
     LeaseExpired,
     #[error("{0}")]
     InvalidId(#[from] IdError),
+    #[error("{0}")]
+    Options(#[from] OptionsError),
     #[error(
         "connector \"{id}\" takes {size} bytes as stored, over the {limit} bytes a value may take in etcd; shorten its settings, metadata or headers"
     )]

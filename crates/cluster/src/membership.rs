@@ -38,14 +38,18 @@ pub struct MemberInfo {
 impl MemberInfo {
     /// Info for a node that starts now.
     pub fn starting_now(address: &str) -> MemberInfo {
-        let started_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         MemberInfo {
             address: address.to_string(),
-            started_at_ms,
+            started_at_ms: now_ms(),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (0 on a clock set before it).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whether this node is still a member.

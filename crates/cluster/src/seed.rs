@@ -18,7 +18,7 @@ use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use sandport_config::ConnectorConfig;
 
 use crate::error::ClusterError;
-use crate::membership::MemberInfo;
+use crate::membership::now_ms;
 use crate::store::{MAX_VALUE_BYTES, Origin, Store, encode};
 
 /// etcd's default `--max-txn-ops`.
@@ -61,7 +61,7 @@ impl Store {
         let seeded = keys.seeded();
         let marker = serde_json::json!({
             "by": self.cluster.node_id.as_str(),
-            "at_ms": MemberInfo::starting_now("").started_at_ms,
+            "at_ms": now_ms(),
             "entries": configs.len(),
         })
         .to_string();

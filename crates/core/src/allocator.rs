@@ -7,7 +7,7 @@
 //! with 3,000 idle `http` connectors the heap held about 29 KiB per
 //! connector for 19 KiB in use. Two arenas keep the threads from queueing on
 //! one lock (each thread also has its own cache) and bring that to about
-//! 21 KiB, at a few per cent of checks per second (docs/performance.md).
+//! 21 KiB (docs/performance.md, "Memory (part 4)").
 //!
 //! A scheduling runtime also holds a [`Trimmer`], which gives malloc's free
 //! pages back to the kernel every few seconds.

@@ -21,9 +21,10 @@
 //! check and, for a connector checked often, from check to check; all
 //! clients share one TLS configuration. The client is built at the
 //! connector's first request: one that never speaks HTTP (the TCP
-//! connectors) never holds one. A connector checked less often than
-//! [`KEEP_WARM_UP_TO`] lets its client, and with it its connections, go after
-//! each scheduled check ([`Egress::release_connections`]).
+//! connectors) never holds one. A connector checked far apart (the
+//! schedule's `KEEP_WARM_UP_TO`) lets its client, and with it its
+//! connections, go after each scheduled check
+//! ([`Egress::release_connections`]).
 
 mod credentials;
 mod errors;
@@ -54,20 +55,6 @@ pub use resolve::{Lookup, SystemLookup};
 pub use sandport_policy::{EgressPolicy, HostRule, RuleError, TcpAllowed};
 
 pub const MAX_REDIRECTS: usize = 5;
-
-/// Scheduled checks at most this far apart keep warm between them: the
-/// connector's pooled connection, and its instance's stack pages. Further
-/// apart, holding them costs more than making them anew: a connection holds
-/// about 30 KiB of buffers in the host (and a socket on both sides) for the
-/// whole interval to save one TCP (or TLS) handshake per check, and many
-/// servers close an idle keep-alive connection within 5 to 75 s anyway; the
-/// stack's 16 KiB save a few page faults.
-pub const KEEP_WARM_UP_TO: Duration = Duration::from_secs(10);
-
-/// Whether a connector checked every `interval` keeps warm between checks.
-pub fn keeps_warm(interval: Duration) -> bool {
-    interval <= KEEP_WARM_UP_TO
-}
 
 /// What one guest call has used of its egress allowance so far.
 #[derive(Debug, Default, Clone, Copy)]
@@ -209,8 +196,8 @@ impl Egress {
 
     /// Drops the connector's client and with it the connections it pools
     /// (once no request of it is running): for a connector whose next check
-    /// is too far away for a kept connection to pay
-    /// ([`KEEP_WARM_UP_TO`]). The next request builds a client anew.
+    /// is too far away for a kept connection to pay (the schedule's
+    /// `KEEP_WARM_UP_TO`). The next request builds a client anew.
     pub fn release_connections(&self) {
         let released = lock(&self.client).take();
         drop(released);

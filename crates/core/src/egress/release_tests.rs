@@ -53,11 +53,3 @@ async fn released_connections_are_closed_and_the_next_request_opens_one() {
     assert!(egress.holds_client());
     assert_eq!(server.accepted(), 2, "a new client opens a new connection");
 }
-
-#[test]
-fn only_checks_far_apart_let_their_connections_go() {
-    assert!(keeps_warm(Duration::from_secs(1)));
-    assert!(keeps_warm(KEEP_WARM_UP_TO));
-    assert!(!keeps_warm(KEEP_WARM_UP_TO + Duration::from_millis(1)));
-    assert!(!keeps_warm(Duration::from_secs(30)));
-}

@@ -92,14 +92,14 @@ impl Runtime {
 /// the scheduler, which runs most checks, reads no snapshot. `scheduled`:
 /// when the schedule meant it to start, for the lateness metric; a
 /// scheduled check of a connector checked less often than
-/// [`KEEP_WARM_UP_TO`](crate::egress::KEEP_WARM_UP_TO) leaves nothing warm
+/// [`KEEP_WARM_UP_TO`](super::schedule::KEEP_WARM_UP_TO) leaves nothing warm
 /// behind it (see [`check_once`]).
 pub(super) async fn run_check(inner: &Inner, entry: &Entry, scheduled: Option<Instant>) {
     if !entry.config.enabled || lock(&entry.quarantine).blocks(Instant::now()) {
         return;
     }
     let cool =
-        scheduled.is_some() && !crate::egress::keeps_warm(entry.config.health_check.interval);
+        scheduled.is_some() && !super::schedule::keeps_warm(entry.config.health_check.interval);
     let mut outcome = match inner.permits.acquire().await {
         Ok(_permit) => {
             if let Some(scheduled) = scheduled {

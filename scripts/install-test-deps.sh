@@ -4,8 +4,6 @@
 #     redis-server postgresql mariadb-server nats-server mosquitto rabbitmq-server
 #     etcd-server (the cluster crate's tests: crates/cluster/tests/etcd)
 #     (as root; none of them is left running or enabled to start by the install);
-#   * protobuf-compiler: the etcd client's build script compiles etcd's
-#     protos with protoc, so building sandport-cluster needs it;
 #   * for the status page's browser test (crates/server/tests/status_page.rs):
 #     chromium, chromium-driver, and fonts-dejavu-core so its screenshots have text;
 #   * moto (S3 + IAM mock, from PyPI), pinned, in a venv at <target>/test-tools/moto
@@ -48,7 +46,6 @@ programs=(
   "/usr/lib/rabbitmq/bin/rabbitmq-server rabbitmq-server"
   "/usr/bin/epmd rabbitmq-server"
   "/usr/bin/etcd etcd-server"
-  "/usr/bin/protoc protobuf-compiler"
   "/usr/bin/setpriv util-linux"
   "/usr/bin/chromium chromium"
   "/usr/bin/chromedriver chromium-driver"

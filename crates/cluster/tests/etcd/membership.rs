@@ -60,7 +60,7 @@ async fn a_member_that_stops_renewing_is_gone_after_the_ttl() {
     // Dropped without leave: keep-alive stops, as when the node is killed.
     let stopped = Instant::now();
     drop(joined_b);
-    let members = tokio::time::timeout(Duration::from_secs(6), watch.changed())
+    let members = tokio::time::timeout(Duration::from_secs(10), watch.changed())
         .await
         .expect("the member leaves within the TTL and etcd's expiry check")
         .unwrap();
@@ -72,7 +72,8 @@ async fn a_member_that_stops_renewing_is_gone_after_the_ttl() {
         took >= Duration::from_millis(1300),
         "gone after only {took:?}"
     );
-    assert!(took <= Duration::from_secs(4), "gone after {took:?}");
+    // With slack for a loaded machine.
+    assert!(took <= Duration::from_secs(6), "gone after {took:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,9 +91,9 @@ async fn a_node_whose_lease_is_gone_is_told_it_lost_membership() {
         .await
         .unwrap();
     client.lease_revoke(joined.lease_id()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(3), liveness.changed())
+    tokio::time::timeout(Duration::from_secs(6), liveness.changed())
         .await
-        .expect("told within one renewal period")
+        .expect("told at the next renewal")
         .unwrap();
     assert!(
         matches!(&*liveness.borrow(), Liveness::Lost { .. }),
@@ -126,9 +127,10 @@ async fn a_node_id_held_by_a_live_node_is_refused() {
         other => panic!("{other:?}"),
     }
     assert!(err.to_string().contains("another --node-id"), "{err}");
-    // It waited one TTL for a dead holder's lease to run out, no more.
+    // It waited one TTL (2 s) for a dead holder's lease to run out, not
+    // much more (slack for a loaded machine).
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(8),
         "{:?}",
         started.elapsed()
     );

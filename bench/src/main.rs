@@ -130,8 +130,8 @@ enum Command {
     Memory {
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         connectors: Vec<usize>,
-        /// A built-in (`prometheus`, `http`: HTTP; `tcp`: connects only)
-        /// or a component file.
+        /// A built-in or a component file, checked against a target that
+        /// answers its check (see `targets::table`).
         #[arg(long, default_value = "prometheus")]
         component: String,
         #[arg(long, default_value_t = 8)]
@@ -253,6 +253,8 @@ enum Command {
     Targets {
         #[arg(long, default_value_t = 8)]
         servers: usize,
+        #[arg(long, value_enum, default_value = "http")]
+        serves: targets::table::Serves,
     },
 }
 
@@ -302,8 +304,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             soak_seconds,
             sandport,
         } => return all(connectors, *soak_seconds, sandport.as_deref()),
-        Command::Targets { servers } => {
-            return multi_thread()?.block_on(targets::serve(*servers));
+        Command::Targets { servers, serves } => {
+            return multi_thread()?.block_on(targets::serve(*servers, *serves));
         }
     };
     report::print_conditions(name);

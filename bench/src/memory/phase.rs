@@ -18,7 +18,7 @@ use sandport_core::{CheckObserver, Checked, HealthStatus, Observers, Runtime, Ru
 use serde::{Deserialize, Serialize};
 
 use crate::report::{self, human, thousands};
-use crate::targets::Targets;
+use crate::targets::{Targets, table};
 
 /// Marks the line that carries a phase's [`Point`].
 pub const POINT_PREFIX: &str = "@memory-point ";
@@ -70,7 +70,10 @@ pub async fn run(options: &PhaseOptions) -> anyhow::Result<Point> {
             needed.next_power_of_two()
         );
     }
-    let targets = Targets::spawn(options.servers)?;
+    let builtin = table::find(&options.component).unwrap_or(&table::COMPONENT_FILE);
+    let targets = Targets::for_builtin(builtin, options.servers)
+        .with_context(|| format!("start the targets of `{}`", options.component))?;
+    println!("  targets: {}", targets.about);
     let point = match options.phase {
         Phase::Checked => checked(options, &targets).await?,
         Phase::Steady => steady(options, &targets).await?,
@@ -115,16 +118,22 @@ async fn checked(options: &PhaseOptions, targets: &Targets) -> anyhow::Result<Po
         .iter()
         .filter(|(_, h)| h.status == HealthStatus::Healthy)
         .count();
+    let loaded = report::rss_kib();
+    // A figure for connectors whose checks fail is not the memory of the
+    // service an operator runs.
     if let Some((id, h)) = results
         .iter()
         .find(|(_, h)| h.status != HealthStatus::Healthy)
     {
-        println!(
-            "  a check that was not healthy said: {id}: {} {}",
-            h.status, h.message
+        bail!(
+            "`{}`: {} of {} checks of one check_all were not healthy, e.g. {id}: {} {}",
+            options.component,
+            results.len() - healthy,
+            results.len(),
+            h.status,
+            h.message
         );
     }
-    let loaded = report::rss_kib();
     println!(
         "  after one check_all ({healthy}/{} healthy): RSS {} KiB over the runtime alone ({:.1} KiB per connector)",
         results.len(),
@@ -203,7 +212,11 @@ async fn steady(options: &PhaseOptions, targets: &Targets) -> anyhow::Result<Poi
         per(highest.saturating_sub(zero), n)
     );
     if let Some(failure) = counter.first_failure.get() {
-        println!("  a check that was not healthy said: {failure}");
+        println!(
+            "  NOT HEALTHY: {} of the scheduled checks of `{}` were not healthy, e.g. {failure}",
+            thousands(failed_after),
+            options.component
+        );
     }
     print_heap(heap_zero, n);
     print_breakdown();
@@ -228,18 +241,22 @@ async fn register(
     n: usize,
 ) -> anyhow::Result<()> {
     let timeout = options.interval.min(Duration::from_secs(5));
-    // The TCP check only connects; the HTTP ones ask for a path every
-    // target answers.
-    let path = if super::speaks_tcp(&options.component) {
+    // What the built-in's entry needs (`targets::table`).
+    let builtin = table::find(&options.component).unwrap_or(&table::COMPONENT_FILE);
+    let path = builtin
+        .path
+        .map(|p| format!(", path: {p}"))
+        .unwrap_or_default();
+    let extra = if builtin.extra.is_empty() {
         String::new()
     } else {
-        ", path: /-/healthy".to_string()
+        format!(", {}", builtin.extra)
     };
     crate::check_all::register_all(
         runtime,
         (0..n).map(|i| {
             format!(
-                "{{id: c{i:05}, component: {}, host: 127.0.0.1, port: {}, health_check: {{interval: {}ms, timeout: {}ms{path}}}}}",
+                "{{id: c{i:05}, component: {}, host: 127.0.0.1, port: {}, health_check: {{interval: {}ms, timeout: {}ms{path}}}{extra}}}",
                 options.component,
                 targets.port(i),
                 options.interval.as_millis(),

@@ -166,7 +166,8 @@ fn run_component(
     };
     println!();
     println!(
-        "method: VmRSS; `{component}` connectors (ids c00000..) pointed at {targets} (a child process); every check must be healthy; registered concurrently; each state and count ({list}) in a fresh process: (a) scheduler off: idle (registered, never checked), then after one check_all; (b) scheduler on, checked every {}: the highest RSS of a sample a second through interval {} after the last registration",
+        "method: VmRSS; `{component}` connectors (ids c00000..) pointed at {targets} (a child process); checks time out after {}; every check must be healthy; registered concurrently; each state and count ({list}) in a fresh process: (a) scheduler off: idle (registered, never checked), then after one check_all; (b) scheduler on, checked every {}: the highest RSS of a sample a second through interval {} after the last registration",
+        human(options.steady_interval.min(phase::check_timeout(serves))),
         human(options.steady_interval),
         options.steady_intervals.max(1),
     );

@@ -62,7 +62,7 @@ impl Serves {
                 "the real PostgreSQL (Debian's package), one server, max_connections 1,200, scram-sha-256 for TCP logins (the check stops at the authentication request)"
             }
             Serves::MariaDb => {
-                "the real MariaDB (Debian's package), one server, max_connections 1,200; each check logs in as root without a password, then COM_QUIT"
+                "the real MariaDB (Debian's package), one server, max_connections and back_log 1,200; each check logs in as root without a password, then COM_QUIT"
             }
             Serves::RabbitMq => {
                 "the real RabbitMQ (Debian's package), one server; each check logs in as guest/guest, opens vhost / and closes"

@@ -130,10 +130,11 @@ enum Command {
     Memory {
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
         connectors: Vec<usize>,
-        /// A built-in (`prometheus`, `http`: HTTP; `tcp`: connects only)
-        /// or a component file.
-        #[arg(long, default_value = "prometheus")]
-        component: String,
+        /// Built-ins, comma-separated, or `all` (every built-in, one after
+        /// the other), or a component file. Each is checked against a
+        /// target that answers its check (see `targets::table`).
+        #[arg(long, value_delimiter = ',', default_value = "prometheus")]
+        component: Vec<String>,
         #[arg(long, default_value_t = 8)]
         servers: usize,
         /// The check interval of the steady state, in seconds.
@@ -237,6 +238,8 @@ enum Command {
         common: Common,
     },
     /// Every part, each in a child process; ends with the summary table.
+    /// Part 4 runs `prometheus`, `http` and `tcp` here; `memory --component
+    /// all` measures every built-in (about two minutes each).
     All {
         /// Connector counts for parts 3 and 4; part 7 takes the largest.
         #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
@@ -253,6 +256,8 @@ enum Command {
     Targets {
         #[arg(long, default_value_t = 8)]
         servers: usize,
+        #[arg(long, value_enum, default_value = "http")]
+        serves: targets::table::Serves,
     },
 }
 
@@ -302,8 +307,8 @@ fn run(command: Command) -> anyhow::Result<()> {
             soak_seconds,
             sandport,
         } => return all(connectors, *soak_seconds, sandport.as_deref()),
-        Command::Targets { servers } => {
-            return multi_thread()?.block_on(targets::serve(*servers));
+        Command::Targets { servers, serves } => {
+            return multi_thread()?.block_on(targets::serve(*servers, *serves));
         }
     };
     report::print_conditions(name);
@@ -361,7 +366,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             ..
         } => multi_thread()?.block_on(memory::run(&memory::Options {
             connectors,
-            component,
+            components: memory::components(&component)?,
             servers: servers.max(1),
             steady_interval: std::time::Duration::from_secs(steady_interval),
             steady_intervals: steady_intervals.max(1),

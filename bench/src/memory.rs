@@ -13,6 +13,13 @@
 //! (1,000 → 10,000), which leaves out the one-off cost of compiling the
 //! component; the figure over the runtime alone at each count is printed
 //! too.
+//!
+//! Each built-in is checked against a target that answers its check
+//! (`targets::table`): a figure for connectors whose checks fail is not the
+//! memory of a running service, so a `check_all` with a check that is not
+//! healthy fails the phase, naming the connector and the message.
+//! `--component all` runs every built-in, one after the other, and ends
+//! with a summary of them.
 
 mod phase;
 
@@ -26,10 +33,31 @@ pub use phase::Phase;
 use phase::{POINT_PREFIX, PhaseOptions, Point};
 
 use crate::report::{Row, human, thousands};
+use crate::targets::table;
+
+/// `all` as every built-in; the rest as given, once each.
+pub fn components(asked: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut components: Vec<String> = Vec::new();
+    for name in asked.iter().map(|c| c.trim()).filter(|c| !c.is_empty()) {
+        let names = if name == "all" {
+            table::BUILTINS.iter().map(|b| b.name.to_string()).collect()
+        } else {
+            vec![name.to_string()]
+        };
+        for name in names {
+            if !components.contains(&name) {
+                components.push(name);
+            }
+        }
+    }
+    ensure!(!components.is_empty(), "no --component given");
+    Ok(components)
+}
 
 pub struct Options {
     pub connectors: Vec<usize>,
-    pub component: String,
+    /// Built-ins (or component files), measured one after the other.
+    pub components: Vec<String>,
     pub servers: usize,
     /// The scheduled checks' interval in the steady state.
     pub steady_interval: Duration,
@@ -74,13 +102,13 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         "--steady-interval must be at least 1 (second): the config refuses shorter health-check intervals"
     );
     if let Some(phase) = options.phase {
-        let [n] = counts[..] else {
-            bail!("a single phase takes one connector count");
+        let ([n], [component]) = (&counts[..], &options.components[..]) else {
+            bail!("a single phase takes one connector count and one component");
         };
         phase::run(&PhaseOptions {
             phase,
-            connectors: n,
-            component: options.component.clone(),
+            connectors: *n,
+            component: component.clone(),
             servers: options.servers,
             interval: options.steady_interval,
             intervals: options.steady_intervals.max(1),
@@ -89,22 +117,70 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         .await?;
         return Ok(Vec::new());
     }
+    let mut rows = Vec::new();
+    let mut summaries = Vec::new();
+    let mut failed = Vec::new();
+    for component in &options.components {
+        let started = std::time::Instant::now();
+        match run_component(options, &counts, component) {
+            Ok((mut more, summary)) => {
+                rows.append(&mut more);
+                summaries.push(summary);
+            }
+            // One built-in's failure does not hide the others' figures.
+            Err(e) if options.components.len() > 1 => {
+                println!("`{component}` FAILED: {e:#}");
+                failed.push(component.clone());
+            }
+            Err(e) => return Err(e),
+        }
+        println!("(`{component}` took {})", human(started.elapsed()));
+    }
+    if options.components.len() > 1 {
+        print_summary(&summaries, &counts);
+    }
+    ensure!(
+        failed.is_empty(),
+        "part 4 failed for: {}",
+        failed.join(", ")
+    );
+    Ok(rows)
+}
+
+/// Every state and count of one component.
+fn run_component(
+    options: &Options,
+    counts: &[usize],
+    component: &str,
+) -> anyhow::Result<(Vec<Row>, Summary)> {
+    let serves = table::find(component).map_or(table::Serves::Http, |b| b.serves);
     let list = counts
         .iter()
         .map(|n| thousands(*n as u64))
         .collect::<Vec<_>>()
         .join(", ");
+    let targets = if serves.is_loopback_fake() {
+        format!("{} {}", options.servers, serves.about())
+    } else {
+        serves.about().to_string()
+    };
+    println!();
     println!(
-        "method: VmRSS; `{}` connectors (ids c00000..) pointed at {} loopback target servers (child process), registered concurrently; each state and count ({list}) in a fresh process: (a) scheduler off: idle (registered, never checked), then after one check_all; (b) scheduler on, checked every {}: the highest RSS of a sample a second through interval {} after the last registration",
-        options.component,
-        options.servers,
+        "method: VmRSS; `{component}` connectors (ids c00000..) pointed at {targets} (a child process); checks time out after {}; every check must be healthy; registered concurrently; each state and count ({list}) in a fresh process: (a) scheduler off: idle (registered, never checked), then after one check_all; (b) scheduler on, checked every {}: the highest RSS of a sample a second through interval {} after the last registration",
+        human(options.steady_interval.min(phase::check_timeout(serves))),
         human(options.steady_interval),
         options.steady_intervals.max(1),
     );
+    for line in table::answers_for(component) {
+        println!("  the targets answer: {line}");
+    }
     let mut checked = Vec::new();
-    for &n in &counts {
-        println!("-- scheduler off, {} connectors", thousands(n as u64));
-        checked.push(Child::spawn(options, Phase::Checked, n)?.finish()?);
+    for &n in counts {
+        println!(
+            "-- `{component}`, scheduler off, {} connectors",
+            thousands(n as u64)
+        );
+        checked.push(Child::spawn(options, component, Phase::Checked, n)?.finish()?);
     }
     let mut steady = Vec::new();
     if !options.no_steady {
@@ -112,18 +188,27 @@ pub async fn run(options: &Options) -> anyhow::Result<Vec<Row>> {
         // smaller adds little load to the larger one's machine.
         let children = counts
             .iter()
-            .map(|&n| Child::spawn(options, Phase::Steady, n))
+            .map(|&n| Child::spawn(options, component, Phase::Steady, n))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        for (child, &n) in children.into_iter().zip(&counts) {
-            println!(
-                "-- scheduler on, {} connectors, every {}",
-                thousands(n as u64),
-                human(options.steady_interval)
-            );
-            steady.push(child.finish()?);
+        // Every child waited for, even after one failed, so that none
+        // runs on beside the next component.
+        let results: Vec<_> = children
+            .into_iter()
+            .zip(counts)
+            .map(|(child, &n)| {
+                println!(
+                    "-- `{component}`, scheduler on, {} connectors, every {}",
+                    thousands(n as u64),
+                    human(options.steady_interval)
+                );
+                child.finish()
+            })
+            .collect();
+        for point in results {
+            steady.push(point?);
         }
     }
-    Ok(rows(options, &checked, &steady))
+    Ok(rows(options, component, &checked, &steady))
 }
 
 /// One phase running in a child process; its output is read as it comes
@@ -134,7 +219,7 @@ struct Child {
 }
 
 impl Child {
-    fn spawn(options: &Options, phase: Phase, n: usize) -> anyhow::Result<Child> {
+    fn spawn(options: &Options, component: &str, phase: Phase, n: usize) -> anyhow::Result<Child> {
         let exe = std::env::current_exe().context("the bench's own path")?;
         let mut process = Command::new(exe)
             .args([
@@ -147,7 +232,7 @@ impl Child {
                 "--connectors",
                 &n.to_string(),
                 "--component",
-                &options.component,
+                component,
                 "--servers",
                 &options.servers.to_string(),
                 "--steady-interval",
@@ -207,8 +292,54 @@ fn over_zero(p: &Point, which: fn(&Point) -> u64) -> f64 {
     which(p).saturating_sub(p.zero) as f64 / p.connectors.max(1) as f64
 }
 
-fn rows(options: &Options, checked: &[Point], steady: &[Point]) -> Vec<Row> {
-    let c = &options.component;
+/// One component's figures, for the summary of several.
+struct Summary {
+    component: String,
+    target: f64,
+    idle: Option<f64>,
+    after: Option<f64>,
+    steady: Option<f64>,
+    /// Every scheduled check of the steady state was healthy.
+    steady_healthy: bool,
+}
+
+fn print_summary(summaries: &[Summary], counts: &[usize]) {
+    let step = match counts {
+        [.., a, b] => format!("{} → {}", thousands(*a as u64), thousands(*b as u64)),
+        _ => "one count: no step".to_string(),
+    };
+    let kib = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    println!();
+    println!("summary: KiB of RSS per connector, the {step} step");
+    println!(
+        "  {:<16} {:>8} {:>13} {:>8} {:>7}  verdict",
+        "component", "idle", "after a check", "steady", "target"
+    );
+    for s in summaries {
+        let judged = [s.idle, s.steady].into_iter().flatten();
+        let pass = judged.clone().all(|v| v <= s.target) && s.steady_healthy;
+        let verdict = match (judged.count(), pass) {
+            (0, _) => "-",
+            (_, true) => "pass",
+            (_, false) => "FAIL",
+        };
+        println!(
+            "  {:<16} {:>8} {:>13} {:>8} {:>7}  {verdict}{}",
+            s.component,
+            kib(s.idle),
+            kib(s.after),
+            kib(s.steady),
+            format!("≤ {:.0}", s.target),
+            if s.steady_healthy {
+                ""
+            } else {
+                " (steady-state checks not all healthy)"
+            }
+        );
+    }
+}
+
+fn rows(options: &Options, c: &str, checked: &[Point], steady: &[Point]) -> (Vec<Row>, Summary) {
     let target = if speaks_tcp(c) {
         TARGET_TCP_KIB
     } else {
@@ -234,10 +365,19 @@ fn rows(options: &Options, checked: &[Point], steady: &[Point]) -> Vec<Row> {
             format!(" ({healthy}/{checks} checks healthy)")
         }
     };
+    let mut summary = Summary {
+        component: c.to_string(),
+        target,
+        idle: None,
+        after: None,
+        steady: None,
+        steady_healthy: healthy_note(steady).is_empty() || steady.is_empty(),
+    };
     if let [.., a, b] = steady
         && let Some(kib) = step(a, b, loaded)
     {
         println!("KiB per connector in the steady state: {kib:.1}");
+        summary.steady = Some(kib);
         rows.push(Row::target(
                 4,
                 format!(
@@ -249,13 +389,15 @@ fn rows(options: &Options, checked: &[Point], steady: &[Point]) -> Vec<Row> {
                 ),
                 format!("**{kib:.1} KiB**{}", healthy_note(steady)),
                 format!("≤ {target:.0} KiB"),
-                kib <= target,
+                kib <= target && summary.steady_healthy,
             ));
     }
     if let [.., a, b] = checked
         && let (Some(after), Some(idle_kib)) = (step(a, b, loaded), step(a, b, idle))
     {
         println!("KiB per connector right after a check: {after:.1}; idle: {idle_kib:.1}");
+        summary.after = Some(after);
+        summary.idle = Some(idle_kib);
         rows.push(Row::info(
             4,
             format!(
@@ -335,5 +477,5 @@ fn rows(options: &Options, checked: &[Point], steady: &[Point]) -> Vec<Row> {
             ms < SCRAPE_TARGET_MS,
         ));
     }
-    rows
+    (rows, summary)
 }

@@ -4,6 +4,7 @@
 //! the config (and data directory) given.
 
 mod api;
+mod cluster;
 mod history;
 mod output;
 mod serve;

@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod components;
 mod deploy;
+mod deploy_cluster;
 mod history;
 mod operations;
 mod service;

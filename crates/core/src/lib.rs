@@ -19,7 +19,8 @@
 //!   thresholds that turn its reported status.
 //! - [`observe`]: who hears of every check (history, alerts).
 //! - `state`: API-made changes to the registry, kept across restarts.
-//! - [`service`]: runtime + state: what every API calls.
+//! - [`service`]: runtime + state (in cluster mode, the cluster's
+//!   [`service::ChangeStore`] instead): what every API calls.
 //! - [`uploads`]: components uploaded through the API, by digest.
 //! - [`allocator`]: the malloc settings the binary applies at start.
 //! - [`metrics`]: what the runtime counts, and its Prometheus collector.

@@ -258,6 +258,7 @@ fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
         ephemeral: false,
         record: false,
         uploads_cap: None,
+        changes: None,
         runtime: RuntimeOptions {
             schedule,
             components_dir: cli.components_dir.clone(),

@@ -27,7 +27,7 @@ fn runtime(schedule: bool, ownership: Ownership, max_instances: usize) -> Runtim
 fn http(server: &KeepAliveServer, id: &str, interval: &str) -> sandport_config::ConnectorConfig {
     sandport_config::parse_entry(
         &format!(
-            "{{id: {id}, component: http, host: 127.0.0.1, port: {}, health_check: {{interval: {interval}, path: /}}}}",
+            "{{id: {id}, component: http, host: 127.0.0.1, port: {}, health_check: {{interval: {interval}, timeout: {interval}, path: /}}}}",
             server.port
         ),
         std::path::Path::new("."),
@@ -36,7 +36,7 @@ fn http(server: &KeepAliveServer, id: &str, interval: &str) -> sandport_config::
     .expect("a valid entry")
 }
 
-/// Longer than a 1 s interval's first check and one more.
+/// Longer than a 2 s interval's first check (within 2 s).
 const TWO_TICKS: Duration = Duration::from_millis(2500);
 
 #[test]
@@ -53,7 +53,7 @@ fn ownership_answers_by_its_kind() {
 async fn a_connector_not_owned_is_registered_without_an_instance_or_a_schedule() {
     let server = KeepAliveServer::start().await;
     let runtime = runtime(true, Ownership::none(), 10);
-    let info = runtime.register(http(&server, "c", "1s")).await;
+    let info = runtime.register(http(&server, "c", "2s")).await;
     assert_eq!(info.expect("registered").id, "c");
     assert!(!runtime.owns("c"));
     assert!(!runtime.runs_here("c"));
@@ -73,7 +73,7 @@ async fn ownership_given_starts_the_schedule_soon() {
     let server = KeepAliveServer::start().await;
     let runtime = runtime(true, Ownership::none(), 10);
     runtime
-        .register(http(&server, "c", "1s"))
+        .register(http(&server, "c", "2s"))
         .await
         .expect("registered");
     runtime.set_ownership(Ownership::all()).await;
@@ -104,7 +104,7 @@ async fn ownership_taken_away_stops_the_checks_and_drops_the_instance() {
     let server = KeepAliveServer::start().await;
     let runtime = runtime(true, Ownership::all(), 10);
     runtime
-        .register(http(&server, "c", "1s"))
+        .register(http(&server, "c", "2s"))
         .await
         .expect("registered");
     assert!(runtime.memory_used("c").await.expect("known").is_some());
@@ -164,7 +164,7 @@ async fn a_live_check_of_a_connector_not_owned_runs_and_drops_its_instance() {
     let server = KeepAliveServer::start().await;
     let runtime = runtime(true, Ownership::none(), 10);
     runtime
-        .register(http(&server, "c", "1s"))
+        .register(http(&server, "c", "2s"))
         .await
         .expect("registered");
     let health = runtime.check("c").await.expect("known");
@@ -181,12 +181,12 @@ async fn an_update_of_a_connector_not_owned_leaves_no_instance() {
     let server = KeepAliveServer::start().await;
     let runtime = runtime(true, Ownership::none(), 10);
     runtime
-        .register(http(&server, "c", "1s"))
+        .register(http(&server, "c", "2s"))
         .await
         .expect("registered");
     let old = runtime.entry("c").expect("the entry");
     runtime
-        .update(http(&server, "c", "2s"))
+        .update(http(&server, "c", "3s"))
         .await
         .expect("updated");
     let new = runtime.entry("c").expect("the entry");

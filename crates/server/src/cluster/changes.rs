@@ -118,10 +118,7 @@ fn change_error(error: ClusterError) -> ChangeError {
         ClusterError::TooLarge { .. } => ChangeError::Conflict(error.to_string()),
         other => {
             tracing::warn!("a change could not be written to the cluster: {other}");
-            ChangeError::Unavailable(
-                "the cluster's store (etcd) did not take the change; try again when it is reachable"
-                    .into(),
-            )
+            ChangeError::Unavailable("etcd did not answer; try again when it is reachable".into())
         }
     }
 }

@@ -16,8 +16,8 @@ use sandport_core::Ownership;
 use sandport_core::service::Service;
 use tokio::sync::watch;
 
-use super::RETRY;
 use super::statuses::PublisherSlot;
+use super::{Outage, RETRY};
 
 /// This node's membership, replaced when it joins again.
 pub(super) type Shared = Arc<tokio::sync::Mutex<Option<Membership>>>;
@@ -36,17 +36,19 @@ impl Follow {
     pub(super) async fn run(self) {
         let mut members = MemberWatch::new(&self.cluster);
         let mut liveness = self.liveness().await;
+        let mut outage = Outage::default();
         loop {
             tokio::select! {
                 changed = members.changed() => match changed {
                     Ok(live) => {
+                        outage.ok("the cluster's members are seen");
                         let ownership = ownership(&self.me, live);
                         self.counts.members_changed(live.len(), live.contains_key(&self.me));
                         tracing::info!(members = live.len(), "cluster members changed");
                         self.service.runtime().set_ownership(ownership).await;
                     }
                     Err(e) => {
-                        tracing::warn!("cannot see the cluster's members; checking what this node owned: {e}");
+                        outage.failed("cannot see the cluster's members; checking what this node owned", &e);
                         tokio::time::sleep(RETRY).await;
                     }
                 },
@@ -70,6 +72,7 @@ impl Follow {
     /// Joins again (waiting out the old lease if etcd still holds it).
     async fn rejoin(&self) -> Option<watch::Receiver<Liveness>> {
         self.publisher.clear().await;
+        let mut outage = Outage::default();
         loop {
             match Membership::join(&self.cluster, &MemberInfo::starting_now(&self.address)).await {
                 Ok(membership) => {
@@ -80,7 +83,7 @@ impl Follow {
                     return Some(liveness);
                 }
                 Err(e) => {
-                    tracing::warn!("cannot join the cluster again yet: {e}");
+                    outage.failed("cannot join the cluster again yet", &e);
                     tokio::time::sleep(RETRY).await;
                 }
             }

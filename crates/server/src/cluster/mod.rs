@@ -39,6 +39,30 @@ use changes::{EtcdChanges, Revisions};
 /// How long to wait before trying etcd again after a failed call.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// One loop's view of etcd's reachability, so that an outage is logged
+/// when it begins and when it ends, not at every retry.
+#[derive(Default)]
+struct Outage {
+    since: Option<tokio::time::Instant>,
+}
+
+impl Outage {
+    fn failed(&mut self, what: &str, error: &ClusterError) {
+        if self.since.is_none() {
+            self.since = Some(tokio::time::Instant::now());
+            tracing::warn!("{what}: {error}; retrying every {}s", RETRY.as_secs());
+        } else {
+            tracing::debug!("{what}: {error}");
+        }
+    }
+
+    fn ok(&mut self, what: &str) {
+        if let Some(since) = self.since.take() {
+            tracing::info!("{what} again after {:.1}s", since.elapsed().as_secs_f64());
+        }
+    }
+}
+
 /// This node's membership of a cluster, before and while it serves.
 pub struct ClusterNode {
     cluster: Cluster,

@@ -12,8 +12,8 @@ use sandport_cluster::{ClusterError, Origin, RegistryEvent, Store, StoredEntry};
 use sandport_config::{ComponentPaths, ConnectorConfig};
 use sandport_core::service::Service;
 
-use super::RETRY;
 use super::changes::Revisions;
+use super::{Outage, RETRY};
 
 pub(super) struct Sync {
     pub(super) store: Store,
@@ -27,9 +27,11 @@ impl Sync {
     /// unreachable. Returns the revision to watch from.
     pub(super) async fn load(&self) -> i64 {
         let seed = self.service.seed_entries();
+        let mut outage = Outage::default();
         loop {
             match self.store.seed(&seed).await {
                 Ok(outcome) => {
+                    outage.ok("the cluster's registry is reachable");
                     tracing::info!(
                         ?outcome,
                         entries = seed.len(),
@@ -38,7 +40,7 @@ impl Sync {
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!("cannot seed the cluster's registry yet: {e}");
+                    outage.failed("cannot seed the cluster's registry yet", &e);
                     tokio::time::sleep(RETRY).await;
                 }
             }
@@ -48,11 +50,15 @@ impl Sync {
 
     /// Lists the registry and makes the runtime hold exactly it.
     async fn relist(&self) -> i64 {
+        let mut outage = Outage::default();
         let listing = loop {
             match self.store.list().await {
-                Ok(listing) => break listing,
+                Ok(listing) => {
+                    outage.ok("the cluster's registry is listed");
+                    break listing;
+                }
                 Err(e) => {
-                    tracing::warn!("cannot list the cluster's registry yet: {e}");
+                    outage.failed("cannot list the cluster's registry yet", &e);
                     tokio::time::sleep(RETRY).await;
                 }
             }
@@ -87,9 +93,11 @@ impl Sync {
     /// Applies every change from `revision` on, until the task is stopped.
     pub(super) async fn follow(self, revision: i64) {
         let mut watch = self.store.watch(revision);
+        let mut outage = Outage::default();
         loop {
             match watch.next().await {
                 Ok(events) => {
+                    outage.ok("the cluster's registry is followed");
                     for event in events {
                         self.apply(event).await;
                     }
@@ -101,7 +109,7 @@ impl Sync {
                 Err(e) => {
                     // The watch resumes from its last revision once etcd
                     // answers again; meanwhile the last registry stands.
-                    tracing::warn!("the cluster's registry is out of reach: {e}");
+                    outage.failed("the cluster's registry is out of reach", &e);
                     tokio::time::sleep(RETRY).await;
                 }
             }

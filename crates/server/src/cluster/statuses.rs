@@ -13,7 +13,7 @@ use sandport_cluster::{
 use sandport_core::service::Service;
 use sandport_core::{HealthStatus, RemoteHealth};
 
-use super::RETRY;
+use super::{Outage, RETRY};
 
 /// How often the owned connectors' statuses are looked over for changes:
 /// what the others see lags by at most this (plus etcd's round trip).
@@ -40,6 +40,7 @@ impl PublisherSlot {
 type Published = (HealthStatus, Option<SystemTime>);
 
 pub(super) struct Publisher {
+    outage: Outage,
     me: String,
     service: Arc<Service>,
     slot: PublisherSlot,
@@ -53,6 +54,7 @@ impl Publisher {
         counts: Arc<super::metrics::Counts>,
     ) -> Publisher {
         Publisher {
+            outage: Outage::default(),
             me: me.to_string(),
             service,
             slot: PublisherSlot::default(),
@@ -64,14 +66,15 @@ impl Publisher {
         self.slot.clone()
     }
 
-    pub(super) async fn run(self) {
+    pub(super) async fn run(mut self) {
         let mut published: HashMap<String, Published> = HashMap::new();
         let mut generation = 0;
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             sweep.tick().await;
-            let mut slot = self.slot.0.lock().await;
+            let shared = self.slot.0.clone();
+            let mut slot = shared.lock().await;
             let (now, publisher) = &mut *slot;
             let Some(publisher) = publisher else {
                 continue;
@@ -81,17 +84,20 @@ impl Publisher {
                 generation = *now;
                 published.clear();
             }
-            self.sweep(publisher, &mut published).await;
+            if self.sweep(publisher, &mut published).await {
+                self.outage.ok("statuses are published");
+            }
         }
     }
 
     /// Publishes the owned connectors' changed statuses; stops at the
-    /// first failure (the next sweep tries again).
+    /// first failure (the next sweep tries again). Returns whether it
+    /// published all it had to.
     async fn sweep(
-        &self,
+        &mut self,
         publisher: &mut StatusPublisher,
         published: &mut HashMap<String, Published>,
-    ) {
+    ) -> bool {
         let runtime = self.service.runtime();
         let mut owned = std::collections::HashSet::new();
         let list = runtime.list(None);
@@ -122,8 +128,9 @@ impl Publisher {
                     published.insert(info.id, now);
                 }
                 Err(e) => {
-                    tracing::warn!("cannot publish statuses to the cluster yet: {e}");
-                    return;
+                    self.outage
+                        .failed("cannot publish statuses to the cluster", &e);
+                    return false;
                 }
             }
         }
@@ -136,21 +143,24 @@ impl Publisher {
             }
             keep
         });
+        true
     }
 }
 
 /// Shows the statuses other nodes publish, for the connectors this node
 /// does not own, until the task is stopped.
 pub(super) async fn follow(store: Store, service: Arc<Service>) {
+    let mut outage = Outage::default();
     loop {
         let (statuses, revision) = match store.statuses().await {
             Ok(listed) => listed,
             Err(e) => {
-                tracing::warn!("cannot read the cluster's statuses yet: {e}");
+                outage.failed("cannot read the cluster's statuses yet", &e);
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
         };
+        outage.ok("the cluster's statuses are read");
         for (id, status) in &statuses {
             show(&service, id, status);
         }
@@ -158,6 +168,7 @@ pub(super) async fn follow(store: Store, service: Arc<Service>) {
         loop {
             match watch.next().await {
                 Ok(events) => {
+                    outage.ok("the cluster's statuses are followed");
                     for event in events {
                         // A cleared status (its owner's lease ended) stays
                         // as last seen until the new owner publishes.
@@ -168,7 +179,7 @@ pub(super) async fn follow(store: Store, service: Arc<Service>) {
                 }
                 Err(ClusterError::Compacted { .. }) => break,
                 Err(e) => {
-                    tracing::warn!("the cluster's statuses are out of reach: {e}");
+                    outage.failed("the cluster's statuses are out of reach", &e);
                     tokio::time::sleep(RETRY).await;
                 }
             }

@@ -141,7 +141,9 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
         state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
         "sandport is listening; stop it with Ctrl-C or SIGTERM"
     );
-    let reloads = tokio::spawn(reload_on_request(service.clone(), !flags.no_watch));
+    // In cluster mode the file only seeds an empty cluster: nothing to watch.
+    let watch = !flags.no_watch && cluster.is_none();
+    let reloads = tokio::spawn(reload_on_request(service.clone(), watch));
     // The listeners are bound and the connectors loaded: calls are answered
     // from here on. Without systemd (no NOTIFY_SOCKET) this does nothing.
     notify(sd_notify::NotifyState::Ready);

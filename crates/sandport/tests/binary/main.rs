@@ -12,6 +12,7 @@ mod api;
 #[path = "../../../server/tests/browser/mod.rs"]
 mod browser;
 mod cli;
+mod cluster;
 mod components;
 mod deploy;
 mod history;
@@ -19,4 +20,5 @@ mod operations;
 mod service;
 mod status_page;
 mod support;
+mod support_cluster;
 mod traces;

@@ -12,6 +12,7 @@ mod api;
 #[path = "../../../server/tests/browser/mod.rs"]
 mod browser;
 mod cli;
+mod cluster;
 mod components;
 mod deploy;
 mod deploy_cluster;
@@ -20,4 +21,5 @@ mod operations;
 mod service;
 mod status_page;
 mod support;
+mod support_cluster;
 mod traces;

@@ -66,9 +66,9 @@ pub struct StoredEntry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
     pub entries: Vec<StoredEntry>,
-    /// Keys under `connectors/` whose value cannot be read, each as a
-    /// [`ClusterError::Corrupt`]; the other entries still load.
-    pub unreadable: Vec<String>,
+    /// Connectors whose value cannot be read: each id with why (a
+    /// [`ClusterError::Corrupt`]'s text); the other entries still load.
+    pub unreadable: Vec<(String, String)>,
     /// Watch from `revision + 1` to see every change after this listing.
     pub revision: i64,
 }
@@ -224,7 +224,7 @@ impl Store {
                 let id = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
                 match decode(&key, &id, kv.value(), kv.mod_revision()) {
                     Ok(entry) => listing.entries.push(entry),
-                    Err(e) => listing.unreadable.push(e.to_string()),
+                    Err(e) => listing.unreadable.push((id, e.to_string())),
                 }
             }
             match response.kvs().last() {

@@ -13,12 +13,14 @@
 //! - `budget`: one deadline and request allowance per guest call.
 //! - `quarantine`: connectors that keep failing are set aside.
 //! - [`registry`]: the [`Runtime`]: registered connectors, admission, the
-//!   compile cache, checks and the scheduler.
+//!   compile cache, checks and the scheduler; in cluster mode, which
+//!   connectors this node checks ([`Ownership`]).
 //! - [`health`]: check results and the cache entry per connector, with the
 //!   thresholds that turn its reported status.
 //! - [`observe`]: who hears of every check (history, alerts).
 //! - `state`: API-made changes to the registry, kept across restarts.
-//! - [`service`]: runtime + state: what every API calls.
+//! - [`service`]: runtime + state (in cluster mode, the cluster's
+//!   [`service::ChangeStore`] instead): what every API calls.
 //! - [`uploads`]: components uploaded through the API, by digest.
 //! - [`allocator`]: the malloc settings the binary applies at start.
 //! - [`metrics`]: what the runtime counts, and its Prometheus collector.
@@ -45,8 +47,8 @@ pub mod uploads;
 pub use health::{FailureKind, HealthSnapshot, HealthStatus, Thresholds};
 pub use observe::{CheckObserver, Checked, Observers};
 pub use registry::{
-    CheckAll, ConnectorInfo, HealthEvent, NotFound, RegisterError, Runtime, RuntimeError,
-    RuntimeOptions,
+    CheckAll, ConnectorInfo, HealthEvent, NotFound, Ownership, RegisterError, RemoteHealth,
+    Runtime, RuntimeError, RuntimeOptions,
 };
 /// Memory mappings one live connector instance holds at most.
 pub use sandbox::mappings::PER_INSTANCE as MAPPINGS_PER_INSTANCE;

@@ -25,11 +25,14 @@
 //! - `alerts_api`: test messages and the alerts' counters.
 //! - `status_api`: history, uptime, the status page's data and live feed,
 //!   badges.
+//! - [`cluster`]: cluster mode: the service kept in step with a registry
+//!   in etcd, checking only the connectors this node owns.
 #![forbid(unsafe_code)]
 
 mod alerts_api;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 mod components;
 mod config_api;
 pub mod grpc;

@@ -72,6 +72,8 @@ pub struct ApiOptions {
     /// The status page, its data and badges answered without a token (see
     /// [`crate::guard::is_status_page`]).
     pub public_status: bool,
+    /// More for `/metrics` to report (the cluster's gauges).
+    pub collectors: Vec<Box<dyn prometheus_client::collector::Collector>>,
 }
 
 /// Serving an API off loopback without TLS or tokens, unasked.
@@ -160,14 +162,14 @@ pub async fn serve(
         limits,
         metrics: metrics_listener,
         public_status,
+        collectors,
     } = options;
-    let metrics = Arc::new(Metrics::new(
-        service.runtime().collector(),
-        vec![
-            Box::new(service.reload_collector()),
-            Box::new(service.status_collector()),
-        ],
-    ));
+    let mut all: Vec<Box<dyn prometheus_client::collector::Collector>> = vec![
+        Box::new(service.reload_collector()),
+        Box::new(service.status_collector()),
+    ];
+    all.extend(collectors);
+    let metrics = Arc::new(Metrics::new(service.runtime().collector(), all));
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<ConnectorsServiceServer<GrpcApi>>()

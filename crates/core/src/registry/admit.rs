@@ -1,7 +1,9 @@
 //! Admission: a registration that would take the node past its instance
 //! limit (or the kernel's limit on memory mappings) or its memory budget
 //! (each connector's memory limit plus what the host holds for it) is
-//! refused, naming the figures and the key that would make it fit.
+//! refused, naming the figures and the key that would make it fit. Only
+//! the connectors that run here count: in cluster mode, those this node
+//! owns (see `ownership`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,21 +61,71 @@ impl InstanceLimit {
     }
 }
 
+/// What the enabled connectors that run here (owned and admitted) hold of
+/// the node's budgets. A connector another node owns holds no instance
+/// here, so it counts for nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Usage {
+    instances: usize,
+    memory: u64,
+}
+
+impl Usage {
+    /// Of the connectors that run here, but the one with id `except` (the
+    /// one an update replaces).
+    pub(super) fn of(connectors: &BTreeMap<String, Arc<Entry>>, except: Option<&str>) -> Usage {
+        let mut usage = Usage::default();
+        for entry in connectors.values() {
+            if Some(entry.config.id.as_str()) != except && entry.runs_here() {
+                usage.add(&entry.config);
+            }
+        }
+        usage
+    }
+
+    /// Counts `config` as running here too.
+    pub(super) fn add(&mut self, config: &ConnectorConfig) {
+        if config.enabled {
+            self.instances += 1;
+            self.memory = self.memory.saturating_add(held(config));
+        }
+    }
+}
+
+/// What the memory budget counts for one enabled connector.
+fn held(config: &ConnectorConfig) -> u64 {
+    config
+        .sandbox
+        .memory_limit
+        .saturating_add(HOST_MEMORY_PER_CONNECTOR)
+}
+
 impl Runtime {
-    /// Refuses `config` if running it (in place of `replacing`) would pass
-    /// the node's instance or memory budget.
+    /// Refuses `config` if running it (in place of the connector with id
+    /// `replacing`) would pass the node's instance or memory budget. One
+    /// this node does not own is not run here, so it always fits.
     pub(super) fn admit(
         &self,
         connectors: &BTreeMap<String, Arc<Entry>>,
         config: &ConnectorConfig,
-        replacing: Option<&ConnectorConfig>,
+        replacing: Option<&str>,
+    ) -> Result<(), RegisterError> {
+        if !config.enabled || !self.owns(&config.id) {
+            return Ok(());
+        }
+        self.fits(&Usage::of(connectors, replacing), config)
+    }
+
+    /// Refuses `config` if running it beside `usage` would pass the node's
+    /// instance or memory budget.
+    pub(super) fn fits(
+        &self,
+        usage: &Usage,
+        config: &ConnectorConfig,
     ) -> Result<(), RegisterError> {
         if !config.enabled {
             return Ok(());
         }
-        let enabled = || connectors.values().filter(|e| e.config.enabled);
-        let freed = replacing.filter(|c| c.enabled);
-        let instances = enabled().count() - usize::from(freed.is_some());
         let options = &self.inner.options;
         let refuse = |key, message: String| {
             Err(RegisterError::ResourceExhausted {
@@ -82,22 +134,13 @@ impl Runtime {
                 key,
             })
         };
-        if instances + 1 > self.inner.instance_limit.max {
+        if usage.instances + 1 > self.inner.instance_limit.max {
             // No key of the entry changes the count but `enabled` itself.
-            return refuse("", self.inner.instance_limit.refusal(instances));
+            return refuse("", self.inner.instance_limit.refusal(usage.instances));
         }
         if let Some(budget) = options.memory_budget {
-            let held = |c: &ConnectorConfig| {
-                c.sandbox
-                    .memory_limit
-                    .saturating_add(HOST_MEMORY_PER_CONNECTOR)
-            };
-            let used: u64 = enabled()
-                .map(|e| held(&e.config))
-                .fold(0u64, u64::saturating_add)
-                .saturating_sub(freed.map_or(0, held));
-            let wanted = held(config);
-            if used.saturating_add(wanted) > budget {
+            let used = usage.memory;
+            if used.saturating_add(held(config)) > budget {
                 return refuse(
                     "sandbox.memory_limit",
                     format!(

@@ -98,6 +98,11 @@ pub(super) async fn run_check(inner: &Inner, entry: &Entry, scheduled: Option<In
     if !entry.config.enabled || lock(&entry.quarantine).blocks(Instant::now()) {
         return;
     }
+    // A schedule outlived by its connector's ownership (it stops at the
+    // next tick) checks nothing.
+    if scheduled.is_some() && !entry.runs_here() {
+        return;
+    }
     let cool =
         scheduled.is_some() && !super::schedule::keeps_warm(entry.config.health_check.interval);
     let mut outcome = match inner.permits.acquire().await {
@@ -251,7 +256,7 @@ async fn check_once(inner: &Inner, entry: &Entry, cool: bool) -> CheckOutcome {
         guest.release_stack();
         entry.egress.release_connections();
     }
-    match result {
+    let outcome = match result {
         Ok(Ok(report)) => CheckOutcome {
             failure: (report.status != crate::sandbox::WitHealthStatus::Healthy
                 && report.status != crate::sandbox::WitHealthStatus::Degraded
@@ -273,7 +278,18 @@ async fn check_once(inner: &Inner, entry: &Entry, cool: bool) -> CheckOutcome {
             *slot = None;
             fail(e.kind, e.message)
         }
+    };
+    // A connector that does not run here (a live check on a node that
+    // does not own it, or one whose ownership went while it ran) keeps no
+    // instance. Boxed: rare, and a close's future would enlarge every
+    // check's.
+    if !entry.runs_here()
+        && let Some(guest) = slot.take()
+    {
+        drop(slot);
+        Box::pin(super::close_guest(&entry.config.id, guest)).await;
     }
+    outcome
 }
 
 #[cfg(test)]

@@ -9,15 +9,19 @@
 //! - `components`: compiling components once (built-ins, files by identity);
 //! - `start`: instantiating and initialising a connector;
 //! - `check`: one check and every check, recorded in the health cache;
-//! - `schedule`: each connector's own timer.
+//! - `schedule`: each connector's own timer;
+//! - `ownership`: which connectors this node checks in cluster mode, and
+//!   the status other nodes published for the rest.
 mod admit;
 mod check;
 mod components;
 mod metrics;
+mod ownership;
 mod schedule;
 mod start;
 mod types;
 
+pub use ownership::{Ownership, RemoteHealth};
 pub use types::{
     CheckAll, ConnectorInfo, DEFAULT_MAX_COMPONENT_SIZE, HealthEvent, NotFound, RegisterError,
     RuntimeError, RuntimeOptions, default_cache_dir,
@@ -28,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, broadcast};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 
 use admit::InstanceLimit;
 use check::run_check;
@@ -66,6 +70,9 @@ struct Inner {
     /// Connectors being started (instantiated and initialised) at once.
     starts: Semaphore,
     connectors: RwLock<BTreeMap<String, Arc<Entry>>>,
+    /// Which connectors this node checks; replaced under `connectors`'
+    /// write lock, so that whoever holds that lock sees one answer.
+    ownership: RwLock<ownership::Ownership>,
     /// Components given by path, by file identity: registering 10,000
     /// entries of one file reads and hashes it once, not 10,000 times.
     by_path: Mutex<std::collections::HashMap<std::path::PathBuf, (FileStamp, Weak<Prepared>)>>,
@@ -87,7 +94,8 @@ struct Entry {
     info: GuestInfo,
     instance: tokio::sync::Mutex<Option<Guest>>,
     health: Mutex<HealthSnapshot>,
-    schedule: Mutex<Option<AbortHandle>>,
+    /// Whether it runs here, and its schedule's task.
+    duty: Mutex<schedule::Duty>,
     quarantine: Mutex<Quarantine>,
     counters: ConnectorCounters,
 }
@@ -117,6 +125,7 @@ impl Runtime {
             .schedule
             .then(|| crate::allocator::Trimmer::start(TRIM_EVERY))
             .flatten();
+        let ownership = RwLock::new(options.ownership.clone());
         Ok(Runtime {
             inner: Arc::new(Inner {
                 events: broadcast::channel(1024).0,
@@ -127,6 +136,7 @@ impl Runtime {
                 starts: Semaphore::new(MAX_CONCURRENT_STARTS),
                 options,
                 connectors: RwLock::new(BTreeMap::new()),
+                ownership,
                 by_path: Mutex::new(std::collections::HashMap::new()),
                 node: NodeCounters::default(),
                 _trimmer: trimmer,
@@ -194,7 +204,9 @@ impl Runtime {
     }
 
     /// Loads, compiles, instantiates and initialises a connector, then
-    /// schedules its health checks.
+    /// schedules its health checks. One this node does not own is started
+    /// all the same (to validate its config and learn its info), then its
+    /// instance is dropped: only the host entry stays, and no schedule.
     pub async fn register(&self, config: ConnectorConfig) -> Result<ConnectorInfo, RegisterError> {
         {
             let connectors = self.read();
@@ -211,6 +223,9 @@ impl Runtime {
                 Err(RegisterError::AlreadyExists(id.clone()))
             } else {
                 self.admit(&connectors, &entry.config, None).map(|()| {
+                    if self.owns(&id) {
+                        entry.set_runs_here();
+                    }
                     connectors.insert(id.clone(), entry.clone());
                 })
             }
@@ -221,23 +236,29 @@ impl Runtime {
             return Err(e);
         }
         self.start_schedule(&entry);
+        ownership::release_instance(&entry).await;
         tracing::info!(connector = %id, component = %entry.config.component, "registered");
         Ok(entry.info())
     }
 
     /// Replaces a registered connector. The old instance keeps serving until
-    /// the new one has initialised; if that fails, the old one stays.
+    /// the new one has initialised; if that fails, the old one stays. As
+    /// with [`Runtime::register`], one this node does not own keeps no
+    /// instance, old or new.
     pub async fn update(&self, config: ConnectorConfig) -> Result<ConnectorInfo, RegisterError> {
         let old = self
             .entry(&config.id)
             .map_err(|e| RegisterError::NotFound(e.0))?;
-        self.admit(&self.read(), &config, Some(&old.config))?;
+        self.admit(&self.read(), &config, Some(&old.config.id))?;
         let entry = self.build_entry(config).await?;
         let id = entry.config.id.clone();
         let swapped = {
             let mut connectors = self.write();
             match connectors.get(&id) {
                 Some(current) if Arc::ptr_eq(current, &old) => {
+                    if self.owns(&id) {
+                        entry.set_runs_here();
+                    }
                     connectors.insert(id.clone(), entry.clone());
                     true
                 }
@@ -250,6 +271,7 @@ impl Runtime {
         }
         close(&old).await;
         self.start_schedule(&entry);
+        ownership::release_instance(&entry).await;
         tracing::info!(connector = %id, component = %entry.config.component, "updated");
         Ok(entry.info())
     }
@@ -294,7 +316,9 @@ impl Runtime {
         Ok(entry.health())
     }
 
-    /// Runs a health check now and returns the updated snapshot.
+    /// Runs a health check now and returns the updated snapshot. A
+    /// connector that does not run here is instantiated for the check and
+    /// dropped after it.
     pub async fn check(&self, id: &str) -> Result<HealthSnapshot, NotFound> {
         let entry = self.entry(id)?;
         run_check(&self.inner, &entry, None).await;
@@ -410,14 +434,19 @@ impl Entry {
     }
 }
 
+/// Stops a connector's schedule and closes its instance: it no longer runs
+/// here, so a check in flight drops any instance it starts.
 async fn close(entry: &Entry) {
-    if let Some(handle) = lock(&entry.schedule).take() {
-        handle.abort();
-    }
+    entry.stop_schedule();
     let guest = entry.instance.lock().await.take();
-    if let Some(guest) = guest
-        && let Err(e) = guest.close(Budget::new(CLOSE_TIMEOUT)).await
-    {
-        tracing::warn!(connector = %entry.config.id, "close failed: {e}");
+    if let Some(guest) = guest {
+        close_guest(&entry.config.id, guest).await;
+    }
+}
+
+/// Calls a guest's `close`, within [`CLOSE_TIMEOUT`].
+async fn close_guest(id: &str, guest: Guest) {
+    if let Err(e) = guest.close(Budget::new(CLOSE_TIMEOUT)).await {
+        tracing::warn!(connector = %id, "close failed: {e}");
     }
 }

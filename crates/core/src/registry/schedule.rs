@@ -2,7 +2,8 @@
 //! phase of that interval derived from its id, so that a node's checks are
 //! spread evenly over the interval (as Prometheus spreads its scrapes)
 //! rather than fired in a burst; the first check comes within 2 s of
-//! registering, whatever the interval.
+//! registering, whatever the interval. Only connectors that run here
+//! (owned by this node, see `ownership`) have a schedule.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -27,12 +28,54 @@ pub(super) fn keeps_warm(interval: Duration) -> bool {
     interval <= KEEP_WARM_UP_TO
 }
 
+/// Whether a connector runs on this node, and the task of its schedule.
+/// One lock for both, so that a schedule is started only while the
+/// connector runs here and stopped with the flag (see `ownership`).
+#[derive(Default)]
+pub(super) struct Duty {
+    /// Owned by this node and admitted within its budgets: it holds the
+    /// connector's instance and checks it on schedule.
+    runs_here: bool,
+    task: Option<AbortHandle>,
+}
+
 impl Runtime {
+    /// Starts the connector's schedule if it runs here, should be checked
+    /// on schedule, and has none yet.
     pub(super) fn start_schedule(&self, entry: &Arc<Entry>) {
-        if self.inner.options.schedule && entry.config.enabled && entry.config.health_check.enabled
+        let mut duty = lock(&entry.duty);
+        if duty.runs_here
+            && duty.task.is_none()
+            && self.inner.options.schedule
+            && entry.config.enabled
+            && entry.config.health_check.enabled
         {
             let handle = spawn_schedule(Arc::downgrade(&self.inner), Arc::downgrade(entry));
-            *lock(&entry.schedule) = Some(handle);
+            duty.task = Some(handle);
+        }
+    }
+}
+
+impl Entry {
+    /// Whether this node holds the connector's instance and checks it on
+    /// schedule.
+    pub(super) fn runs_here(&self) -> bool {
+        lock(&self.duty).runs_here
+    }
+
+    /// Marks the connector as run here; [`Runtime::start_schedule`] then
+    /// starts its schedule.
+    pub(super) fn set_runs_here(&self) {
+        lock(&self.duty).runs_here = true;
+    }
+
+    /// Stops the schedule, and with it any check the schedule has in
+    /// flight; the connector no longer runs here.
+    pub(super) fn stop_schedule(&self) {
+        let mut duty = lock(&self.duty);
+        duty.runs_here = false;
+        if let Some(task) = duty.task.take() {
+            task.abort();
         }
     }
 }

@@ -77,7 +77,7 @@ impl Runtime {
             info,
             instance: tokio::sync::Mutex::new(instance),
             health: Mutex::new(health),
-            schedule: Mutex::new(None),
+            duty: Mutex::new(super::schedule::Duty::default()),
             quarantine: Mutex::new(Quarantine::default()),
             counters,
         }))

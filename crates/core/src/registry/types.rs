@@ -37,6 +37,10 @@ pub struct RuntimeOptions {
     pub guest_sockets: Option<usize>,
     /// Told of every check (the history store, the alerts).
     pub observers: crate::observe::Observers,
+    /// Which connectors this node checks at start: all of them alone; in
+    /// cluster mode, none until the node is a member (see
+    /// [`Runtime::set_ownership`](super::Runtime::set_ownership)).
+    pub ownership: super::Ownership,
 }
 
 /// The default [`RuntimeOptions::max_component_size`]: several times the
@@ -67,6 +71,7 @@ impl Default for RuntimeOptions {
             compile: crate::sandbox::CompileLimits::default(),
             guest_sockets: None,
             observers: crate::observe::Observers::default(),
+            ownership: super::Ownership::all(),
         }
     }
 }

@@ -1,18 +1,22 @@
-//! The Connectors Service in-process: the [`Runtime`] plus the durable
-//! [`StateFile`]. Every API (gRPC, REST, the in-process client) goes through
-//! here, so they all validate, persist and answer alike.
+//! The Connectors Service in-process: the [`Runtime`] plus where its
+//! changes are kept: the durable [`StateFile`], or in cluster mode the
+//! cluster's [`ChangeStore`]. Every API (gRPC, REST, the in-process client)
+//! goes through here, so they all validate, persist and answer alike.
 //!
 //! Order of work: a register or update first succeeds in the runtime (the
 //! component initialised), then is persisted; if persisting fails it is
 //! undone, so the answer never claims what a restart would lose. A removal is
-//! persisted first, then carried out.
+//! persisted first, then carried out (`changes.rs`, which also applies the
+//! changes other nodes of a cluster made).
 
 mod alerts;
+mod changes;
 mod reload;
 mod status;
 mod status_metrics;
 
 pub use alerts::{ALERTS_FILE, AlertTestError};
+pub use changes::{Change, ChangeError, ChangeFuture, ChangeStore};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
@@ -38,7 +42,7 @@ use sandport_config::{
 };
 
 /// Where the service takes its config and keeps its state.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ServiceOptions {
     /// The operator's YAML; `None` is the config built into the binary.
     pub config: Option<PathBuf>,
@@ -61,6 +65,11 @@ pub struct ServiceOptions {
     /// is `components/` in the data directory (a temporary one when
     /// ephemeral).
     pub runtime: RuntimeOptions,
+    /// Cluster mode: API changes are kept here instead of in a state file,
+    /// and the config file's entries only seed the cluster's registry
+    /// ([`Service::seed_entries`]); the cluster applies what it lists
+    /// ([`Service::apply_put`]). Uploads and config reloads are refused.
+    pub changes: Option<Arc<dyn ChangeStore>>,
 }
 
 /// Uploads received at the same time; more are refused until one ends, so
@@ -108,6 +117,10 @@ pub enum ServiceError {
     ResourceExhausted(String),
     #[error(transparent)]
     Upload(#[from] UploadError),
+    /// What keeps the changes (the cluster's store) cannot be reached now;
+    /// nothing was changed, and the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn join(problems: &[Problem]) -> String {
@@ -135,6 +148,12 @@ impl From<RegisterError> for ServiceError {
 pub struct Service {
     runtime: Runtime,
     state: Option<StateFile>,
+    /// Cluster mode: where changes are kept instead of `state`.
+    changes: Option<Arc<dyn ChangeStore>>,
+    /// Cluster mode: the config file's entries, for the cluster to seed.
+    seed: Vec<ConnectorConfig>,
+    /// Held by each change of one id (see `changes.rs`).
+    id_locks: changes::IdLocks,
     /// The operator's file, reloaded on request; `None`: the built-in config.
     config_path: Option<PathBuf>,
     /// Which connectors the operator's file decides.
@@ -191,7 +210,14 @@ impl Service {
             .get_or_insert_with(|| base_dir.join("components"));
         let uploads_cap = options.uploads_cap.unwrap_or(DEFAULT_UPLOADS_CAP);
         let max_size = runtime_options.max_component_size;
-        let state = if options.ephemeral {
+        let mut seed = Vec::new();
+        let state = if options.changes.is_some() {
+            // The cluster's registry decides which connectors run, and
+            // uploads live on no node in particular.
+            seed = std::mem::take(&mut loaded.connectors);
+            runtime_options.uploads = None;
+            None
+        } else if options.ephemeral {
             if runtime_options.uploads.is_none() {
                 let store = ComponentStore::temporary(max_size, uploads_cap)?;
                 runtime_options.uploads = Some(Arc::new(store));
@@ -211,9 +237,19 @@ impl Service {
             api_ids = state.api_ids().await;
             Some(state)
         };
+        let data_dir = match (&state, &options.changes) {
+            (Some(state), _) => Some(state.dir().to_path_buf()),
+            (None, Some(_)) if !options.ephemeral => Some(
+                options
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| base_dir.join("data")),
+            ),
+            (None, _) => None,
+        };
         let stores = status::Stores::open(
             &loaded,
-            state.as_ref().map(StateFile::dir),
+            data_dir.as_deref(),
             options.record,
             &mut runtime_options.observers,
         )?;
@@ -223,6 +259,9 @@ impl Service {
         let service = Service {
             runtime,
             state,
+            changes: options.changes,
+            seed,
+            id_locks: changes::IdLocks::default(),
             config_path: options.config.clone(),
             yaml: Mutex::new(yaml),
             reloading: tokio::sync::Mutex::new(()),
@@ -273,14 +312,9 @@ impl Service {
     async fn register_here(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
         self.check_running()?;
         let _uploads = self.hold_upload(&config).await;
-        let info = self.runtime.register(config.clone()).await?;
-        if let Some(state) = &self.state
-            && let Err(e) = state.record_put(&config).await
-        {
-            let _ = self.runtime.remove(&config.id).await;
-            return Err(e.into());
-        }
-        self.lock_yaml().claimed_by_api(&config.id);
+        let id = config.id.clone();
+        let info = self.register_kept(config).await?;
+        self.lock_yaml().claimed_by_api(&id);
         Ok(info)
     }
 
@@ -294,26 +328,12 @@ impl Service {
             .await
     }
 
-    async fn update_here(
-        &self,
-        mut config: ConnectorConfig,
-    ) -> Result<ConnectorInfo, ServiceError> {
+    async fn update_here(&self, config: ConnectorConfig) -> Result<ConnectorInfo, ServiceError> {
         self.check_running()?;
         let _uploads = self.hold_upload(&config).await;
-        let (_, current) = self
-            .runtime
-            .get(&config.id)
-            .map_err(|e| ServiceError::NotFound(e.0))?;
-        config::restore_redacted(&mut config, &current);
-        let info = self.runtime.update(config.clone()).await?;
-        if let Some(state) = &self.state
-            && let Err(e) = state.record_put(&config).await
-        {
-            // Put the old one back, so memory and disk agree.
-            let _ = self.runtime.update(current).await;
-            return Err(e.into());
-        }
-        self.lock_yaml().claimed_by_api(&config.id);
+        let id = config.id.clone();
+        let info = self.update_kept(config).await?;
+        self.lock_yaml().claimed_by_api(&id);
         Ok(info)
     }
 
@@ -325,18 +345,7 @@ impl Service {
 
     async fn remove_here(&self, id: &str) -> Result<(), ServiceError> {
         self.check_running()?;
-        self.runtime
-            .get(id)
-            .map_err(|e| ServiceError::NotFound(e.0))?;
-        if let Some(state) = &self.state {
-            let from_yaml = self.lock_yaml().ids.contains(id);
-            state.record_remove(id, from_yaml).await?;
-        }
-        self.lock_yaml().claimed_by_api(id);
-        self.runtime
-            .remove(id)
-            .await
-            .map_err(|e| ServiceError::NotFound(e.0))?;
+        self.remove_kept(id).await?;
         // A connector removed while failing is not reminded of forever.
         if let Some(alerts) = self.alerts() {
             alerts.forget(id);
@@ -406,6 +415,11 @@ impl Service {
     }
 
     fn uploads(&self) -> Result<Arc<ComponentStore>, ServiceError> {
+        if self.changes.is_some() {
+            return Err(ServiceError::Conflict(
+                changes::NO_UPLOADS_IN_CLUSTER.into(),
+            ));
+        }
         self.runtime.uploads().ok_or_else(|| {
             ServiceError::Conflict("this service takes no uploaded components".into())
         })

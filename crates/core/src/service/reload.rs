@@ -175,6 +175,13 @@ impl Service {
     /// Reads the config file again and applies the difference (see the
     /// module's doc). Reloads run one at a time.
     pub async fn reload_config(self: &Arc<Self>) -> Result<ReloadReport, ServiceError> {
+        if self.in_cluster() {
+            // The file only seeded the cluster's registry; applying it again
+            // here would set this node apart from the others.
+            return Err(ServiceError::Conflict(
+                super::changes::NO_RELOAD_IN_CLUSTER.into(),
+            ));
+        }
         if self.config_path.is_none() {
             return Err(ServiceError::Conflict(
                 "the service runs on the built-in config; start it with --config FILE to reload a file"

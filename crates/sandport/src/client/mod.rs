@@ -58,7 +58,9 @@ impl From<ServiceError> for ClientError {
                 ClientError::InvalidArgument(message)
             }
             ServiceError::Conflict(_) => ClientError::Conflict(message),
-            ServiceError::ShuttingDown => ClientError::Unavailable(message),
+            ServiceError::ShuttingDown | ServiceError::Unavailable(_) => {
+                ClientError::Unavailable(message)
+            }
             ServiceError::ResourceExhausted(_) => ClientError::ResourceExhausted(message),
             ServiceError::Upload(error) => match error {
                 UploadError::TooLarge { .. } | UploadError::NotAComponent(_) => {

@@ -12,11 +12,14 @@ mod api;
 #[path = "../../../server/tests/browser/mod.rs"]
 mod browser;
 mod cli;
+mod cluster;
 mod components;
 mod deploy;
+mod deploy_cluster;
 mod history;
 mod operations;
 mod service;
 mod status_page;
 mod support;
+mod support_cluster;
 mod traces;

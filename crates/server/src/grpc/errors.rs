@@ -18,7 +18,9 @@ pub(crate) fn status(error: ServiceError) -> Status {
             }
             ServiceError::Conflict(_) => Status::aborted(message),
             ServiceError::State(_) => Status::internal(crate::internal::report(&message)),
-            ServiceError::ShuttingDown => Status::unavailable(message),
+            ServiceError::ShuttingDown | ServiceError::Unavailable(_) => {
+                Status::unavailable(message)
+            }
             ServiceError::ResourceExhausted(_) => Status::resource_exhausted(message),
             ServiceError::Upload(error) => match error {
                 UploadError::TooLarge { .. } | UploadError::NotAComponent(_) => {

@@ -99,6 +99,7 @@ impl ApiFlags {
             limits,
             metrics: None,
             public_status: false,
+            collectors: Vec::new(),
         })
     }
 

@@ -4,6 +4,7 @@
 //! the config (and data directory) given.
 
 mod api;
+mod cluster;
 mod history;
 mod output;
 mod serve;
@@ -257,6 +258,7 @@ fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
         ephemeral: false,
         record: false,
         uploads_cap: None,
+        changes: None,
         runtime: RuntimeOptions {
             schedule,
             components_dir: cli.components_dir.clone(),

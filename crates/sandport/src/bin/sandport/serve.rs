@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use sandport_core::service::Service;
+use sandport_server::cluster::ClusterNode;
 
 use crate::{Cli, api, service_options};
 
@@ -52,6 +53,8 @@ pub struct ServeFlags {
     public_status: bool,
     #[command(flatten)]
     api: api::ApiFlags,
+    #[command(flatten)]
+    cluster: crate::cluster::ClusterFlags,
 }
 
 /// How long the file must be quiet before a change is reloaded: editors
@@ -98,12 +101,35 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
     options.record = true;
     options.runtime.max_instances = flags.max_connectors;
     options.runtime.memory_budget = flags.memory_budget.map(|b| b.as_u64());
+    let mut cluster = match flags.cluster.options(grpc.local_addr()?)? {
+        Some((cluster, address)) => {
+            let config_dir = options
+                .config
+                .as_deref()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            let node = ClusterNode::join(&cluster, &address, config_dir)
+                .await
+                .context("cannot join the cluster")?;
+            // The registry is etcd's; this node checks only what it owns,
+            // once the members are known.
+            options.changes = Some(node.changes());
+            options.runtime.ownership = sandport_core::Ownership::none();
+            Some(node)
+        }
+        None => None,
+    };
     let (service, problems) = Service::start(options).await?;
     // Logged, so that they come in the log's format.
     for problem in &problems {
         tracing::error!(entry = %problem.entry, key = %problem.key, "config error: {}", problem.message);
     }
     let service = Arc::new(service);
+    if let Some(node) = &mut cluster {
+        node.run(service.clone()).await;
+        api_options.collectors.push(Box::new(node.collector()));
+    }
     tracing::info!(
         grpc = %grpc.local_addr().map(|a| a.to_string()).unwrap_or(grpc_addr),
         http = %http.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| http_addr.clone()),
@@ -115,7 +141,9 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
         state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
         "sandport is listening; stop it with Ctrl-C or SIGTERM"
     );
-    let reloads = tokio::spawn(reload_on_request(service.clone(), !flags.no_watch));
+    // In cluster mode the file only seeds an empty cluster: nothing to watch.
+    let watch = !flags.no_watch && cluster.is_none();
+    let reloads = tokio::spawn(reload_on_request(service.clone(), watch));
     // The listeners are bound and the connectors loaded: calls are answered
     // from here on. Without systemd (no NOTIFY_SOCKET) this does nothing.
     notify(sd_notify::NotifyState::Ready);
@@ -125,6 +153,9 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
     };
     sandport_server::serve(service, grpc, http, api_options, stopping).await?;
     reloads.abort();
+    if let Some(node) = cluster {
+        node.leave().await;
+    }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

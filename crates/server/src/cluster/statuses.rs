@@ -1,0 +1,243 @@
+//! Statuses across the cluster: each node publishes, for the connectors it
+//! owns, a status when it changes (not at every check), under its lease;
+//! every node shows the others' published statuses for the connectors it
+//! does not own, so that every node's API answers alike.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sandport_cluster::{
+    Cluster, ClusterError, ConnectorStatus, Membership, NodeId, StatusEvent, StatusPublisher, Store,
+};
+use sandport_core::service::Service;
+use sandport_core::{HealthStatus, RemoteHealth};
+
+use super::{Outage, RETRY};
+
+/// How often the owned connectors' statuses are looked over for changes:
+/// what the others see lags by at most this (plus etcd's round trip).
+const SWEEP: Duration = Duration::from_secs(1);
+
+/// The publisher of the current membership (none while it is lost), with
+/// a count of replacements so that a new lease republishes everything.
+#[derive(Clone, Default)]
+pub(super) struct PublisherSlot(Arc<tokio::sync::Mutex<(u64, Option<StatusPublisher>)>>);
+
+impl PublisherSlot {
+    pub(super) async fn replace(&self, cluster: &Cluster, membership: &Membership) {
+        let mut slot = self.0.lock().await;
+        slot.0 += 1;
+        slot.1 = Some(StatusPublisher::new(cluster, membership));
+    }
+
+    pub(super) async fn clear(&self) {
+        self.0.lock().await.1 = None;
+    }
+}
+
+/// What was last published for one connector: its status and since when.
+type Published = (HealthStatus, Option<SystemTime>);
+
+pub(super) struct Publisher {
+    outage: Outage,
+    me: String,
+    service: Arc<Service>,
+    slot: PublisherSlot,
+    counts: Arc<super::metrics::Counts>,
+}
+
+impl Publisher {
+    pub(super) fn new(
+        me: &NodeId,
+        service: Arc<Service>,
+        counts: Arc<super::metrics::Counts>,
+    ) -> Publisher {
+        Publisher {
+            outage: Outage::default(),
+            me: me.to_string(),
+            service,
+            slot: PublisherSlot::default(),
+            counts,
+        }
+    }
+
+    pub(super) fn slot(&self) -> PublisherSlot {
+        self.slot.clone()
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut published: HashMap<String, Published> = HashMap::new();
+        let mut generation = 0;
+        let mut sweep = tokio::time::interval(SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            sweep.tick().await;
+            let shared = self.slot.0.clone();
+            let mut slot = shared.lock().await;
+            let (now, publisher) = &mut *slot;
+            let Some(publisher) = publisher else {
+                continue;
+            };
+            if *now != generation {
+                // A new lease: its keys are empty.
+                generation = *now;
+                published.clear();
+            }
+            if self.sweep(publisher, &mut published).await {
+                self.outage.ok("statuses are published");
+            }
+        }
+    }
+
+    /// Publishes the owned connectors' changed statuses; stops at the
+    /// first failure (the next sweep tries again). Returns whether it
+    /// published all it had to.
+    async fn sweep(
+        &mut self,
+        publisher: &mut StatusPublisher,
+        published: &mut HashMap<String, Published>,
+    ) -> bool {
+        let runtime = self.service.runtime();
+        let mut owned = std::collections::HashSet::new();
+        let list = runtime.list(None);
+        self.counts
+            .owned(list.iter().filter(|info| runtime.owns(&info.id)).count());
+        for info in list {
+            if !runtime.owns(&info.id) {
+                continue;
+            }
+            let health = &info.health;
+            // Nothing to tell before this node's first check.
+            if health.checked_at.is_none() {
+                continue;
+            }
+            owned.insert(info.id.clone());
+            let now = (health.status, health.since);
+            if published.get(&info.id) == Some(&now) {
+                continue;
+            }
+            let status = ConnectorStatus {
+                status: health.status.as_str().to_string(),
+                message: health.message.clone(),
+                since_ms: health.since.map_or(0, millis),
+                checked_by: self.me.clone(),
+            };
+            match publisher.publish(&info.id, &status).await {
+                Ok(_) => {
+                    published.insert(info.id, now);
+                }
+                Err(e) => {
+                    self.outage
+                        .failed("cannot publish statuses to the cluster", &e);
+                    return false;
+                }
+            }
+        }
+        // Connectors this node no longer owns (or that are gone): if one
+        // comes back, its status is written again.
+        published.retain(|id, _| {
+            let keep = owned.contains(id);
+            if !keep {
+                publisher.forget(id);
+            }
+            keep
+        });
+        true
+    }
+}
+
+/// Shows the statuses other nodes publish, for the connectors this node
+/// does not own, until the task is stopped.
+pub(super) async fn follow(store: Store, service: Arc<Service>) {
+    let mut outage = Outage::default();
+    loop {
+        let (statuses, revision) = match store.statuses().await {
+            Ok(listed) => listed,
+            Err(e) => {
+                outage.failed("cannot read the cluster's statuses yet", &e);
+                tokio::time::sleep(RETRY).await;
+                continue;
+            }
+        };
+        outage.ok("the cluster's statuses are read");
+        for (id, status) in &statuses {
+            show(&service, id, status);
+        }
+        let mut watch = store.watch_statuses(revision + 1);
+        loop {
+            match watch.next().await {
+                Ok(events) => {
+                    outage.ok("the cluster's statuses are followed");
+                    for event in events {
+                        // A cleared status (its owner's lease ended) stays
+                        // as last seen until the new owner publishes.
+                        if let StatusEvent::Published { id, status } = event {
+                            show(&service, &id, &status);
+                        }
+                    }
+                }
+                Err(ClusterError::Compacted { .. }) => break,
+                Err(e) => {
+                    outage.failed("the cluster's statuses are out of reach", &e);
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+fn show(service: &Service, id: &str, status: &ConnectorStatus) {
+    let runtime = service.runtime();
+    if runtime.owns(id) {
+        return;
+    }
+    let Some(word) = parse_status(&status.status) else {
+        tracing::warn!(connector = %id, "a published status `{}` is not one this node knows", status.status);
+        return;
+    };
+    let remote = RemoteHealth {
+        status: word,
+        message: status.message.clone(),
+        since: (status.since_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(status.since_ms)),
+        checked_at: None,
+    };
+    // Not (yet) registered here: the registry's watch brings it.
+    let _ = runtime.record_remote_health(id, remote);
+}
+
+fn parse_status(word: &str) -> Option<HealthStatus> {
+    [
+        HealthStatus::Healthy,
+        HealthStatus::Degraded,
+        HealthStatus::Unhealthy,
+        HealthStatus::Unavailable,
+        HealthStatus::Unknown,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == word)
+}
+
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_word_reads_back() {
+        for status in [
+            HealthStatus::Healthy,
+            HealthStatus::Degraded,
+            HealthStatus::Unhealthy,
+            HealthStatus::Unavailable,
+            HealthStatus::Unknown,
+        ] {
+            assert_eq!(parse_status(status.as_str()), Some(status));
+        }
+        assert_eq!(parse_status("fine"), None);
+    }
+}

@@ -5,11 +5,15 @@
 //! image's toolchain and user.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_norway::Value;
 
+use super::manifests::{
+    at, bytes, documents_flag, flags, list_at, output_text, read, repo_root, serve_help, text_at,
+    yaml_documents,
+};
 use super::support::{SANDPORT, temp_dir, write};
 
 /// Where Debian's `prometheus` package puts promtool.
@@ -44,72 +48,6 @@ const EXPORTED_METRICS: &[&str] = &[
     "process_start_time_seconds",
     "process_threads",
 ];
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_root().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The documents of a YAML stream. A line starting with `---` always ends
-/// a document (even inside a block scalar), so splitting there is exact;
-/// documents holding only comments are dropped.
-fn yaml_documents(relative: &str) -> Vec<Value> {
-    let text = read(relative);
-    let mut documents = vec![String::new()];
-    for line in text.lines() {
-        let marker = line == "---" || line.starts_with("--- ");
-        match documents.last_mut() {
-            Some(current) if !marker => {
-                current.push_str(line);
-                current.push('\n');
-            }
-            _ => documents.push(String::new()),
-        }
-    }
-    documents
-        .iter()
-        .enumerate()
-        .map(|(i, doc)| {
-            serde_norway::from_str::<Value>(doc)
-                .unwrap_or_else(|e| panic!("{relative}, document {i}: not YAML: {e}"))
-        })
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-/// The value at `path` below `value`, or a panic naming the path and file.
-fn at<'a>(value: &'a Value, path: &[&str], file: &str) -> &'a Value {
-    path.iter().fold(value, |v, key| {
-        let next = &v[*key];
-        assert!(!next.is_null(), "{file}: no {} in {v:?}", path.join("."));
-        next
-    })
-}
-
-fn text_at<'a>(value: &'a Value, path: &[&str], file: &str) -> &'a str {
-    at(value, path, file)
-        .as_str()
-        .unwrap_or_else(|| panic!("{file}: {} is not a string", path.join(".")))
-}
-
-fn list_at<'a>(value: &'a Value, path: &[&str], file: &str) -> &'a [Value] {
-    at(value, path, file)
-        .as_sequence()
-        .unwrap_or_else(|| panic!("{file}: {} is not a list", path.join(".")))
-}
 
 // ------------------------------------------------------------- Prometheus
 
@@ -478,19 +416,6 @@ fn the_tokens_file_comes_from_the_secret_and_admits_nobody_as_shipped() {
     );
 }
 
-/// A Kubernetes quantity of bytes (`152Mi`, `1Gi`, `155536Ki`, `1000000`).
-fn bytes(quantity: &str) -> u64 {
-    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)];
-    let (digits, unit) = units
-        .iter()
-        .find_map(|(suffix, unit)| quantity.strip_suffix(suffix).map(|d| (d, *unit)))
-        .unwrap_or((quantity, 1));
-    digits
-        .parse::<u64>()
-        .unwrap_or_else(|_| panic!("`{quantity}` is not a whole quantity of bytes"))
-        * unit
-}
-
 #[test]
 fn the_pod_runs_unprivileged_with_requests_sized_for_1000_connectors() {
     let manifests = kubernetes();
@@ -740,34 +665,6 @@ fn the_dashboard_and_the_rules_query_only_exported_metrics_and_show_them_all() {
 }
 
 // --------------------------------------------------------------- binaries
-
-/// `sandport serve --help`.
-fn serve_help() -> String {
-    let out = Command::new(SANDPORT)
-        .args(["serve", "--help"])
-        .output()
-        .expect("run sandport serve --help");
-    assert!(out.status.success(), "{}", output_text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Whether `help` documents `flag` (as a whole word).
-fn documents_flag(help: &str, flag: &str) -> bool {
-    help.match_indices(flag).any(|(i, _)| {
-        help[i + flag.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-'))
-    })
-}
-
-/// The `--flags` among `args`, without `=VALUE`.
-fn flags<'a>(args: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    args.into_iter()
-        .filter(|a| a.starts_with("--"))
-        .map(|a| a.split_once('=').map_or(a, |(flag, _)| flag))
-        .collect()
-}
 
 /// The `[Service]` settings of a unit file, each key with its values.
 fn unit_service_section(text: &str) -> BTreeMap<String, Vec<String>> {

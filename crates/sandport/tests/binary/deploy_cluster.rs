@@ -6,11 +6,14 @@
 //! privileges and sizes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_norway::Value;
 
+use super::manifests::{
+    at, bytes, documents_flag, flags, list_at, output_text, read, repo_root, serve_help, text_at,
+    yaml_documents,
+};
 use super::support::{SANDPORT, temp_dir, write};
 
 const DIR: &str = "deploy/kubernetes/cluster";
@@ -23,71 +26,6 @@ const OTHER_VARIABLES: &[&str] = &["SANDPORT_CACHE_DIR"];
 
 /// The connectors the nodes' requests are sized for.
 const SIZED_FOR: u64 = 1000;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn read(relative: &str) -> String {
-    let path = repo_root().join(relative);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The documents of a YAML stream, split at `---` lines; documents holding
-/// only comments are dropped.
-fn yaml_documents(relative: &str) -> Vec<Value> {
-    let text = read(relative);
-    let mut documents = vec![String::new()];
-    for line in text.lines() {
-        let marker = line == "---" || line.starts_with("--- ");
-        match documents.last_mut() {
-            Some(current) if !marker => {
-                current.push_str(line);
-                current.push('\n');
-            }
-            _ => documents.push(String::new()),
-        }
-    }
-    documents
-        .iter()
-        .enumerate()
-        .map(|(i, doc)| {
-            serde_norway::from_str::<Value>(doc)
-                .unwrap_or_else(|e| panic!("{relative}, document {i}: not YAML: {e}"))
-        })
-        .filter(|doc| !doc.is_null())
-        .collect()
-}
-
-/// The value at `path` below `value`, or a panic naming the path and what.
-fn at<'a>(value: &'a Value, path: &[&str], what: &str) -> &'a Value {
-    path.iter().fold(value, |v, key| {
-        let next = &v[*key];
-        assert!(!next.is_null(), "{what}: no {} in {v:?}", path.join("."));
-        next
-    })
-}
-
-fn text_at<'a>(value: &'a Value, path: &[&str], what: &str) -> &'a str {
-    at(value, path, what)
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: {} is not a string", path.join(".")))
-}
-
-fn list_at<'a>(value: &'a Value, path: &[&str], what: &str) -> &'a [Value] {
-    at(value, path, what)
-        .as_sequence()
-        .unwrap_or_else(|| panic!("{what}: {} is not a list", path.join(".")))
-}
 
 fn number_at(value: &Value, path: &[&str], what: &str) -> u64 {
     at(value, path, what)
@@ -416,34 +354,6 @@ fn the_kustomization_applies_every_manifest_and_leaves_the_tls_example_to_choice
 }
 
 // --------------------------------------------------------------- binaries
-
-/// `sandport serve --help`.
-fn serve_help() -> String {
-    let out = Command::new(SANDPORT)
-        .args(["serve", "--help"])
-        .output()
-        .expect("run sandport serve --help");
-    assert!(out.status.success(), "{}", output_text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Whether `help` documents `flag` (as a whole word).
-fn documents_flag(help: &str, flag: &str) -> bool {
-    help.match_indices(flag).any(|(i, _)| {
-        help[i + flag.len()..]
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-'))
-    })
-}
-
-/// The `--flags` among `args`, without `=VALUE`.
-fn flags<'a>(args: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
-    args.into_iter()
-        .filter(|a| a.starts_with("--"))
-        .map(|a| a.split_once('=').map_or(a, |(flag, _)| flag))
-        .collect()
-}
 
 /// The flags in `# - --flag` comment lines: options an operator turns on.
 fn commented_flags(text: &str) -> Vec<&str> {
@@ -922,19 +832,6 @@ fn the_configmap_connectors_yaml_passes_sandport_validate() {
 }
 
 // ------------------------------------------------------------------- pods
-
-/// A Kubernetes quantity of bytes (`108Mi`, `1Gi`, `110536Ki`, `1000000`).
-fn bytes(quantity: &str) -> u64 {
-    let units = [("Ki", 1u64 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)];
-    let (digits, unit) = units
-        .iter()
-        .find_map(|(suffix, unit)| quantity.strip_suffix(suffix).map(|d| (d, *unit)))
-        .unwrap_or((quantity, 1));
-    digits
-        .parse::<u64>()
-        .unwrap_or_else(|_| panic!("`{quantity}` is not a whole quantity of bytes"))
-        * unit
-}
 
 /// The volumeClaimTemplate mounted at the directory holding `data_dir`.
 fn claim_holds(set: &Value, container: &Value, data_dir: &str, what: &str) {

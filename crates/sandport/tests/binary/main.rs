@@ -17,6 +17,7 @@ mod components;
 mod deploy;
 mod deploy_cluster;
 mod history;
+mod manifests;
 mod operations;
 mod service;
 mod status_page;

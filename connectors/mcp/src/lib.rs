@@ -8,7 +8,7 @@
 //! ended with a `DELETE`. Credentials, if any, are attached by the host.
 
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const PROTOCOL_VERSION: &str = "2025-06-18";
 const SESSION_HEADER: &str = "Mcp-Session-Id";
@@ -163,17 +163,14 @@ impl Connector for Mcp {
     fn health_check(&mut self) -> Result<HealthReport, Error> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
-        let request = json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": PROTOCOL_VERSION,
-                "capabilities": {},
-                "clientInfo": {"name": "sandport", "version": env!("CARGO_PKG_VERSION")},
-            },
-        });
-        let response = http::Request::post(&self.url, request.to_string())
+        // Written out rather than built as a `serde_json::Value`: serialising
+        // one pulls the float formatter's tables into the component, and
+        // every instance holds its own copy of the component's data.
+        let request = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"sandport","version":"{}"}}}}}}"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        let response = http::Request::post(&self.url, request)
             .header("Content-Type", "application/json")
             .header("Accept", "application/json, text/event-stream")
             .send()?;

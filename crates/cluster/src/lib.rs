@@ -20,6 +20,9 @@
 //!   remove, list, watch;
 //! - `seed`: [`Store::seed`], the config file's entries written once per
 //!   cluster;
+//! - `file_sync`: [`Store::sync_file`], a reloaded config file made the
+//!   registry's file entries (compare-and-swap, the API's entries left
+//!   alone);
 //! - `status`: [`StatusPublisher`] (a write only when a status changes)
 //!   and reading the published statuses;
 //! - `watch`: a resumable watch over one key prefix (private).
@@ -27,6 +30,7 @@
 
 mod connect;
 mod error;
+mod file_sync;
 mod keys;
 mod membership;
 mod options;
@@ -38,6 +42,7 @@ mod watch;
 
 pub use connect::Cluster;
 pub use error::{ClusterError, IdError, OptionsError};
+pub use file_sync::FileSync;
 pub use keys::{DEFAULT_PREFIX, MAX_ID_LEN, NodeId, validate_connector_id};
 pub use membership::{Liveness, MemberInfo, MemberWatch, Membership};
 pub use options::{ClusterOptions, TlsFiles};

@@ -105,8 +105,17 @@ impl Store {
     /// Registers a new connector; [`ClusterError::AlreadyExists`] if any
     /// node registered the id first. Returns the entry's revision.
     pub async fn create(&self, config: &ConnectorConfig) -> Result<i64, ClusterError> {
+        self.create_as(config, Origin::Api).await
+    }
+
+    /// [`Store::create`], the entry marked as coming from `origin`.
+    pub(crate) async fn create_as(
+        &self,
+        config: &ConnectorConfig,
+        origin: Origin,
+    ) -> Result<i64, ClusterError> {
         let key = self.cluster.keys.connector(&config.id);
-        let value = encode(config, Origin::Api)?;
+        let value = encode(config, origin)?;
         let txn = Txn::new()
             .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.as_str(), value, None)]);
@@ -127,8 +136,19 @@ impl Store {
         config: &ConnectorConfig,
         expected_mod_revision: i64,
     ) -> Result<i64, ClusterError> {
+        self.update_as(config, expected_mod_revision, Origin::Api)
+            .await
+    }
+
+    /// [`Store::update`], the entry marked as coming from `origin`.
+    pub(crate) async fn update_as(
+        &self,
+        config: &ConnectorConfig,
+        expected_mod_revision: i64,
+        origin: Origin,
+    ) -> Result<i64, ClusterError> {
         let key = self.cluster.keys.connector(&config.id);
-        let value = encode(config, Origin::Api)?;
+        let value = encode(config, origin)?;
         let txn = Txn::new()
             .when([Compare::mod_revision(
                 key.as_str(),

@@ -22,6 +22,7 @@ fn report_json(report: &ReloadReport) -> Value {
         removed,
         replaced,
         unchanged,
+        skipped,
         problems,
     } = report;
     json!({
@@ -31,6 +32,7 @@ fn report_json(report: &ReloadReport) -> Value {
         "removed": removed,
         "replaced": replaced,
         "unchanged": unchanged,
+        "skipped": skipped,
         "problems": problems_json(problems),
     })
 }

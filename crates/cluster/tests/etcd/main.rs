@@ -1,6 +1,7 @@
 //! The cluster library against a real etcd (Debian's `etcd-server`), one
 //! etcd per test.
 
+mod file_sync;
 mod membership;
 mod outage;
 mod registry;

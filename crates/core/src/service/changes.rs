@@ -25,8 +25,34 @@ use crate::registry::ConnectorInfo;
 /// What a [`ChangeStore`] returns.
 pub type ChangeFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ChangeError>> + Send + 'a>>;
 
+/// What [`ChangeStore::reload`] returns.
+pub type FileChangesFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<FileChanges, ChangeError>> + Send + 'a>>;
+
+/// What a reload of the config file changed in the cluster (ids sorted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileChanges {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    /// The file's entries the cluster already held as the file says.
+    pub unchanged: usize,
+    /// Ids of the file that an API call registered or updated in the
+    /// cluster: the API owns them, and they were left alone.
+    pub skipped: Vec<String>,
+    /// Entries that could not be written, each id with why.
+    pub failed: Vec<(String, String)>,
+}
+
 /// Keeps the API's changes in cluster mode, in place of the state file.
 pub trait ChangeStore: Send + Sync + 'static {
+    /// Makes the cluster's entries that came from the config file equal
+    /// to `configs` (the reloaded file's entries, already validated):
+    /// creates the new ones, replaces the changed ones, removes the ones no
+    /// longer in the file, and leaves the API's entries alone.
+    /// [`ChangeError::Unavailable`]: nothing could be read, so nothing
+    /// changed.
+    fn reload<'a>(&'a self, configs: &'a [ConnectorConfig]) -> FileChangesFuture<'a>;
     /// Persists a registered (`Change::Register`: must not exist yet) or
     /// updated connector.
     fn put<'a>(&'a self, config: &'a ConnectorConfig, change: Change) -> ChangeFuture<'a>;
@@ -70,9 +96,6 @@ impl From<ChangeError> for ServiceError {
 /// live on one node only, and the others could not run the connectors
 /// that name it.
 pub(super) const NO_UPLOADS_IN_CLUSTER: &str = "uploaded components are not supported in cluster mode: give each node the same component files, or use a built-in";
-
-/// Why a config reload is refused in cluster mode.
-pub(super) const NO_RELOAD_IN_CLUSTER: &str = "the registry lives in the cluster in cluster mode: reloading the config file is not supported yet; change connectors through the API";
 
 // By hand: a store need not be `Debug`.
 impl std::fmt::Debug for ServiceOptions {

@@ -40,6 +40,19 @@ impl ChangeStore for Recorder {
         let call = format!("remove {id}");
         Box::pin(async move { self.answer(call) })
     }
+
+    /// Records `reload <ids>` and answers that every entry was created.
+    fn reload<'a>(&'a self, configs: &'a [ConnectorConfig]) -> FileChangesFuture<'a> {
+        let ids: Vec<String> = configs.iter().map(|c| c.id.clone()).collect();
+        let call = format!("reload {}", ids.join(","));
+        Box::pin(async move {
+            self.answer(call)?;
+            Ok(FileChanges {
+                created: ids,
+                ..FileChanges::default()
+            })
+        })
+    }
 }
 
 struct Cluster {
@@ -231,7 +244,7 @@ async fn changes_from_the_cluster_reach_the_runtime_only_and_apply_once() {
 }
 
 #[tokio::test]
-async fn uploads_and_reloads_are_refused_in_cluster_mode() {
+async fn uploads_are_refused_in_cluster_mode() {
     let Cluster {
         service, dir: _dir, ..
     } = cluster().await;
@@ -245,15 +258,56 @@ async fn uploads_and_reloads_are_refused_in_cluster_mode() {
         service.upload_slot(),
         Err(ServiceError::Conflict(_))
     ));
-    match service.reload_config().await {
-        Err(ServiceError::Conflict(message)) => {
-            assert!(message.contains("cluster"), "{message}");
-        }
-        other => panic!("{other:?}"),
-    }
+    service.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reload_in_cluster_mode_goes_to_the_store_not_to_the_runtime() {
+    let Cluster {
+        service,
+        store,
+        server,
+        dir,
+    } = cluster().await;
+    let path = dir.path().join("connectors.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "connectors:\n  - {{id: seeded, component: http, host: 127.0.0.1, port: {p}}}\n  - {{id: added, component: http, host: 127.0.0.1, port: {p}}}\n",
+            p = server.port
+        ),
+    )
+    .expect("write the config");
+    let report = service.reload_config().await.expect("reloaded");
+    assert!(report.applied, "{report:?}");
+    assert_eq!(report.added, ["seeded", "added"]);
+    assert_eq!(store.calls(), ["reload seeded,added"]);
     assert!(
         service.runtime().list(None).is_empty(),
-        "the reload touched nothing"
+        "the node applies the change as it follows the cluster"
     );
+
+    // A broken file reaches no store.
+    std::fs::write(&path, "connectors:\n  - {id: broken, port: nope}\n").expect("write");
+    let report = service.reload_config().await.expect("a report");
+    assert!(!report.applied && !report.problems.is_empty(), "{report:?}");
+    assert_eq!(store.calls().len(), 1);
+
+    // The store out of reach: the reload fails as unavailable.
+    std::fs::write(
+        &path,
+        format!(
+            "connectors:\n  - {{id: seeded, component: http, host: 127.0.0.1, port: {}}}\n",
+            server.port
+        ),
+    )
+    .expect("write");
+    store.fail_next(ChangeError::Unavailable("etcd is down".into()));
+    assert!(matches!(
+        service.reload_config().await,
+        Err(ServiceError::Unavailable(_))
+    ));
+    let last = service.last_reload().expect("recorded");
+    assert!(!last.applied, "{last:?}");
     service.shutdown().await;
 }

@@ -16,7 +16,7 @@ mod status;
 mod status_metrics;
 
 pub use alerts::{ALERTS_FILE, AlertTestError};
-pub use changes::{Change, ChangeError, ChangeFuture, ChangeStore};
+pub use changes::{Change, ChangeError, ChangeFuture, ChangeStore, FileChanges, FileChangesFuture};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,

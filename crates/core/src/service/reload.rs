@@ -12,6 +12,13 @@
 //! - An entry that an API call registered, updated or removed belongs to
 //!   the API from then on (as at start-up): the file no longer decides it.
 //!
+//! In cluster mode the file's entries are not applied to this node's
+//! runtime: the cluster's entries that came from the file are made equal
+//! to it through the [`ChangeStore`] (the API's entries are left alone,
+//! and named in the report), and every node, this one included, applies
+//! the change as it follows the cluster. The file's `alerts` are applied
+//! on the reloading node only, as alerts are each node's own.
+//!
 //! What happened is kept for `GET /api/v1/config/status` and counted for
 //! the metrics.
 
@@ -25,7 +32,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use tokio::task::JoinSet;
 
-use super::{Service, ServiceError};
+use super::{ChangeStore, FileChanges, Service, ServiceError};
 use sandport_config::{self as config, ComponentRef, ConnectorConfig, Problem};
 
 /// Which connectors the operator's file decides.
@@ -74,6 +81,9 @@ pub struct ReloadReport {
     pub removed: Vec<String>,
     pub replaced: Vec<String>,
     pub unchanged: usize,
+    /// Ids the file defines that an API call registered, updated or
+    /// removed: the API owns them, so the file's entry was not applied.
+    pub skipped: Vec<String>,
     /// The file's problems (not applied), or the entries that could not be
     /// started or replaced (applied; a replaced entry's old instance runs on).
     pub problems: Vec<Problem>,
@@ -88,6 +98,7 @@ impl ReloadReport {
             removed: Vec::new(),
             replaced: Vec::new(),
             unchanged: 0,
+            skipped: Vec::new(),
             problems,
         }
     }
@@ -175,13 +186,6 @@ impl Service {
     /// Reads the config file again and applies the difference (see the
     /// module's doc). Reloads run one at a time.
     pub async fn reload_config(self: &Arc<Self>) -> Result<ReloadReport, ServiceError> {
-        if self.in_cluster() {
-            // The file only seeded the cluster's registry; applying it again
-            // here would set this node apart from the others.
-            return Err(ServiceError::Conflict(
-                super::changes::NO_RELOAD_IN_CLUSTER.into(),
-            ));
-        }
         if self.config_path.is_none() {
             return Err(ServiceError::Conflict(
                 "the service runs on the built-in config; start it with --config FILE to reload a file"
@@ -191,7 +195,20 @@ impl Service {
         self.on_work(|this| async move {
             this.check_running()?;
             let _one = this.reloading.lock().await;
-            let report = this.reload_here().await;
+            let report = match this.changes.clone() {
+                Some(changes) => this.reload_into_cluster(changes.as_ref()).await,
+                None => Ok(this.reload_here().await),
+            };
+            let report = match report {
+                Ok(report) => report,
+                Err(e) => {
+                    // Counted and shown as a reload that changed nothing.
+                    let failed = ReloadReport::failed(vec![file_problem(e.to_string())]);
+                    this.reloads.record(&failed);
+                    tracing::warn!("config reload failed, nothing was changed: {e}");
+                    return Err(e);
+                }
+            };
             this.reloads.record(&report);
             log(&report);
             Ok(report)
@@ -199,11 +216,13 @@ impl Service {
         .await
     }
 
-    async fn reload_here(self: &Arc<Self>) -> ReloadReport {
+    /// Reads and validates the file: its entries, or the report of a
+    /// reload refused for its problems.
+    async fn read_file(&self) -> Result<config::Loaded, ReloadReport> {
         let Some(path) = self.config_path.clone() else {
-            return ReloadReport::failed(vec![file_problem(
+            return Err(ReloadReport::failed(vec![file_problem(
                 "the service runs on the built-in config".into(),
-            )]);
+            )]));
         };
         let read = tokio::task::spawn_blocking(move || {
             config::load_file(&path, sandport_builtins::catalog())
@@ -211,12 +230,65 @@ impl Service {
         .await;
         let loaded = match read {
             Ok(Ok(loaded)) => loaded,
-            Ok(Err(e)) => return ReloadReport::failed(vec![file_problem(e.to_string())]),
-            Err(e) => return ReloadReport::failed(vec![file_problem(e.to_string())]),
+            Ok(Err(e)) => return Err(ReloadReport::failed(vec![file_problem(e.to_string())])),
+            Err(e) => return Err(ReloadReport::failed(vec![file_problem(e.to_string())])),
         };
         if !loaded.problems.is_empty() {
-            return ReloadReport::failed(loaded.problems);
+            return Err(ReloadReport::failed(loaded.problems));
         }
+        Ok(loaded)
+    }
+
+    /// Cluster mode: the file made the cluster's file entries (see the
+    /// module's doc). `Err` when the cluster could not be reached; then
+    /// nothing changed, here or in the cluster.
+    async fn reload_into_cluster(
+        &self,
+        changes: &dyn ChangeStore,
+    ) -> Result<ReloadReport, ServiceError> {
+        let loaded = match self.read_file().await {
+            Ok(loaded) => loaded,
+            Err(refused) => return Ok(refused),
+        };
+        let FileChanges {
+            created,
+            updated,
+            removed,
+            unchanged,
+            skipped,
+            failed,
+        } = changes.reload(&loaded.connectors).await?;
+        if let Some(alerts) = self.alerts() {
+            alerts.reconfigure(loaded.alerts);
+        }
+        // Each node applies the change as it follows the cluster; an entry
+        // that cannot start there is shown in that node's status, as after
+        // a Register.
+        let problems = failed
+            .into_iter()
+            .map(|(id, message)| Problem {
+                entry: format!("connector \"{id}\""),
+                key: String::new(),
+                message,
+            })
+            .collect();
+        Ok(ReloadReport {
+            at: SystemTime::now(),
+            applied: true,
+            added: created,
+            removed,
+            replaced: updated,
+            unchanged,
+            skipped,
+            problems,
+        })
+    }
+
+    async fn reload_here(self: &Arc<Self>) -> ReloadReport {
+        let loaded = match self.read_file().await {
+            Ok(loaded) => loaded,
+            Err(refused) => return refused,
+        };
         if let Some(alerts) = self.alerts() {
             alerts.reconfigure(loaded.alerts.clone());
         }
@@ -248,6 +320,7 @@ impl Service {
         let mut changes = Vec::new();
         for (id, config) in wanted {
             if api.contains(&id) {
+                report.skipped.push(id);
                 continue;
             }
             let current = running
@@ -348,6 +421,7 @@ fn log(report: &ReloadReport) {
         removed,
         replaced,
         unchanged,
+        skipped,
         problems,
     } = report;
     for problem in problems {
@@ -359,6 +433,7 @@ fn log(report: &ReloadReport) {
             removed = removed.len(),
             replaced = replaced.len(),
             unchanged,
+            skipped = skipped.len(),
             problems = problems.len(),
             "config reloaded"
         );

@@ -765,3 +765,119 @@ async fn with_etcd_down_registers_fail_fast_as_unavailable_and_checks_go_on() {
     .await;
     assert_checked_once_per_interval(&rig.hits, &ids, "etcd back").await;
 }
+
+/// The description every node shows for `id`.
+async fn description(node: &Node, id: &str) -> Result<String, String> {
+    let got = node
+        .client()
+        .await
+        .get_connector(pb::GetConnectorRequest { id: id.into() })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    Ok(got.connector.ok_or("no info")?.description)
+}
+
+/// `POST /api/v1/config/reload` on `node`: the status and the answer.
+async fn reload(node: &Node) -> (u16, serde_json::Value) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/api/v1/config/reload", node.http))
+        .send()
+        .await
+        .expect("POST reload");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("JSON"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reloaded_config_file_reaches_every_node_and_leaves_the_api_entries_alone() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let seeded = strings(&["changed", "dropped", "kept"]);
+    let rig = Rig::start("cluster-reload", &NODES, &seeded).await;
+    let port = rig.hits.port;
+    await_ids(&rig.running(), &seeded).await;
+    let mut api = grpc_entry("api", port);
+    api.description = "registered through the API".into();
+    rig.node("node-a")
+        .client()
+        .await
+        .register_connector(register(api))
+        .await
+        .expect("register api on node-a");
+    await_ids(
+        &rig.running(),
+        &strings(&["api", "changed", "dropped", "kept"]),
+    )
+    .await;
+
+    // One entry added, one changed, one removed; the API's id named too.
+    let edited = format!(
+        "connectors:\n{}{}  - {{id: changed, description: edited, component: http, host: 127.0.0.1, port: {port}, health_check: {{interval: 1s, timeout: 1s, path: /changed}}}}\n  - {{id: api, description: from the file, component: http, host: 127.0.0.1, port: {port}}}\n",
+        yaml_entry("kept", port),
+        yaml_entry("added", port),
+    );
+    let config = rig.specs[0].config.clone();
+    let dir = config.parent().expect("a directory").to_path_buf();
+    write(&dir, "connectors.yaml.tmp", &edited);
+    std::fs::rename(dir.join("connectors.yaml.tmp"), &config).expect("rename");
+    // Each node also sees the file change and reloads it: the reloads
+    // converge, and the API's entry is skipped by every one.
+    let (status, report) = reload(rig.node("node-b")).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["applied"], true, "{report}");
+    assert_eq!(report["skipped"], serde_json::json!(["api"]), "{report}");
+    assert_eq!(report["problems"], serde_json::json!([]), "{report}");
+    let new_set = strings(&["added", "api", "changed", "kept"]);
+    await_ids(&rig.running(), &new_set).await;
+    for node in rig.running() {
+        eventually(
+            &format!("{} shows the file's change and the API's entry", node.id),
+            PROPAGATION,
+            async || {
+                let changed = description(node, "changed").await?;
+                let api = description(node, "api").await?;
+                if changed == "edited" && api == "registered through the API" {
+                    Ok(())
+                } else {
+                    Err(format!("changed: {changed:?}, api: {api:?}"))
+                }
+            },
+        )
+        .await;
+    }
+
+    // A broken file changes nothing, on any node.
+    write(
+        &dir,
+        "connectors.yaml",
+        &edited.replace("interval: 1s", "interval: soon"),
+    );
+    let (status, answer) = reload(rig.node("node-c")).await;
+    assert_eq!(status, 422, "{answer}");
+    let status: serde_json::Value =
+        reqwest::get(format!("{}/api/v1/config/status", rig.node("node-c").http))
+            .await
+            .expect("GET config status")
+            .json()
+            .await
+            .expect("JSON");
+    assert_eq!(status["last_reload"]["applied"], false, "{status}");
+    holds_for(
+        "every node keeps the reloaded set",
+        Duration::from_secs(2),
+        async || {
+            for node in rig.running() {
+                let ids = node.ids().await.map_err(|e| format!("{e:?}"))?;
+                if ids != new_set {
+                    return Err(format!("{}: {ids:?}", node.id));
+                }
+                let changed = description(node, "changed").await?;
+                if changed != "edited" {
+                    return Err(format!("{}: changed: {changed:?}", node.id));
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+}

@@ -2,16 +2,19 @@
 //! registry follows them. A Register creates the key only if it does not
 //! exist (two nodes registering one id at once: one wins); an Update and a
 //! Remove compare the revision this node last saw, so that a change made
-//! meanwhile on another node is not overwritten unseen.
+//! meanwhile on another node is not overwritten unseen. A reload of the
+//! config file makes the registry's file entries equal to the file
+//! (`Store::sync_file`), leaving the API's entries alone.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
+use sandport_cluster::FileSync;
 use sandport_cluster::{ClusterError, Store};
 use sandport_config::ConnectorConfig;
-use sandport_core::service::{Change, ChangeError, ChangeStore};
+use sandport_core::service::{Change, ChangeError, ChangeStore, FileChanges, FileChangesFuture};
 
 /// The revision of each connector's key as this node last saw it.
 #[derive(Debug, Default)]
@@ -79,6 +82,36 @@ impl EtcdChanges {
         Ok(())
     }
 
+    async fn reload_file(&self, configs: &[ConnectorConfig]) -> Result<FileChanges, ChangeError> {
+        let FileSync {
+            created,
+            updated,
+            removed,
+            unchanged,
+            skipped,
+            failed,
+        } = self.store.sync_file(configs).await.map_err(|e| {
+            if e.is_unavailable() {
+                tracing::warn!("the config file could not be written to the cluster: {e}");
+                ChangeError::Unavailable(
+                    "etcd did not answer; reload again when it is reachable".into(),
+                )
+            } else {
+                ChangeError::Conflict(e.to_string())
+            }
+        })?;
+        // The new revisions reach `revisions` through the watch, as other
+        // nodes' changes do.
+        Ok(FileChanges {
+            created,
+            updated,
+            removed,
+            unchanged,
+            skipped,
+            failed,
+        })
+    }
+
     async fn remove_id(&self, id: &str) -> Result<(), ChangeError> {
         let expected = self.revisions.get(id);
         self.store
@@ -104,6 +137,10 @@ impl ChangeStore for EtcdChanges {
         id: &'a str,
     ) -> Pin<Box<dyn Future<Output = Result<(), ChangeError>> + Send + 'a>> {
         Box::pin(self.remove_id(id))
+    }
+
+    fn reload<'a>(&'a self, configs: &'a [ConnectorConfig]) -> FileChangesFuture<'a> {
+        Box::pin(self.reload_file(configs))
     }
 }
 

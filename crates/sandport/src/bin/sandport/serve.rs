@@ -141,8 +141,9 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
         state = %service.state_path().map(|p| p.display().to_string()).unwrap_or_default(),
         "sandport is listening; stop it with Ctrl-C or SIGTERM"
     );
-    // In cluster mode the file only seeds an empty cluster: nothing to watch.
-    let watch = !flags.no_watch && cluster.is_none();
+    // In cluster mode too: each node watches its copy of the file, and the
+    // reloads of every node converge on the cluster's registry.
+    let watch = !flags.no_watch;
     let reloads = tokio::spawn(reload_on_request(service.clone(), watch));
     // The listeners are bound and the connectors loaded: calls are answered
     // from here on. Without systemd (no NOTIFY_SOCKET) this does nothing.

@@ -166,3 +166,41 @@ pub(crate) fn problems_json(problems: &[config::Problem]) -> Value {
         .map(|p| json!({"entry": p.entry, "key": p.key, "message": p.message}))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_error_has_its_status_and_code() {
+        let cases = [
+            (ServiceError::NotFound("a".into()), 404, "not_found"),
+            (
+                ServiceError::AlreadyExists("a".into()),
+                409,
+                "already_exists",
+            ),
+            (ServiceError::Invalid(Vec::new()), 422, "invalid_config"),
+            (ServiceError::Conflict("changed".into()), 409, "conflict"),
+            (ServiceError::ShuttingDown, 503, "shutting_down"),
+            (
+                ServiceError::Unavailable("etcd: connection refused".into()),
+                503,
+                "unavailable",
+            ),
+            (
+                ServiceError::ResourceExhausted("full".into()),
+                503,
+                "resource_exhausted",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let what = format!("{error:?}");
+            let message = error.to_string();
+            let answer = ApiError::from(error);
+            assert_eq!(answer.status.as_u16(), status, "{what}");
+            assert_eq!(answer.code, code, "{what}");
+            assert_eq!(answer.message, message, "{what}");
+        }
+    }
+}

@@ -34,3 +34,35 @@ pub(crate) fn status(error: ServiceError) -> Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn each_service_error_has_the_code_a_caller_branches_on() {
+        let cases = [
+            (ServiceError::NotFound("a".into()), Code::NotFound),
+            (ServiceError::AlreadyExists("a".into()), Code::AlreadyExists),
+            (ServiceError::Invalid(Vec::new()), Code::InvalidArgument),
+            (ServiceError::Conflict("changed".into()), Code::Aborted),
+            (ServiceError::ShuttingDown, Code::Unavailable),
+            (
+                ServiceError::Unavailable("etcd: connection refused".into()),
+                Code::Unavailable,
+            ),
+            (
+                ServiceError::ResourceExhausted("full".into()),
+                Code::ResourceExhausted,
+            ),
+        ];
+        for (error, code) in cases {
+            let what = format!("{error:?}");
+            let message = error.to_string();
+            let status = status(error);
+            assert_eq!(status.code(), code, "{what}");
+            assert_eq!(status.message(), message, "{what}");
+        }
+    }
+}

@@ -108,6 +108,7 @@ impl std::fmt::Debug for ServiceOptions {
             uploads_cap,
             runtime,
             changes,
+            forwarder,
         } = self;
         f.debug_struct("ServiceOptions")
             .field("config", config)
@@ -117,6 +118,7 @@ impl std::fmt::Debug for ServiceOptions {
             .field("uploads_cap", uploads_cap)
             .field("runtime", runtime)
             .field("changes", &changes.as_ref().map(|_| "ChangeStore"))
+            .field("forwarder", &super::forward::describe(forwarder))
             .finish()
     }
 }

@@ -11,12 +11,14 @@
 
 mod alerts;
 mod changes;
+mod forward;
 mod reload;
 mod status;
 mod status_metrics;
 
 pub use alerts::{ALERTS_FILE, AlertTestError};
 pub use changes::{Change, ChangeError, ChangeFuture, ChangeStore, FileChanges, FileChangesFuture};
+pub use forward::{ForwardError, ForwardFuture, Forwarded, Forwarder, REPEAT_WARNING};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
@@ -70,6 +72,10 @@ pub struct ServiceOptions {
     /// ([`Service::seed_entries`]); the cluster applies what it lists
     /// ([`Service::apply_put`]). Uploads and config reloads are refused.
     pub changes: Option<Arc<dyn ChangeStore>>,
+    /// Cluster mode: a live check of a connector another node owns is
+    /// asked of that node (`forward.rs`); `None` checks every connector
+    /// here.
+    pub forwarder: Option<Arc<dyn Forwarder>>,
 }
 
 /// Uploads received at the same time; more are refused until one ends, so
@@ -150,6 +156,10 @@ pub struct Service {
     state: Option<StateFile>,
     /// Cluster mode: where changes are kept instead of `state`.
     changes: Option<Arc<dyn ChangeStore>>,
+    /// Cluster mode: asks a connector's owner for its live checks.
+    forwarder: Option<Arc<dyn Forwarder>>,
+    /// Which owners failed to answer a forwarded check, for the log.
+    fallbacks: forward::FallbackLog,
     /// Cluster mode: the config file's entries, for the cluster to seed.
     seed: Vec<ConnectorConfig>,
     /// Held by each change of one id (see `changes.rs`).
@@ -260,6 +270,8 @@ impl Service {
             runtime,
             state,
             changes: options.changes,
+            forwarder: options.forwarder,
+            fallbacks: forward::FallbackLog::default(),
             seed,
             id_locks: changes::IdLocks::default(),
             config_path: options.config.clone(),
@@ -377,17 +389,6 @@ impl Service {
         self.runtime
             .health(id)
             .map_err(|e| ServiceError::NotFound(e.0))
-    }
-
-    pub async fn check(self: &Arc<Self>, id: &str) -> Result<HealthSnapshot, ServiceError> {
-        let id = id.to_string();
-        self.on_work(|this| async move {
-            this.runtime
-                .check(&id)
-                .await
-                .map_err(|e| ServiceError::NotFound(e.0))
-        })
-        .await
     }
 
     pub async fn check_all(

@@ -13,6 +13,7 @@ mod api;
 mod browser;
 mod cli;
 mod cluster;
+mod cluster_forward;
 mod components;
 mod deploy;
 mod deploy_cluster;

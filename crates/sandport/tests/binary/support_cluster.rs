@@ -187,12 +187,20 @@ pub struct Node {
     pub grpc: String,
     /// `http://127.0.0.1:Q` of `--http-addr`.
     pub http: String,
+    /// Sent by the test's own calls when the node takes tokens.
+    pub token: Option<String>,
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Node {
     /// Starts the process; [`Node::ready`] waits for its API.
     pub fn spawn(spec: &NodeSpec) -> Node {
+        Node::spawn_with(spec, &[], None)
+    }
+
+    /// Starts the process with `extra` flags; the test's calls send
+    /// `token` (a node started with `--tokens`).
+    pub fn spawn_with(spec: &NodeSpec, extra: &[String], token: Option<&str>) -> Node {
         let [grpc_port, http_port] = free_ports();
         let mut child = Command::new(SANDPORT)
             .arg("serve")
@@ -205,6 +213,7 @@ impl Node {
             .args(["--cluster", &spec.cluster])
             .args(["--node-id", &spec.id])
             .args(["--cluster-lease-ttl", &spec.lease_ttl])
+            .args(extra)
             .env("RUST_LOG", "info")
             .env_remove("CONNECTORS_SERVICE_ADDR")
             .stdin(Stdio::null())
@@ -233,6 +242,7 @@ impl Node {
             child,
             grpc: format!("http://127.0.0.1:{grpc_port}"),
             http: format!("http://127.0.0.1:{http_port}"),
+            token: token.map(String::from),
             log,
         }
     }
@@ -251,7 +261,7 @@ impl Node {
             }
             if let Ok(mut client) = ConnectorsServiceClient::connect(self.grpc.clone()).await
                 && client
-                    .list_connectors(pb::ListConnectorsRequest::default())
+                    .list_connectors(self.request(pb::ListConnectorsRequest::default()))
                     .await
                     .is_ok()
             {
@@ -279,6 +289,16 @@ impl Node {
         ConnectorsServiceClient::new(channel)
     }
 
+    /// A request carrying the node's token, if it takes one.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.token {
+            let value = format!("Bearer {token}").parse().expect("a header value");
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
     /// The node's ids, in order, with their statuses.
     pub async fn statuses(&self) -> Result<BTreeMap<String, pb::ConnectorStatus>, tonic::Status> {
         let listed = self
@@ -303,7 +323,12 @@ impl Node {
     /// this process sent for each connector, so only its own checks.
     pub async fn egress_requests(&self) -> BTreeMap<String, f64> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let text = reqwest::get(format!("{}/metrics", self.http))
+        let mut get = reqwest::Client::new().get(format!("{}/metrics", self.http));
+        if let Some(token) = &self.token {
+            get = get.bearer_auth(token);
+        }
+        let text = get
+            .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .unwrap_or_else(|e| panic!("GET /metrics of {}: {e}", self.id))

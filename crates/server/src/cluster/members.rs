@@ -30,6 +30,7 @@ pub(super) struct Follow {
     pub(super) service: Arc<Service>,
     pub(super) publisher: PublisherSlot,
     pub(super) counts: Arc<super::metrics::Counts>,
+    pub(super) peers: Arc<super::forward::Peers>,
 }
 
 impl Follow {
@@ -45,6 +46,7 @@ impl Follow {
                         let ownership = ownership(&self.me, live);
                         self.counts.members_changed(live.len(), live.contains_key(&self.me));
                         tracing::info!(members = live.len(), "cluster members changed");
+                        self.peers.set_members(live);
                         self.service.runtime().set_ownership(ownership).await;
                     }
                     Err(e) => {

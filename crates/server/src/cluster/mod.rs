@@ -10,6 +10,8 @@
 //!   this node checks, rejoining after the lease was lost;
 //! - `statuses`: the owner publishes status changes; the other nodes show
 //!   them;
+//! - `forward`: a live check of a connector another node owns is asked of
+//!   that node;
 //! - `metrics`: the cluster's gauges on `/metrics`.
 //!
 //! While etcd is unreachable the node keeps checking what it owned with
@@ -17,11 +19,15 @@
 //! up when etcd is back.
 
 mod changes;
+mod forward;
 mod members;
 mod metrics;
 mod registry;
 mod statuses;
 
+pub use forward::{
+    ApiProtection, ApiTlsFiles, ForwardingOff, PeerAccess, PeerCredentials, peer_access,
+};
 pub use metrics::ClusterCollector;
 
 use std::path::PathBuf;
@@ -31,7 +37,7 @@ use std::time::Duration;
 use sandport_cluster::{
     Cluster, ClusterError, ClusterOptions, MemberInfo, Membership, NodeId, Store,
 };
-use sandport_core::service::{ChangeStore, Service};
+use sandport_core::service::{ChangeStore, Forwarder, Service};
 use tokio::task::JoinSet;
 
 use changes::{EtcdChanges, Revisions};
@@ -77,6 +83,8 @@ pub struct ClusterNode {
     /// Replaced when the node joins again after losing its lease.
     membership: members::Shared,
     counts: Arc<metrics::Counts>,
+    /// The live members' addresses, for forwarded checks.
+    peers: Arc<forward::Peers>,
     tasks: JoinSet<()>,
 }
 
@@ -109,6 +117,7 @@ impl ClusterNode {
             membership: Arc::new(tokio::sync::Mutex::new(Some(membership))),
             cluster,
             counts: Arc::default(),
+            peers: Arc::default(),
             tasks: JoinSet::new(),
         })
     }
@@ -121,6 +130,13 @@ impl ClusterNode {
     /// Where the service keeps API changes in cluster mode.
     pub fn changes(&self) -> Arc<dyn ChangeStore> {
         Arc::new(EtcdChanges::new(self.store.clone(), self.revisions.clone()))
+    }
+
+    /// What asks a connector's owner for its live checks, calling the
+    /// peers as `access` says.
+    pub fn forwarder(&self, access: &PeerAccess) -> Result<Arc<dyn Forwarder>, ForwardingOff> {
+        let forwarder = forward::PeerForwarder::new(self.me.clone(), self.peers.clone(), access)?;
+        Ok(Arc::new(forwarder))
     }
 
     /// Seeds the registry with the file's entries (once per cluster),
@@ -153,6 +169,7 @@ impl ClusterNode {
                 service,
                 publisher: slot,
                 counts: self.counts.clone(),
+                peers: self.peers.clone(),
             }
             .run(),
         );

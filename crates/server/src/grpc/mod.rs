@@ -29,6 +29,12 @@ pub(crate) use errors::status;
 use pb::connectors_service_server::ConnectorsService;
 pub use pb::connectors_service_server::ConnectorsServiceServer;
 
+/// Marks a live `HealthCheck` another node of a cluster forwarded (its
+/// value: that node's id). Such a call is checked here, whoever owns the
+/// connector by this node's view, so that a check is never forwarded
+/// twice.
+pub const FORWARDED_BY: &str = "x-sandport-forwarded-by";
+
 /// Time kept back from a client's deadline to send the answer.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
@@ -212,10 +218,13 @@ impl ConnectorsService for GrpcApi {
         &self,
         request: Request<pb::HealthCheckRequest>,
     ) -> Result<Response<pb::HealthCheckResponse>, Status> {
+        let forwarded = request.metadata().contains_key(FORWARDED_BY);
         let request = request.into_inner();
         let id = required_id(&request.id)?;
         let snapshot = if request.cached {
             self.service.health(id).map_err(status)?
+        } else if forwarded {
+            self.service.check_here(id).await.map_err(status)?
         } else {
             self.service.check(id).await.map_err(status)?
         };

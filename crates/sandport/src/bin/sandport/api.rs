@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sandport_server::auth::{self, Role, Tokens};
+use sandport_server::cluster::{ApiProtection, ApiTlsFiles};
 use sandport_server::limits::Limits;
 use sandport_server::tls::Tls;
 use sandport_server::{ApiOptions, check_exposure};
@@ -101,6 +102,23 @@ impl ApiFlags {
             public_status: false,
             collectors: Vec::new(),
         })
+    }
+
+    /// How the API is protected, so that a cluster node calls its peers'
+    /// APIs alike.
+    pub fn protection(&self) -> ApiProtection {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(ApiTlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.client_ca.clone(),
+            }),
+            _ => None,
+        };
+        ApiProtection {
+            tls,
+            tokens: self.tokens.is_some(),
+        }
     }
 
     /// The metrics listener has neither TLS nor tokens: off loopback only

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use sandport_cluster::{ClusterOptions, TlsFiles};
+use sandport_server::cluster::PeerCredentials;
 
 #[derive(Args)]
 pub struct ClusterFlags {
@@ -45,7 +46,20 @@ pub struct ClusterFlags {
     /// The key of --cluster-cert
     #[arg(long, value_name = "FILE", requires = "cluster_cert")]
     cluster_key: Option<PathBuf>,
+    /// The CA that signed the other nodes' API certificates, for live
+    /// checks sent to a connector's owner when the API serves TLS
+    /// [default: --client-ca]
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    cluster_peer_ca: Option<PathBuf>,
+    /// A file holding one bearer token the other nodes accept (role read
+    /// or admin), for live checks sent to a connector's owner when the API
+    /// takes tokens
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    cluster_token_file: Option<PathBuf>,
 }
+
+/// The largest token file read: one token and a newline.
+const MAX_TOKEN_FILE: u64 = 4096;
 
 impl ClusterFlags {
     /// The cluster to join, if any, and the address to give the others.
@@ -61,6 +75,9 @@ impl ClusterFlags {
             cluster_ca,
             cluster_cert,
             cluster_key,
+            // Read by `peer_credentials`.
+            cluster_peer_ca: _,
+            cluster_token_file: _,
         } = self;
         let Some(url) = cluster else {
             return Ok(None);
@@ -81,6 +98,37 @@ impl ClusterFlags {
             .clone()
             .unwrap_or_else(|| grpc_addr.to_string());
         Ok(Some((options, address)))
+    }
+}
+
+impl ClusterFlags {
+    /// What this node calls its peers with; the token file is read once,
+    /// here.
+    pub fn peer_credentials(&self) -> anyhow::Result<PeerCredentials> {
+        let token = match &self.cluster_token_file {
+            Some(path) => {
+                let text = sandport_config::read_bounded_text(path, MAX_TOKEN_FILE).with_context(
+                    || format!("--cluster-token-file: cannot read {}", path.display()),
+                )?;
+                let token = text.trim();
+                anyhow::ensure!(
+                    !token.is_empty(),
+                    "--cluster-token-file: {} holds no token",
+                    path.display()
+                );
+                anyhow::ensure!(
+                    !token.contains(char::is_whitespace),
+                    "--cluster-token-file: {} must hold one token and nothing else",
+                    path.display()
+                );
+                Some(token.to_string())
+            }
+            None => None,
+        };
+        Ok(PeerCredentials {
+            ca: self.cluster_peer_ca.clone(),
+            token,
+        })
     }
 }
 

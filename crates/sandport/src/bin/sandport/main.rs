@@ -259,6 +259,7 @@ fn service_options(cli: &Cli, schedule: bool) -> ServiceOptions {
         record: false,
         uploads_cap: None,
         changes: None,
+        forwarder: None,
         runtime: RuntimeOptions {
             schedule,
             components_dir: cli.components_dir.clone(),

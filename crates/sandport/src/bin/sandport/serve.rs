@@ -115,6 +115,7 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
             // The registry is etcd's; this node checks only what it owns,
             // once the members are known.
             options.changes = Some(node.changes());
+            options.forwarder = forwarder(&node, flags)?;
             options.runtime.ownership = sandport_core::Ownership::none();
             Some(node)
         }
@@ -159,6 +160,27 @@ pub async fn serve(cli: &Cli, flags: &ServeFlags) -> anyhow::Result<ExitCode> {
     }
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What sends a live check to the connector's owner; `None` (every check
+/// on the node asked, as without a cluster) when the peers' APIs cannot be
+/// called as they are protected.
+fn forwarder(
+    node: &ClusterNode,
+    flags: &ServeFlags,
+) -> anyhow::Result<Option<Arc<dyn sandport_core::service::Forwarder>>> {
+    let credentials = flags.cluster.peer_credentials()?;
+    let access = sandport_server::cluster::peer_access(&flags.api.protection(), &credentials)
+        .and_then(|access| node.forwarder(&access));
+    match access {
+        Ok(forwarder) => Ok(Some(forwarder)),
+        Err(why) => {
+            tracing::warn!(
+                "live checks of connectors other nodes own run on the node asked: {why}"
+            );
+            Ok(None)
+        }
+    }
 }
 
 fn notify(state: sd_notify::NotifyState<'_>) {

@@ -1,0 +1,294 @@
+//! A live `HealthCheck` asked of a node that does not own the connector is
+//! answered by the owner: three `sandport serve --cluster` nodes on one
+//! real etcd, plain gRPC on loopback.
+//!
+//! Who checked is read from each node's `/metrics`
+//! (`sandport_egress_requests_total` by connector, which grows only on the
+//! node that sent the check's request) and from the test's target, which
+//! counts the requests for each connector's own path. The connector is
+//! checked once an hour, so after its first scheduled check every request
+//! is a live check's.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use sandport_cluster::{NodeId, owner};
+use sandport_server::auth::digest_hex;
+use sandport_server::grpc::pb;
+
+use super::support::{temp_dir, write};
+use super::support_cluster::{Etcd, Hits, Node, NodeSpec};
+
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+const LEASE_TTL_ARG: &str = "3s";
+/// Room for a loaded machine: node start, etcd watch events, a check.
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// The first of `check-N` that rendezvous hashing gives `node` among
+/// `NODES`.
+fn owned_by(node: &str) -> String {
+    let members: Vec<NodeId> = NODES
+        .iter()
+        .map(|n| NodeId::new(n).expect("a node id"))
+        .collect();
+    (1..)
+        .map(|n| format!("check-{n}"))
+        .find(|id| owner(id, members.iter()).is_some_and(|o| o.as_str() == node))
+        .expect("some connector is the node's")
+}
+
+/// Polls `probe` every 100 ms until it answers `Some`, for at most `within`.
+async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(value) => return value,
+            Err(last) if Instant::now() >= deadline => {
+                panic!("{what} not within {within:?}; last: {last}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// The requests `node` sent for `id`.
+async fn egress(node: &Node, id: &str) -> f64 {
+    node.egress_requests()
+        .await
+        .get(id)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// A live (not cached) check of `id` asked of `node`.
+async fn live_check(node: &Node, id: &str) -> Result<pb::HealthCheckResponse, tonic::Status> {
+    node.client()
+        .await
+        .health_check(node.request(pb::HealthCheckRequest {
+            id: id.into(),
+            cached: false,
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+struct Rig {
+    nodes: BTreeMap<&'static str, Node>,
+    hits: Hits,
+    _etcd: Etcd,
+}
+
+impl Rig {
+    /// Starts etcd and the three nodes; `flags(node)` gives a node's
+    /// extra flags and the token the test's calls send it.
+    async fn start(
+        name: &str,
+        ids: &[&str],
+        flags: impl Fn(&str) -> (Vec<String>, Option<String>),
+    ) -> Rig {
+        let etcd = Etcd::start();
+        let hits = Hits::start();
+        let dir = temp_dir(name);
+        let mut yaml = String::from("connectors:\n");
+        for id in ids {
+            yaml.push_str(&format!(
+                "  - {{id: {id}, component: http, host: 127.0.0.1, port: {}, health_check: {{interval: 1h, timeout: 2s, path: /{id}}}}}\n",
+                hits.port
+            ));
+        }
+        let config = write(&dir, "connectors.yaml", &yaml);
+        let mut nodes: BTreeMap<&'static str, Node> = NODES
+            .iter()
+            .map(|id| {
+                let spec = NodeSpec {
+                    id: id.to_string(),
+                    cluster: etcd.url(),
+                    config: config.clone(),
+                    data_dir: dir.join(id),
+                    lease_ttl: LEASE_TTL_ARG.to_string(),
+                };
+                let (extra, token) = flags(id);
+                (*id, Node::spawn_with(&spec, &extra, token.as_deref()))
+            })
+            .collect();
+        for node in nodes.values_mut() {
+            node.ready().await;
+        }
+        Rig {
+            nodes,
+            hits,
+            _etcd: etcd,
+        }
+    }
+
+    /// Every node sees all three members, and node-a made its first
+    /// scheduled check of `id`: from here on only live checks send
+    /// requests for it.
+    async fn settled(&self, id: &str) {
+        eventually("the owner's first check", WITHIN, || async {
+            let sent = egress(self.node("node-a"), id).await;
+            if sent >= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("node-a sent {sent}"))
+            }
+        })
+        .await;
+        for node in NODES {
+            eventually("three members everywhere", WITHIN, || async {
+                let members = members(self.node(node)).await;
+                if members == Some(3.0) {
+                    Ok(())
+                } else {
+                    Err(format!("{node} sees {members:?}"))
+                }
+            })
+            .await;
+        }
+    }
+
+    fn node(&self, id: &str) -> &Node {
+        self.nodes
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} is not running"))
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for node in self.nodes.values() {
+                eprintln!("--- {} log (last lines) ---\n{}", node.id, node.log());
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_check_on_a_non_owner_runs_on_the_owner_and_falls_back_when_the_owner_dies() {
+    let id = owned_by("node-a");
+    let mut rig = Rig::start("cluster-forward", &[&id], |_| (Vec::new(), None)).await;
+    let path = format!("/{id}");
+
+    rig.settled(&id).await;
+
+    let owner_before = egress(rig.node("node-a"), &id).await;
+    let asked_before = egress(rig.node("node-b"), &id).await;
+    let start = Instant::now();
+    let answer = live_check(rig.node("node-b"), &id)
+        .await
+        .expect("the live check answers");
+    assert_eq!(answer.id, id);
+    assert_eq!(answer.status(), pb::ConnectorStatus::Healthy, "{answer:?}");
+    assert_eq!(
+        egress(rig.node("node-a"), &id).await,
+        owner_before + 1.0,
+        "the owner ran the check"
+    );
+    assert_eq!(
+        egress(rig.node("node-b"), &id).await,
+        asked_before,
+        "the node asked sent nothing: it held no instance"
+    );
+    assert_eq!(rig.hits.count(&path, start, Instant::now()), 1);
+    assert_eq!(
+        egress(rig.node("node-c"), &id).await,
+        0.0,
+        "the third node took no part"
+    );
+
+    // The owner dies without a word: the node asked still answers, first
+    // by checking itself while the dead owner's lease lasts, then through
+    // the new owner.
+    rig.nodes.get_mut("node-a").expect("node-a runs").kill_9();
+    let killed = Instant::now();
+    let answer = live_check(rig.node("node-b"), &id)
+        .await
+        .expect("a live check answers with the owner gone");
+    assert_eq!(answer.status(), pb::ConnectorStatus::Healthy, "{answer:?}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "answered in {:?}",
+        killed.elapsed()
+    );
+    let answered_here =
+        egress(rig.node("node-b"), &id).await + egress(rig.node("node-c"), &id).await;
+    assert!(answered_here >= 1.0, "a live node checked");
+    let log = rig.node("node-b").log();
+    assert!(
+        log.contains("checking on this node until it answers"),
+        "the fallback is logged:\n{log}"
+    );
+}
+
+/// `sandport_cluster_members` as `node` exposes it.
+async fn members(node: &Node) -> Option<f64> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut get = reqwest::Client::new().get(format!("{}/metrics", node.http));
+    if let Some(token) = &node.token {
+        get = get.bearer_auth(token);
+    }
+    let text = get.send().await.ok()?.text().await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("sandport_cluster_members "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_a_node_with_the_peer_token_forwards_and_one_without_checks_itself() {
+    let id = owned_by("node-a");
+    const CALLER: &str = "caller-token-0123456789";
+    const PEER: &str = "peer-token-0123456789";
+    let files = temp_dir("cluster-forward-tokens-files");
+    let tokens = write(
+        &files,
+        "tokens.yaml",
+        &format!(
+            "tokens:\n  - {{name: test, role: admin, sha256: {}}}\n  - {{name: peers, role: read, sha256: {}}}\n",
+            digest_hex(CALLER),
+            digest_hex(PEER)
+        ),
+    );
+    let peer_token = write(&files, "peer-token", &format!("{PEER}\n"));
+    let rig = Rig::start("cluster-forward-tokens", &[&id], |node| {
+        let mut flags = vec!["--tokens".to_string(), tokens.display().to_string()];
+        // node-c has no token for its peers.
+        if node != "node-c" {
+            flags.push("--cluster-token-file".into());
+            flags.push(peer_token.display().to_string());
+        }
+        (flags, Some(CALLER.to_string()))
+    })
+    .await;
+    rig.settled(&id).await;
+    let log = rig.node("node-c").log();
+    assert!(
+        log.contains("--cluster-token-file"),
+        "node-c says once why it does not forward:\n{log}"
+    );
+
+    // node-b forwards, with its token, to the owner.
+    let owner_before = egress(rig.node("node-a"), &id).await;
+    let answer = live_check(rig.node("node-b"), &id)
+        .await
+        .expect("node-b's live check answers");
+    assert_eq!(answer.status(), pb::ConnectorStatus::Healthy, "{answer:?}");
+    assert_eq!(egress(rig.node("node-a"), &id).await, owner_before + 1.0);
+    assert_eq!(egress(rig.node("node-b"), &id).await, 0.0);
+
+    // node-c cannot call its peers: it checks itself, as before.
+    let answer = live_check(rig.node("node-c"), &id)
+        .await
+        .expect("node-c's live check answers");
+    assert_eq!(answer.status(), pb::ConnectorStatus::Healthy, "{answer:?}");
+    assert_eq!(egress(rig.node("node-c"), &id).await, 1.0);
+    assert_eq!(
+        egress(rig.node("node-a"), &id).await,
+        owner_before + 1.0,
+        "the owner was not asked"
+    );
+}

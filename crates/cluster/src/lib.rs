@@ -25,7 +25,8 @@
 //!   alone);
 //! - `status`: [`StatusPublisher`] (a write only when a status changes)
 //!   and reading the published statuses;
-//! - `watch`: a resumable watch over one key prefix (private).
+//! - `watch`: a resumable watch over one key prefix (private);
+//! - `testing` (feature `testing`): a real etcd for tests.
 #![forbid(unsafe_code)]
 
 mod connect;
@@ -38,6 +39,8 @@ mod ownership;
 mod seed;
 mod status;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod watch;
 
 pub use connect::Cluster;

@@ -145,13 +145,15 @@ impl Service {
         let Some(forwarder) = &self.forwarder else {
             return Ok(None);
         };
+        // Ownership first: a connector this node owns (most live checks)
+        // is checked here without copying its config for the timeout.
+        if self.runtime.owns(id) {
+            return Ok(None);
+        }
         let (_, config) = self
             .runtime
             .get(id)
             .map_err(|e| ServiceError::NotFound(e.0))?;
-        if self.runtime.owns(id) {
-            return Ok(None);
-        }
         match forwarder.check(id, config.health_check.timeout).await {
             Ok(Forwarded::Owner { peer, health }) => {
                 if self.fallbacks.answered(&peer) {

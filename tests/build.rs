@@ -20,10 +20,17 @@ use std::process::Command;
 const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 fn main() {
-    let built = guests::build(&["sandport-guest-hostile"], &["tests/guests"]);
+    let built = guests::build(
+        &["sandport-guest-hostile", "sandport-guest-contract-0-2-0"],
+        &["tests/guests"],
+    );
     println!(
         "cargo:rustc-env=SANDPORT_HOSTILE_WASM={}",
         built[0].display()
+    );
+    println!(
+        "cargo:rustc-env=SANDPORT_CONTRACT_0_2_0_WASM={}",
+        built[1].display()
     );
     let root = guests::workspace_root();
     let guests_dir = built[0]

@@ -35,7 +35,7 @@ const SHIM = '@bytecodealliance/preview2-shim@0.25.0';
 const SDK_SPECIFIER = 'sandport-sdk';
 const WIT_PREFIX = 'sandport:connector/';
 /** The version of the contract (wit/connector.wit) this SDK is written for. */
-const WIT_VERSION = '0.2.0';
+const WIT_VERSION = '0.2.1';
 /** WASI features of the engine to leave out: fetch() would import wasi:http,
  * which the sandbox does not offer. stdio (console.*), random and clocks
  * stay. */

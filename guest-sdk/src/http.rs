@@ -186,6 +186,17 @@ impl Response {
         String::from_utf8_lossy(self.body()).into_owned()
     }
 
+    /// Whether `pattern` matches somewhere in the body. The host searches
+    /// its copy: the body is not copied into the connector, whose memory
+    /// would keep the room it took. Err (a check fails with it) when the
+    /// search gave up: the pattern needs more states on this body than the
+    /// host keeps for it.
+    pub fn body_matches(&self, pattern: &Pattern) -> Result<bool, crate::Error> {
+        self.held
+            .body_matches(&pattern.held)
+            .map_err(|why| crate::Error::new(format!("/{pattern}/: {why}")))
+    }
+
     /// `"GET http://host/path returned 503"`: the usual failure message.
     pub fn describe_status(&self) -> String {
         format!("{} returned {}", self.label, self.status)
@@ -198,6 +209,59 @@ impl Response {
         } else {
             Err(crate::Error::new(self.describe_status()))
         }
+    }
+}
+
+/// A regular expression compiled and kept by the host, for
+/// [`Response::body_matches`]. The syntax is that of Rust's `regex` crate
+/// with ASCII classes (no `\p{..}`), matched against bytes; a search takes
+/// time linear in the body. Keep one in the connector rather than compiling
+/// it for every check; each counts against the connector's memory limit
+/// (its program and a 128 KiB cache) until dropped.
+pub struct Pattern {
+    source: String,
+    held: wit::Pattern,
+}
+
+impl Pattern {
+    /// Compiles `regex`; Err says why it cannot be used.
+    pub fn new(regex: &str) -> Result<Pattern, String> {
+        Ok(Pattern {
+            source: regex.to_string(),
+            held: wit::Pattern::compile(regex)?,
+        })
+    }
+
+    /// A pattern that matches `text` itself (every character literal).
+    pub fn literal(text: &str) -> Result<Pattern, String> {
+        let mut regex = String::with_capacity(text.len() + 8);
+        for c in text.chars() {
+            if "\\.+*?()|[]{}^$#&-~".contains(c) {
+                regex.push('\\');
+            }
+            regex.push(c);
+        }
+        Ok(Pattern {
+            source: text.to_string(),
+            held: wit::Pattern::compile(&regex)?,
+        })
+    }
+
+    /// What it was made from: the regex, or the literal text.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Pattern").field(&self.source).finish()
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
     }
 }
 

@@ -290,6 +290,67 @@ async fn http_connector_checks_the_body_and_sends_method_headers_and_body() {
 }
 
 #[tokio::test]
+async fn http_connector_searches_a_large_body_in_the_host_not_in_the_guest() {
+    // 900 KiB of varied text, then the word the check looks for.
+    let mut x: u64 = 1;
+    let mut body: String = (0..900 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b"abcdefghijklmnopqrstuvwxyz ab\n"[(x % 30) as usize])
+        })
+        .collect();
+    body.push_str("all systems operational");
+    let server = FakeServer::start(&[("/status", Reply::ok(body))]).await;
+    let runtime = runtime();
+    for (id, settings) in [
+        (
+            "web",
+            "body_contains: operational, body_not_matches: 'degraded|maintenance'",
+        ),
+        // Bounded repetitions of `.` on varied text: the host's search
+        // gives up rather than spend a second of a worker thread.
+        ("costly", "body_matches: '(?s)(.{0,30}[ab]){3}[xy]{6}'"),
+    ] {
+        runtime
+            .register(entry(&format!(
+                "{{id: {id}, component: http, host: 127.0.0.1, port: {}, settings: {{path: /status, {settings}}}}}",
+                server.port()
+            )))
+            .await
+            .expect("registers");
+    }
+    let snap = runtime.check("costly").await.expect("known id");
+    assert_eq!(snap.status, HealthStatus::Unhealthy, "{snap:?}");
+    assert!(
+        snap.message.contains("the search gave up at byte")
+            && snap.message.contains("simplify the pattern"),
+        "{}",
+        snap.message
+    );
+    let before = runtime
+        .memory_used("web")
+        .await
+        .expect("known")
+        .expect("an instance");
+    let snap = runtime.check("web").await.expect("known id");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    let after = runtime
+        .memory_used("web")
+        .await
+        .expect("known")
+        .expect("an instance");
+    // A body copied into the guest would grow its memory by 900 KiB or more,
+    // for good: linear memory never shrinks.
+    assert!(
+        after < before + 128 * 1024,
+        "the guest's memory grew from {before} to {after} bytes"
+    );
+    runtime.shutdown().await;
+}
+
+#[tokio::test]
 async fn http_connector_refuses_bad_settings_at_registration() {
     let runtime = runtime();
     // The registration error for an `http` entry with these settings.
@@ -303,11 +364,20 @@ async fn http_connector_refuses_bad_settings_at_registration() {
             .to_string()
     };
     let text = refused("web", "body_matches: '(unclosed'").await;
-    assert!(text.contains("settings.body_matches"), "{text}");
+    assert!(
+        text.contains("settings.body_matches: invalid regex") && text.contains("unclosed group"),
+        "{text}"
+    );
     // Unicode classes are not in the documented syntax: refused, not ignored.
     let text = refused("web3", "body_not_matches: '\\p{Greek}'").await;
     assert!(
-        text.contains("settings.body_not_matches: invalid regex"),
+        text.contains("settings.body_not_matches: invalid regex: Unicode not allowed"),
+        "{text}"
+    );
+    // A pattern the host would need more than its cap to compile.
+    let text = refused("web4", "body_matches: '\\w{1000}{1000}'").await;
+    assert!(
+        text.contains("settings.body_matches: invalid regex") && text.contains("the host allows"),
         "{text}"
     );
     let text = refused("web2", "expected_status: '2xx'").await;

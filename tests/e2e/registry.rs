@@ -242,7 +242,7 @@ async fn a_component_built_for_another_contract_version_is_refused_with_how_to_r
     let dir = std::env::temp_dir().join(format!("sandport-contract-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let runtime = sandport_tests::runtime();
-    for (id, version) in [("older", "0.1.0"), ("newer", "0.3.0")] {
+    for (id, version) in [("older", "0.1.0"), ("next", "0.2.2"), ("newer", "0.3.0")] {
         let component = wat::parse_str(format!(
             r#"(component
                 (import "sandport:connector/logging@{version}" (instance))
@@ -262,13 +262,37 @@ async fn a_component_built_for_another_contract_version_is_refused_with_how_to_r
         let text = err.to_string();
         for part in [
             format!("{id}.wasm was built for sandport:connector@{version}"),
-            "this Sandport runs sandport:connector@0.2.0".to_string(),
+            "this Sandport runs sandport:connector@0.2.1".to_string(),
             "rebuild it with the SDK of this release".to_string(),
         ] {
             assert!(text.contains(&part), "{part}: {text}");
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_component_built_for_contract_0_2_0_still_loads_and_checks() {
+    // 0.2.1 only adds to 0.2.0: a component built before it runs as it did.
+    let server = FakeServer::start(&[("/up", sandport_tests::Reply::ok("fine"))]).await;
+    let runtime = sandport_tests::runtime();
+    runtime
+        .register(entry(&format!(
+            "{{id: old, component: '{}', host: 127.0.0.1, port: {}, health_check: {{path: /up}}}}",
+            env!("SANDPORT_CONTRACT_0_2_0_WASM"),
+            server.port()
+        )))
+        .await
+        .expect("a 0.2.0 component registers");
+    let snap = runtime.check("old").await.expect("known id");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    assert!(
+        snap.message.ends_with("/up returned 200"),
+        "{}",
+        snap.message
+    );
+    assert_eq!(server.hits("/up"), 1);
+    runtime.shutdown().await;
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Shared resources a guest can take from the others: TCP sockets (each a
 //! file descriptor of the process) are capped per instance by
-//! `sandbox.max_sockets` and node-wide by the runtime's guest budget.
+//! `sandbox.max_sockets` and node-wide by the runtime's guest budget;
+//! the patterns the host compiles for a guest count against its memory limit.
 
 use std::sync::{Arc, Mutex};
 
@@ -122,4 +123,34 @@ async fn the_node_budget_caps_all_guests_together_and_dropped_sockets_free_it() 
     assert_eq!(runtime.guest_sockets().1, 0);
     let snap = runtime.check("second").await.expect("known");
     assert_eq!(detail(&snap, "held"), Some("16"), "{snap:?}");
+}
+
+#[tokio::test]
+async fn patterns_the_host_compiles_for_a_guest_count_against_its_memory_limit() {
+    let server = FakeServer::start(&[(
+        "/status",
+        sandport_tests::Reply::ok("All systems OPERATIONAL"),
+    )])
+    .await;
+    let runtime = sandport_tests::runtime();
+    runtime
+        .register(entry(&format!(
+            "{{id: patterns, component: '{HOSTILE_WASM}', host: 127.0.0.1, port: {}, settings: {{mode: hold-patterns, url: '{}'}}, sandbox: {{memory_limit: 4MiB}}, health_check: {{timeout: 20s}}}}",
+            server.port(),
+            server.url("/status")
+        )))
+        .await
+        .expect("registers");
+    let snap = runtime.check("patterns").await.expect("known");
+    assert_eq!(snap.status, HealthStatus::Healthy, "{snap:?}");
+    let found =
+        |key: &str| detail(&snap, key).unwrap_or_else(|| panic!("no detail {key}: {snap:?}"));
+    // Each counts its program and a 128 KiB cache: 4 MiB, less the guest's
+    // own memory, holds a few dozen at most.
+    let held: usize = found("held").parse().expect("a count");
+    assert!((5..32).contains(&held), "{snap:?}");
+    assert!(found("error").contains("sandbox.memory_limit"), "{snap:?}");
+    // Letting them go gave the room back, and the one compiled then works.
+    assert_eq!(found("again"), "Ok(true)", "{snap:?}");
+    runtime.shutdown().await;
 }

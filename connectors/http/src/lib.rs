@@ -10,33 +10,64 @@
 //! | `body` | | request body |
 //! | `headers.NAME` | | request header (a `headers:` map in YAML) |
 //!
-//! Regexes are `regex-lite`'s (ASCII classes, no `\p{..}`): its tables are a
-//! fraction of `regex`'s, and every instance holds its own copy of the
-//! component's data in linear memory.
+//! Regexes have the syntax of Rust's `regex` crate with ASCII classes. The
+//! host searches the body (`http::Pattern`): the body stays out of the
+//! instance's memory, and so does a regex engine, whose data every instance
+//! would hold a copy of.
 
-use regex_lite::Regex;
+use sandport_sdk::http::Pattern;
 use sandport_sdk::{Config, Connector, ConnectorType, Error, HealthReport, export_connector, http};
 
 struct HttpCheck {
     request: http::Request,
     expected: http::StatusRanges,
-    contains: Option<String>,
-    not_contains: Option<String>,
-    matches: Option<Regex>,
-    not_matches: Option<Regex>,
+    /// The body settings, in the order they are judged.
+    body_rules: Vec<BodyRule>,
     /// The last healthy report and its status code. A target answers the
     /// same check the same way most of the time, and a copy of the report
     /// costs the guest less than formatting it again.
     healthy: Option<(u16, HealthReport)>,
 }
 
-fn regex_setting(config: &Config, key: &str) -> Result<Option<Regex>, String> {
-    config
-        .setting(key)
-        .map(|pattern| {
-            Regex::new(pattern).map_err(|e| format!("settings.{key}: invalid regex: {e}"))
-        })
-        .transpose()
+/// One body setting: a pattern the body must (or must not) match.
+struct BodyRule {
+    pattern: Pattern,
+    must_match: bool,
+    /// What the body does when the rule fails: `does not contain "ok"`,
+    /// `matches /error/`.
+    failure: String,
+}
+
+impl BodyRule {
+    /// The rules of the four body settings, in the order they are judged.
+    fn from_settings(config: &Config) -> Result<Vec<BodyRule>, String> {
+        let mut rules = Vec::new();
+        for (key, must_match, failure) in [
+            ("body_contains", true, "does not contain"),
+            ("body_not_contains", false, "contains"),
+            ("body_matches", true, "does not match"),
+            ("body_not_matches", false, "matches"),
+        ] {
+            let Some(setting) = config.setting(key) else {
+                continue;
+            };
+            let (pattern, failure) = if key.ends_with("contains") {
+                let pattern =
+                    Pattern::literal(setting).map_err(|e| format!("settings.{key}: {e}"))?;
+                (pattern, format!("{failure} {setting:?}"))
+            } else {
+                let pattern = Pattern::new(setting)
+                    .map_err(|e| format!("settings.{key}: invalid regex: {e}"))?;
+                (pattern, format!("{failure} /{setting}/"))
+            };
+            rules.push(BodyRule {
+                pattern,
+                must_match,
+                failure,
+            });
+        }
+        Ok(rules)
+    }
 }
 
 impl Connector for HttpCheck {
@@ -63,10 +94,7 @@ impl Connector for HttpCheck {
         Ok(HttpCheck {
             request,
             expected,
-            contains: config.setting("body_contains").map(str::to_string),
-            not_contains: config.setting("body_not_contains").map(str::to_string),
-            matches: regex_setting(config, "body_matches")?,
-            not_matches: regex_setting(config, "body_not_matches")?,
+            body_rules: BodyRule::from_settings(config)?,
             healthy: None,
         })
     }
@@ -77,7 +105,7 @@ impl Connector for HttpCheck {
             let what = response.describe_status();
             return Err(Error::new(format!("{what}, expected {}", self.expected)));
         }
-        if let Some(why) = self.body_problem(&response) {
+        if let Some(why) = self.body_problem(&response)? {
             let what = response.describe_status();
             return Err(Error::new(format!("{what} but the body {why}")));
         }
@@ -96,38 +124,14 @@ impl Connector for HttpCheck {
 
 impl HttpCheck {
     /// What the body settings find wrong with the response's body, if
-    /// anything. The body is fetched from the host only if a setting reads it.
-    fn body_problem(&self, response: &http::Response) -> Option<String> {
-        if self.contains.is_none()
-            && self.not_contains.is_none()
-            && self.matches.is_none()
-            && self.not_matches.is_none()
-        {
-            return None;
+    /// anything. The host searches the body; it is not copied in.
+    fn body_problem(&self, response: &http::Response) -> Result<Option<String>, Error> {
+        for rule in &self.body_rules {
+            if response.body_matches(&rule.pattern)? != rule.must_match {
+                return Ok(Some(rule.failure.clone()));
+            }
         }
-        // Borrowed unless the body is not UTF-8.
-        let body = String::from_utf8_lossy(response.body());
-        if let Some(needle) = &self.contains
-            && !body.contains(needle.as_str())
-        {
-            return Some(format!("does not contain {needle:?}"));
-        }
-        if let Some(needle) = &self.not_contains
-            && body.contains(needle.as_str())
-        {
-            return Some(format!("contains {needle:?}"));
-        }
-        if let Some(re) = &self.matches
-            && !re.is_match(&body)
-        {
-            return Some(format!("does not match /{re}/"));
-        }
-        if let Some(re) = &self.not_matches
-            && re.is_match(&body)
-        {
-            return Some(format!("matches /{re}/"));
-        }
-        None
+        Ok(None)
     }
 }
 

@@ -13,7 +13,7 @@
 //       .timeout(2.0)                                 // seconds
 //       .send();
 
-import { send as witSend } from 'sandport:connector/http-client@0.2.0';
+import { send as witSend } from 'sandport:connector/http-client@0.2.1';
 import { ConnectorError } from './error.js';
 import { decode, encode } from './utf8.js';
 

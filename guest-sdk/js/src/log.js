@@ -8,7 +8,7 @@
 // appended, separated by spaces. The host replaces line breaks with spaces
 // and rate-limits all of a guest's output.
 
-import { log as witLog } from 'sandport:connector/logging@0.2.0';
+import { log as witLog } from 'sandport:connector/logging@0.2.1';
 import { Level } from './wit.js';
 
 export { Level };

@@ -4,7 +4,7 @@
 // wasi:sockets) succeeds only to an address `resolve` returned or an IP
 // literal the allowlist names.
 
-import { resolve as witResolve } from 'sandport:connector/network@0.2.0';
+import { resolve as witResolve } from 'sandport:connector/network@0.2.1';
 import { ConnectorError } from './error.js';
 
 /**

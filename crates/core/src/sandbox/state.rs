@@ -18,7 +18,7 @@ use crate::egress::{self, CallUsage, Egress, EgressError};
 pub struct GuestState {
     pub(super) connector_id: Arc<str>,
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
     pub(super) limits: Limits,
     egress: Egress,
     /// The current export call's time; host calls never run past it.
@@ -174,7 +174,7 @@ impl Limits {
         true
     }
 
-    fn release(&mut self, bytes: usize) {
+    pub(super) fn release(&mut self, bytes: usize) {
         self.held = self.held.saturating_sub(bytes);
     }
 }
@@ -259,6 +259,12 @@ pub struct HeldResponse {
     charge: usize,
 }
 
+impl HeldResponse {
+    pub(super) fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
 /// Every header of `map` as the guest sees them: names in lower case,
 /// values with bytes that are not UTF-8 replaced.
 fn header_list(map: &http::HeaderMap) -> Vec<(String, String)> {
@@ -292,6 +298,14 @@ impl http_client::HostResponse for GuestState {
         Ok(self.table.get(&response)?.body.clone())
     }
 
+    fn body_matches(
+        &mut self,
+        response: Resource<HeldResponse>,
+        pattern: Resource<super::pattern::HeldPattern>,
+    ) -> wasmtime::Result<Result<bool, String>> {
+        GuestState::body_matches(self, &response, &pattern)
+    }
+
     fn drop(&mut self, response: Resource<HeldResponse>) -> wasmtime::Result<()> {
         let held = self.table.delete(response)?;
         self.limits.release(held.charge);
@@ -302,7 +316,7 @@ impl http_client::HostResponse for GuestState {
 impl GuestState {
     /// Puts `held` (`what`, `charge` bytes) in the table for the guest to
     /// hold, if the instance's memory limit has room for it.
-    fn hold<T: Send + 'static>(
+    pub(super) fn hold<T: Send + 'static>(
         &mut self,
         what: &str,
         charge: usize,

@@ -27,6 +27,9 @@
 //!   response (and so the headers and body the host holds for it) until a
 //!   request fails; then lets them go, GETs it once more, and reports what
 //!   it saw.
+//! - `hold-patterns`: has the host compile a body pattern again and again,
+//!   keeping every one, until it is refused; lets them go, compiles one
+//!   more, and searches a GET of `settings.url` with it. Reports what it saw.
 //! - `hold-prepared`: prepares a 32 KiB POST to `settings.url` again and
 //!   again, keeping every `prepared-request` (which the host holds) until
 //!   one is refused; sends the first, lets them all go, prepares and sends
@@ -301,6 +304,29 @@ impl Connector for Hostile {
                     .detail("statuses", format!("{first},{second},{third}"))
                     .detail("prepared after one", after_first)
                     .detail("prepared after two", after_second))
+            }
+            "hold-patterns" => {
+                use sandport_sdk::http::Pattern;
+                let mut held = Vec::new();
+                let error = loop {
+                    match Pattern::new("(?i)operational") {
+                        Ok(pattern) => held.push(pattern),
+                        Err(error) => break error,
+                    }
+                };
+                let held_count = held.len();
+                drop(held);
+                let again = Pattern::new("(?i)operational")
+                    .map_err(|e| e.to_string())
+                    .and_then(|pattern| {
+                        let response =
+                            http::get(&self.setting("url")).map_err(|e| e.to_string())?;
+                        response.body_matches(&pattern).map_err(|e| e.to_string())
+                    });
+                Ok(HealthReport::healthy()
+                    .detail("held", held_count.to_string())
+                    .detail("error", error)
+                    .detail("again", format!("{again:?}")))
             }
             "hold-prepared" => {
                 use sandport_sdk::bindings::sandport::connector::http_client as wit;

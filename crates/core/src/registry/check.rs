@@ -39,10 +39,23 @@ impl Runtime {
         connector_type: Option<ConnectorType>,
         deadline: Option<Instant>,
     ) -> CheckAll {
+        self.check_all_where(connector_type, deadline, |_| true)
+            .await
+    }
+
+    /// Like [`Runtime::check_all_until`], over the connectors whose id
+    /// `keep` accepts (in cluster mode: the ones this node owns).
+    pub async fn check_all_where(
+        &self,
+        connector_type: Option<ConnectorType>,
+        deadline: Option<Instant>,
+        keep: impl Fn(&str) -> bool,
+    ) -> CheckAll {
         let entries: Vec<Arc<Entry>> = self
             .read()
             .values()
             .filter(|e| connector_type.is_none_or(|t| e.info.connector_type == t))
+            .filter(|e| keep(&e.config.id))
             .cloned()
             .collect();
         let mut tasks = JoinSet::new();

@@ -302,6 +302,15 @@ impl Runtime {
             .collect()
     }
 
+    /// The ids of every connector (of `connector_type`, if given), sorted.
+    pub fn ids(&self, connector_type: Option<ConnectorType>) -> Vec<String> {
+        self.read()
+            .values()
+            .filter(|e| connector_type.is_none_or(|t| e.info.connector_type == t))
+            .map(|e| e.config.id.clone())
+            .collect()
+    }
+
     /// A connector's info and config.
     pub fn get(&self, id: &str) -> Result<(ConnectorInfo, ConnectorConfig), NotFound> {
         let entry = self.entry(id)?;

@@ -20,13 +20,19 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use sandport_config::ConnectorType;
+
 use super::{Service, ServiceError};
 use crate::HealthSnapshot;
-use crate::registry::RemoteHealth;
+use crate::registry::{CheckAll, RemoteHealth};
 
 /// What a [`Forwarder`] returns.
 pub type ForwardFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Forwarded, ForwardError>> + Send + 'a>>;
+
+/// What [`Forwarder::check_all`] returns: one answer per live peer.
+pub type RoundsFuture<'a> =
+    Pin<Box<dyn Future<Output = Vec<Result<PeerRound, ForwardError>>> + Send + 'a>>;
 
 /// Asks a connector's owner for a live check: the cluster's peer client.
 pub trait Forwarder: Send + Sync + 'static {
@@ -35,6 +41,23 @@ pub trait Forwarder: Send + Sync + 'static {
     /// (connecting included) by it plus a margin of its own, so that a
     /// silent owner cannot hold the caller.
     fn check<'a>(&'a self, id: &'a str, check_timeout: Duration) -> ForwardFuture<'a>;
+
+    /// Every other live member's round of live checks over the connectors
+    /// it owns (of `connector_type`, if given), each call bounded by
+    /// `limit`, asked of all at once.
+    fn check_all<'a>(
+        &'a self,
+        connector_type: Option<ConnectorType>,
+        limit: Duration,
+    ) -> RoundsFuture<'a>;
+}
+
+/// One peer's answer to [`Forwarder::check_all`].
+#[derive(Debug, Clone)]
+pub struct PeerRound {
+    pub peer: String,
+    /// What it owns and checked, as its `CheckAll`.
+    pub round: CheckAll,
 }
 
 /// A forwarder's answer.
@@ -175,6 +198,110 @@ impl Service {
         }
     }
 
+    /// Every connector's live check (of `connector_type`, if given) by the
+    /// given deadline. In cluster mode each is checked by its owner: this
+    /// node checks what it owns while every other live member, asked at
+    /// once, checks what it owns; a connector no member answered for (its
+    /// owner unreachable, or the members' views differing for a moment) is
+    /// checked here, as a live check would be, so that every connector
+    /// gets an answer and none is checked twice.
+    pub async fn check_all(
+        self: &Arc<Self>,
+        connector_type: Option<ConnectorType>,
+        deadline: Option<Instant>,
+    ) -> CheckAll {
+        self.on_work(|this| async move {
+            Ok(match &this.forwarder {
+                None => this.runtime.check_all_until(connector_type, deadline).await,
+                Some(forwarder) => {
+                    this.check_all_with(forwarder.as_ref(), connector_type, deadline)
+                        .await
+                }
+            })
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// The round a peer forwarded: the connectors this node owns only.
+    pub async fn check_all_owned(
+        self: &Arc<Self>,
+        connector_type: Option<ConnectorType>,
+        deadline: Option<Instant>,
+    ) -> CheckAll {
+        self.on_work(|this| async move {
+            let runtime = &this.runtime;
+            Ok(runtime
+                .check_all_where(connector_type, deadline, |id| runtime.owns(id))
+                .await)
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    async fn check_all_with(
+        &self,
+        forwarder: &dyn Forwarder,
+        connector_type: Option<ConnectorType>,
+        deadline: Option<Instant>,
+    ) -> CheckAll {
+        let runtime = &self.runtime;
+        let limit = deadline.map_or(ROUND_LIMIT, |d| d.saturating_duration_since(Instant::now()));
+        let (mine, rounds) = tokio::join!(
+            runtime.check_all_where(connector_type, deadline, |id| runtime.owns(id)),
+            forwarder.check_all(connector_type, limit),
+        );
+        let mut answered: HashMap<String, (HealthSnapshot, bool)> = HashMap::new();
+        for round in rounds {
+            match round {
+                Ok(PeerRound { peer, round }) => {
+                    if self.fallbacks.answered(&peer) {
+                        tracing::info!(%peer, "live checks reach their owner again");
+                    }
+                    let CheckAll {
+                        results,
+                        unfinished,
+                    } = round;
+                    for (id, health) in results {
+                        let late = unfinished.contains(&id);
+                        answered.insert(id, (health, late));
+                    }
+                }
+                Err(error) => {
+                    if self.fallbacks.failed(error.peer(), Instant::now()) {
+                        tracing::warn!(
+                            "a round of live checks asks every node for what it owns, but {error}; checking its connectors on this node until it answers"
+                        );
+                    }
+                }
+            }
+        }
+        // Owned elsewhere and answered by no one: checked here.
+        let fallback = runtime
+            .check_all_where(connector_type, deadline, |id| {
+                !runtime.owns(id) && !answered.contains_key(id)
+            })
+            .await;
+        let mut all = merge(mine, fallback);
+        // The peers' answers for what this node has registered (a peer
+        // may know of a registration this node has not seen yet).
+        for id in runtime.ids(connector_type) {
+            if runtime.owns(&id) {
+                continue;
+            }
+            if let Some((health, late)) = answered.remove(&id) {
+                self.remember(&id, &health);
+                if late {
+                    all.unfinished.push(id.clone());
+                }
+                all.results.push((id, health));
+            }
+        }
+        all.results.sort_by(|a, b| a.0.cmp(&b.0));
+        all.unfinished.sort();
+        all
+    }
+
     /// Shows the owner's fresh answer here at once, as its published
     /// status would a moment later.
     fn remember(&self, id: &str, health: &HealthSnapshot) {
@@ -187,6 +314,17 @@ impl Service {
         // Removed meanwhile: nothing to show.
         let _ = self.runtime.record_remote_health(id, remote);
     }
+}
+
+/// How long a round waits for the other members without a deadline of
+/// its caller's.
+const ROUND_LIMIT: Duration = Duration::from_secs(30);
+
+/// Two rounds over disjoint connectors as one.
+fn merge(mut a: CheckAll, b: CheckAll) -> CheckAll {
+    a.results.extend(b.results);
+    a.unfinished.extend(b.unfinished);
+    a
 }
 
 /// By hand: a forwarder need not be `Debug`.

@@ -18,7 +18,9 @@ mod status_metrics;
 
 pub use alerts::{ALERTS_FILE, AlertTestError};
 pub use changes::{Change, ChangeError, ChangeFuture, ChangeStore, FileChanges, FileChangesFuture};
-pub use forward::{ForwardError, ForwardFuture, Forwarded, Forwarder, REPEAT_WARNING};
+pub use forward::{
+    ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, REPEAT_WARNING, RoundsFuture,
+};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
@@ -31,11 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
-use tokio::time::Instant;
 
-use crate::registry::{
-    CheckAll, ConnectorInfo, HealthEvent, RegisterError, Runtime, RuntimeOptions,
-};
+use crate::registry::{ConnectorInfo, HealthEvent, RegisterError, Runtime, RuntimeOptions};
 use crate::state::{StateError, StateFile};
 use crate::uploads::{ComponentStore, StoredComponent, UploadError};
 use crate::{HealthSnapshot, RuntimeError};
@@ -389,18 +388,6 @@ impl Service {
         self.runtime
             .health(id)
             .map_err(|e| ServiceError::NotFound(e.0))
-    }
-
-    pub async fn check_all(
-        self: &Arc<Self>,
-        connector_type: Option<ConnectorType>,
-        deadline: Option<Instant>,
-    ) -> CheckAll {
-        self.on_work(|this| async move {
-            Ok(this.runtime.check_all_until(connector_type, deadline).await)
-        })
-        .await
-        .unwrap_or_default()
     }
 
     /// Keeps the uploaded component `config` names from being deleted until

@@ -1,6 +1,7 @@
 //! A live `HealthCheck` asked of a node that does not own the connector is
-//! answered by the owner: three `sandport serve --cluster` nodes on one
-//! real etcd, plain gRPC on loopback.
+//! answered by the owner, and a `HealthCheckAll` asked of any node checks
+//! each connector once, on its owner: three `sandport serve --cluster`
+//! nodes on one real etcd, plain gRPC on loopback.
 //!
 //! Who checked is read from each node's `/metrics`
 //! (`sandport_egress_requests_total` by connector, which grows only on the
@@ -290,5 +291,98 @@ async fn with_tokens_a_node_with_the_peer_token_forwards_and_one_without_checks_
         egress(rig.node("node-a"), &id).await,
         owner_before + 1.0,
         "the owner was not asked"
+    );
+}
+
+/// `HealthCheckAll` asked of `node`, with a deadline.
+async fn check_all(node: &Node) -> pb::HealthCheckAllResponse {
+    let mut request = node.request(pb::HealthCheckAllRequest { r#type: 0 });
+    request.set_timeout(Duration::from_secs(20));
+    node.client()
+        .await
+        .health_check_all(request)
+        .await
+        .expect("HealthCheckAll answers")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_check_all_on_one_node_checks_each_connector_once_on_its_owner() {
+    let ids: Vec<String> = NODES.iter().map(|node| owned_by(node)).collect();
+    let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut rig = Rig::start("cluster-check-all", &id_refs, |_| (Vec::new(), None)).await;
+    rig.settled(&ids[0]).await;
+    for (node, id) in NODES.iter().zip(&ids) {
+        eventually("each owner's first check", WITHIN, || async {
+            let sent = egress(rig.node(node), id).await;
+            if sent >= 1.0 {
+                Ok(())
+            } else {
+                Err(format!("{node} sent {sent} for {id}"))
+            }
+        })
+        .await;
+    }
+    let sent = async |rig: &Rig| {
+        let mut sent = BTreeMap::new();
+        for node in NODES {
+            for id in &ids {
+                sent.insert((node, id.clone()), egress(rig.node(node), id).await);
+            }
+        }
+        sent
+    };
+
+    let before = sent(&rig).await;
+    let start = Instant::now();
+    let all = check_all(rig.node("node-b")).await;
+    let answered: Vec<&str> = all.results.iter().map(|r| r.id.as_str()).collect();
+    let mut sorted = id_refs.clone();
+    sorted.sort_unstable();
+    assert_eq!(answered, sorted, "every connector, sorted by id");
+    assert!(all.unfinished.is_empty(), "{all:?}");
+    for result in &all.results {
+        assert_eq!(result.status(), pb::ConnectorStatus::Healthy, "{result:?}");
+    }
+    let after = sent(&rig).await;
+    for (owner, id) in NODES.iter().zip(&ids) {
+        assert_eq!(
+            rig.hits.count(&format!("/{id}"), start, Instant::now()),
+            1,
+            "{id} checked once"
+        );
+        for node in NODES {
+            let grew = after[&(node, id.clone())] - before[&(node, id.clone())];
+            let expected = if node == *owner { 1.0 } else { 0.0 };
+            assert_eq!(grew, expected, "{node}'s requests for {id} (owner {owner})");
+        }
+    }
+
+    // node-c dies without a word: the next round still answers for every
+    // connector, its own checked by a live node, the others once each.
+    rig.nodes.get_mut("node-c").expect("node-c runs").kill_9();
+    let start = Instant::now();
+    let all = check_all(rig.node("node-b")).await;
+    let answered: Vec<&str> = all.results.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(answered, sorted);
+    for result in &all.results {
+        assert_eq!(result.status(), pb::ConnectorStatus::Healthy, "{result:?}");
+    }
+    for id in &ids[..2] {
+        assert_eq!(
+            rig.hits.count(&format!("/{id}"), start, Instant::now()),
+            1,
+            "{id} checked once"
+        );
+    }
+    assert!(
+        rig.hits
+            .count(&format!("/{}", ids[2]), start, Instant::now())
+            >= 1
+    );
+    let log = rig.node("node-b").log();
+    assert!(
+        log.contains("checking its connectors on this node until it answers"),
+        "the fallback is logged:\n{log}"
     );
 }

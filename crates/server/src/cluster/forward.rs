@@ -20,7 +20,11 @@ use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use sandport_cluster::{MemberInfo, NodeId, owner};
-use sandport_core::service::{ForwardError, ForwardFuture, Forwarded, Forwarder};
+use sandport_config::ConnectorType;
+use sandport_core::CheckAll;
+use sandport_core::service::{
+    ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, RoundsFuture,
+};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
@@ -33,6 +37,9 @@ use crate::grpc::{FORWARDED_BY, convert, pb};
 const MARGIN: Duration = Duration::from_secs(2);
 /// The longest wait for a connection to a peer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest answer of a peer's round accepted (about 200 bytes a
+/// connector).
+const MAX_ROUND_MESSAGE: usize = 256 << 20;
 /// The largest CA, certificate or key file read.
 const MAX_PEM_FILE: u64 = 1 << 20;
 
@@ -58,6 +65,17 @@ impl Peers {
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|address, _| members.values().any(|a| a == address));
         *self.members.write().unwrap_or_else(PoisonError::into_inner) = members;
+    }
+
+    /// Every live member but `me`, with its address.
+    fn others(&self, me: &NodeId) -> Vec<(String, String)> {
+        self.members
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(node, _)| *node != me)
+            .map(|(node, address)| (node.to_string(), address.clone()))
+            .collect()
     }
 
     fn route(&self, me: &NodeId, id: &str) -> Route {
@@ -264,6 +282,62 @@ impl PeerForwarder {
         Ok(channel)
     }
 
+    /// A request carrying this node's name and, when the peers take
+    /// tokens, its token.
+    fn request<T>(&self, message: T, limit: Duration) -> Request<T> {
+        let mut request = Request::new(message);
+        request.set_timeout(limit);
+        let metadata = request.metadata_mut();
+        metadata.insert(FORWARDED_BY, self.forwarded_by.clone());
+        if let Some(value) = &self.authorization {
+            metadata.insert("authorization", value.clone());
+        }
+        request
+    }
+
+    /// `peer`'s round over what it owns.
+    async fn round(
+        &self,
+        peer: String,
+        address: String,
+        connector_type: Option<ConnectorType>,
+        limit: Duration,
+    ) -> Result<PeerRound, ForwardError> {
+        let channel = self
+            .channel(&address)
+            .map_err(|message| ForwardError::Unreachable {
+                peer: peer.clone(),
+                message,
+            })?;
+        let r#type = connector_type.map_or(0, |t| convert::type_to_pb(t) as i32);
+        // The peer's round ends a little before this wait does, so that
+        // its answer (unfinished checks marked) arrives in time.
+        let theirs = limit.saturating_sub((limit / 10).min(Duration::from_millis(500)));
+        let request = self.request(pb::HealthCheckAllRequest { r#type }, theirs);
+        // A peer's round over thousands of connectors passes tonic's
+        // default 4 MiB for a message.
+        let mut client =
+            ConnectorsServiceClient::new(channel).max_decoding_message_size(MAX_ROUND_MESSAGE);
+        let call = client.health_check_all(request);
+        match tokio::time::timeout(limit, call).await {
+            Err(_) => Err(ForwardError::TimedOut { peer, after: limit }),
+            Ok(Err(status)) => Err(failure(peer, &status, limit)),
+            Ok(Ok(response)) => {
+                let pb::HealthCheckAllResponse {
+                    results,
+                    unfinished,
+                } = response.into_inner();
+                Ok(PeerRound {
+                    peer,
+                    round: CheckAll {
+                        results: results.into_iter().map(convert::check_from_pb).collect(),
+                        unfinished,
+                    },
+                })
+            }
+        }
+    }
+
     async fn ask(&self, id: &str, check_timeout: Duration) -> Result<Forwarded, ForwardError> {
         let (peer, address) = match self.peers.route(&self.me, id) {
             Route::Here => return Ok(Forwarded::CheckHere),
@@ -276,16 +350,13 @@ impl PeerForwarder {
                 peer: peer.clone(),
                 message,
             })?;
-        let mut request = Request::new(pb::HealthCheckRequest {
-            id: id.to_string(),
-            cached: false,
-        });
-        request.set_timeout(limit);
-        let metadata = request.metadata_mut();
-        metadata.insert(FORWARDED_BY, self.forwarded_by.clone());
-        if let Some(value) = &self.authorization {
-            metadata.insert("authorization", value.clone());
-        }
+        let request = self.request(
+            pb::HealthCheckRequest {
+                id: id.to_string(),
+                cached: false,
+            },
+            limit,
+        );
         let mut client = ConnectorsServiceClient::new(channel);
         let call = client.health_check(request);
         // The channel's own timeouts do not cover every wait (a peer that
@@ -304,6 +375,19 @@ impl PeerForwarder {
 impl Forwarder for PeerForwarder {
     fn check<'a>(&'a self, id: &'a str, check_timeout: Duration) -> ForwardFuture<'a> {
         Box::pin(self.ask(id, check_timeout))
+    }
+
+    fn check_all<'a>(
+        &'a self,
+        connector_type: Option<ConnectorType>,
+        limit: Duration,
+    ) -> RoundsFuture<'a> {
+        let rounds = self
+            .peers
+            .others(&self.me)
+            .into_iter()
+            .map(|(peer, address)| self.round(peer, address, connector_type, limit));
+        Box::pin(futures::future::join_all(rounds))
     }
 }
 

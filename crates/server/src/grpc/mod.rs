@@ -239,9 +239,16 @@ impl ConnectorsService for GrpcApi {
         request: Request<pb::HealthCheckAllRequest>,
     ) -> Result<Response<pb::HealthCheckAllResponse>, Status> {
         let deadline = client_deadline(&request);
+        let forwarded = request.metadata().contains_key(FORWARDED_BY);
         let filter =
             convert::type_from_pb(request.into_inner().r#type).map_err(Status::invalid_argument)?;
-        let all = self.service.check_all(filter, deadline).await;
+        // A round another node forwarded covers what this node owns; the
+        // asking node merges the members' rounds.
+        let all = if forwarded {
+            self.service.check_all_owned(filter, deadline).await
+        } else {
+            self.service.check_all(filter, deadline).await
+        };
         Ok(Response::new(pb::HealthCheckAllResponse {
             results: all
                 .results

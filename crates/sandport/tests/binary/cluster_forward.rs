@@ -85,11 +85,13 @@ struct Rig {
 
 impl Rig {
     /// Starts etcd and the three nodes; `flags(node)` gives a node's
-    /// extra flags and the token the test's calls send it.
+    /// extra flags and the token the test's calls send it; with `ca`, the
+    /// nodes serve TLS with certificates it signed.
     async fn start(
         name: &str,
         ids: &[&str],
         flags: impl Fn(&str) -> (Vec<String>, Option<String>),
+        ca: Option<&str>,
     ) -> Rig {
         let etcd = Etcd::start();
         let hits = Hits::start();
@@ -113,7 +115,11 @@ impl Rig {
                     lease_ttl: LEASE_TTL_ARG.to_string(),
                 };
                 let (extra, token) = flags(id);
-                (*id, Node::spawn_with(&spec, &extra, token.as_deref()))
+                let mut node = Node::spawn_with(&spec, &extra, token.as_deref());
+                if let Some(ca) = ca {
+                    node.trust(ca);
+                }
+                (*id, node)
             })
             .collect();
         for node in nodes.values_mut() {
@@ -172,7 +178,7 @@ impl Drop for Rig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_check_on_a_non_owner_runs_on_the_owner_and_falls_back_when_the_owner_dies() {
     let id = owned_by("node-a");
-    let mut rig = Rig::start("cluster-forward", &[&id], |_| (Vec::new(), None)).await;
+    let mut rig = Rig::start("cluster-forward", &[&id], |_| (Vec::new(), None), None).await;
     let path = format!("/{id}");
 
     rig.settled(&id).await;
@@ -228,8 +234,7 @@ async fn a_live_check_on_a_non_owner_runs_on_the_owner_and_falls_back_when_the_o
 
 /// `sandport_cluster_members` as `node` exposes it.
 async fn members(node: &Node) -> Option<f64> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut get = reqwest::Client::new().get(format!("{}/metrics", node.http));
+    let mut get = node.http_client().get(format!("{}/metrics", node.http));
     if let Some(token) = &node.token {
         get = get.bearer_auth(token);
     }
@@ -255,15 +260,20 @@ async fn with_tokens_a_node_with_the_peer_token_forwards_and_one_without_checks_
         ),
     );
     let peer_token = write(&files, "peer-token", &format!("{PEER}\n"));
-    let rig = Rig::start("cluster-forward-tokens", &[&id], |node| {
-        let mut flags = vec!["--tokens".to_string(), tokens.display().to_string()];
-        // node-c has no token for its peers.
-        if node != "node-c" {
-            flags.push("--cluster-token-file".into());
-            flags.push(peer_token.display().to_string());
-        }
-        (flags, Some(CALLER.to_string()))
-    })
+    let rig = Rig::start(
+        "cluster-forward-tokens",
+        &[&id],
+        |node| {
+            let mut flags = vec!["--tokens".to_string(), tokens.display().to_string()];
+            // node-c has no token for its peers.
+            if node != "node-c" {
+                flags.push("--cluster-token-file".into());
+                flags.push(peer_token.display().to_string());
+            }
+            (flags, Some(CALLER.to_string()))
+        },
+        None,
+    )
     .await;
     rig.settled(&id).await;
     let log = rig.node("node-c").log();
@@ -310,7 +320,7 @@ async fn check_all(node: &Node) -> pb::HealthCheckAllResponse {
 async fn health_check_all_on_one_node_checks_each_connector_once_on_its_owner() {
     let ids: Vec<String> = NODES.iter().map(|node| owned_by(node)).collect();
     let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let mut rig = Rig::start("cluster-check-all", &id_refs, |_| (Vec::new(), None)).await;
+    let mut rig = Rig::start("cluster-check-all", &id_refs, |_| (Vec::new(), None), None).await;
     rig.settled(&ids[0]).await;
     for (node, id) in NODES.iter().zip(&ids) {
         eventually("each owner's first check", WITHIN, || async {
@@ -384,5 +394,141 @@ async fn health_check_all_on_one_node_checks_each_connector_once_on_its_owner() 
     assert!(
         log.contains("checking its connectors on this node until it answers"),
         "the fallback is logged:\n{log}"
+    );
+}
+
+/// A CA and the certificates it signs for 127.0.0.1: each node's serves
+/// its API and, as the node's client certificate, calls its peers.
+struct Pki {
+    ca_key: rcgen::KeyPair,
+    ca_params: rcgen::CertificateParams,
+    ca_pem: String,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "cluster test CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_pem = ca_params.self_signed(&ca_key).expect("ca").pem();
+        Pki {
+            ca_key,
+            ca_params,
+            ca_pem,
+        }
+    }
+
+    /// (certificate PEM, key PEM) for `cn` at 127.0.0.1, for server and
+    /// client use.
+    fn node(&self, cn: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mutual_tls_with_tokens_live_checks_and_rounds_reach_the_owner() {
+    let id = owned_by("node-a");
+    const CALLER: &str = "caller-token-0123456789";
+    const PEER: &str = "peer-token-0123456789";
+    let pki = Pki::new();
+    let files = temp_dir("cluster-forward-tls-files");
+    let ca = write(&files, "ca.pem", &pki.ca_pem);
+    let tokens = write(
+        &files,
+        "tokens.yaml",
+        &format!(
+            "tokens:\n  - {{name: test, role: admin, sha256: {}}}\n  - {{name: peers, role: read, sha256: {}}}\n",
+            digest_hex(CALLER),
+            digest_hex(PEER)
+        ),
+    );
+    let peer_token = write(&files, "peer-token", &format!("{PEER}\n"));
+    let rig = Rig::start(
+        "cluster-forward-tls",
+        &[&id],
+        |node| {
+            let (cert, key) = pki.node(node);
+            let cert = write(&files, &format!("{node}.crt"), &cert);
+            let key = write(&files, &format!("{node}.key"), &key);
+            let flags = [
+                ("--tls-cert", &cert),
+                ("--tls-key", &key),
+                // Client certificates signed by the CA are asked for; the
+                // peers' CA defaults to it.
+                ("--client-ca", &ca),
+                ("--tokens", &tokens),
+                ("--cluster-token-file", &peer_token),
+            ]
+            .iter()
+            .flat_map(|(flag, path)| [flag.to_string(), path.display().to_string()])
+            .collect();
+            (flags, Some(CALLER.to_string()))
+        },
+        Some(&pki.ca_pem),
+    )
+    .await;
+    rig.settled(&id).await;
+    for node in NODES {
+        let log = rig.node(node).log();
+        assert!(
+            !log.contains("run on the node asked"),
+            "{node} forwards over TLS:\n{log}"
+        );
+    }
+
+    let owner_before = egress(rig.node("node-a"), &id).await;
+    let answer = live_check(rig.node("node-b"), &id)
+        .await
+        .expect("node-b's live check answers");
+    assert_eq!(answer.status(), pb::ConnectorStatus::Healthy, "{answer:?}");
+    assert_eq!(egress(rig.node("node-a"), &id).await, owner_before + 1.0);
+    assert_eq!(egress(rig.node("node-b"), &id).await, 0.0);
+
+    let all = check_all(rig.node("node-c")).await;
+    assert_eq!(all.results.len(), 1, "{all:?}");
+    assert_eq!(all.results[0].status(), pb::ConnectorStatus::Healthy);
+    assert_eq!(egress(rig.node("node-a"), &id).await, owner_before + 2.0);
+    assert_eq!(egress(rig.node("node-c"), &id).await, 0.0);
+    let log = rig.node("node-b").log() + &rig.node("node-c").log();
+    assert!(
+        !log.contains("checking on this node until it answers")
+            && !log.contains("checking its connectors on this node"),
+        "no call fell back:\n{log}"
+    );
+
+    // node-b's certificate is renewed in place: its API and its calls to
+    // the others take the new one without a restart.
+    let (cert, key) = pki.node("node-b");
+    write(&files, "node-b.key", &key);
+    write(&files, "node-b.crt", &cert);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let answer = live_check(rig.node("node-b"), &id)
+        .await
+        .expect("node-b's live check answers after the renewal");
+    assert_eq!(answer.status(), pb::ConnectorStatus::Healthy, "{answer:?}");
+    assert_eq!(egress(rig.node("node-a"), &id).await, owner_before + 3.0);
+    let log = rig.node("node-b").log();
+    assert!(
+        log.contains("the certificates for calls to the other nodes changed; using them"),
+        "{log}"
     );
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use sandport_server::grpc::pb;
 use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClient;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use super::support::SANDPORT;
 
@@ -46,6 +46,8 @@ pub struct Node {
     pub http: String,
     /// Sent by the test's own calls when the node takes tokens.
     pub token: Option<String>,
+    /// The CA (PEM) of the node's API certificate, when it serves TLS.
+    ca: Option<String>,
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
@@ -100,8 +102,41 @@ impl Node {
             grpc: format!("http://127.0.0.1:{grpc_port}"),
             http: format!("http://127.0.0.1:{http_port}"),
             token: token.map(String::from),
+            ca: None,
             log,
         }
+    }
+
+    /// Calls the node over TLS from here on, trusting `ca_pem` (a node
+    /// started with `--tls-cert`).
+    pub fn trust(&mut self, ca_pem: &str) {
+        self.grpc = self.grpc.replacen("http://", "https://", 1);
+        self.http = self.http.replacen("http://", "https://", 1);
+        self.ca = Some(ca_pem.to_string());
+    }
+
+    /// A channel to the gRPC API, over TLS when the node serves it.
+    async fn channel(&self) -> Result<Channel, tonic::transport::Error> {
+        let mut endpoint = Channel::from_shared(self.grpc.clone())
+            .expect("a URI")
+            .timeout(Duration::from_secs(20));
+        if let Some(ca) = &self.ca {
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)))?;
+        }
+        endpoint.connect().await
+    }
+
+    /// An HTTP client of the REST API, trusting the node's CA.
+    pub fn http_client(&self) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            builder = builder.add_root_certificate(
+                reqwest::Certificate::from_pem(ca.as_bytes()).expect("a CA certificate"),
+            );
+        }
+        builder.build().expect("an HTTP client")
     }
 
     /// Waits until the gRPC API lists connectors (60 s at most: the first
@@ -116,8 +151,8 @@ impl Node {
                     self.log()
                 );
             }
-            if let Ok(mut client) = ConnectorsServiceClient::connect(self.grpc.clone()).await
-                && client
+            if let Ok(channel) = self.channel().await
+                && ConnectorsServiceClient::new(channel)
                     .list_connectors(self.request(pb::ListConnectorsRequest::default()))
                     .await
                     .is_ok()
@@ -137,10 +172,8 @@ impl Node {
     /// A gRPC client of this node's API; no call waits longer than 20 s,
     /// so a node that hangs fails the test rather than stalling it.
     pub async fn client(&self) -> ConnectorsServiceClient<Channel> {
-        let channel = Channel::from_shared(self.grpc.clone())
-            .expect("a URI")
-            .timeout(Duration::from_secs(20))
-            .connect()
+        let channel = self
+            .channel()
             .await
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.id));
         ConnectorsServiceClient::new(channel)
@@ -179,8 +212,7 @@ impl Node {
     /// `sandport_egress_requests_total` by connector id: the requests
     /// this process sent for each connector, so only its own checks.
     pub async fn egress_requests(&self) -> BTreeMap<String, f64> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut get = reqwest::Client::new().get(format!("{}/metrics", self.http));
+        let mut get = self.http_client().get(format!("{}/metrics", self.http));
         if let Some(token) = &self.token {
             get = get.bearer_auth(token);
         }

@@ -26,9 +26,10 @@ use sandport_core::service::{
     ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, RoundsFuture,
 };
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 
+use super::peer_tls::{PeerTls, PeerTlsFiles};
 use crate::grpc::pb::connectors_service_client::ConnectorsServiceClient;
 use crate::grpc::{FORWARDED_BY, convert, pb};
 
@@ -40,8 +41,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest answer of a peer's round accepted (about 200 bytes a
 /// connector).
 const MAX_ROUND_MESSAGE: usize = 256 << 20;
-/// The largest CA, certificate or key file read.
-const MAX_PEM_FILE: u64 = 1 << 20;
 
 /// The live members' API addresses, and a channel to each peer asked so
 /// far. Shared by the member watch, which sets them, and the forwarder.
@@ -200,7 +199,7 @@ pub fn peer_access(
 pub(super) struct PeerForwarder {
     me: NodeId,
     peers: std::sync::Arc<Peers>,
-    tls: Option<ClientTlsConfig>,
+    tls: Option<PeerTls>,
     authorization: Option<MetadataValue<Ascii>>,
     forwarded_by: MetadataValue<Ascii>,
 }
@@ -212,20 +211,15 @@ impl PeerForwarder {
         peers: std::sync::Arc<Peers>,
         access: &PeerAccess,
     ) -> Result<PeerForwarder, ForwardingOff> {
-        let read = |path: &PathBuf| {
-            sandport_config::read_bounded(path, MAX_PEM_FILE)
-                .map_err(|e| ForwardingOff::Client(format!("{}: {e}", path.display())))
-        };
         let tls = match &access.tls {
             None => None,
-            Some((ca, identity)) => {
-                let mut tls =
-                    ClientTlsConfig::new().ca_certificate(Certificate::from_pem(read(ca)?));
-                if let Some((cert, key)) = identity {
-                    tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-                }
-                Some(tls)
-            }
+            Some((ca, identity)) => Some(
+                PeerTls::load(PeerTlsFiles {
+                    ca: ca.clone(),
+                    identity: identity.clone(),
+                })
+                .map_err(ForwardingOff::Client)?,
+            ),
         };
         let authorization = access
             .token
@@ -256,11 +250,16 @@ impl PeerForwarder {
 
     /// The cached channel to `address`, made (lazily connecting) if new.
     fn channel(&self, address: &str) -> Result<Channel, String> {
+        let tls = self.tls.as_ref().map(PeerTls::current);
         let mut channels = self
             .peers
             .channels
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        if tls.as_ref().is_some_and(|(_, changed)| *changed) {
+            // Made with the previous certificates.
+            channels.clear();
+        }
         if let Some(channel) = channels.get(address) {
             return Ok(channel.clone());
         }
@@ -272,9 +271,9 @@ impl PeerForwarder {
             .map_err(|e| format!("not an address: {e}"))?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
-        if let Some(tls) = &self.tls {
+        if let Some((tls, _)) = tls {
             endpoint = endpoint
-                .tls_config(tls.clone())
+                .tls_config(tls)
                 .map_err(|e| format!("cannot set up TLS: {e}"))?;
         }
         let channel = endpoint.connect_lazy();

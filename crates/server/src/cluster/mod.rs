@@ -22,6 +22,7 @@ mod changes;
 mod forward;
 mod members;
 mod metrics;
+mod peer_tls;
 mod registry;
 mod statuses;
 

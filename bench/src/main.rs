@@ -19,6 +19,7 @@ mod boundary;
 mod check;
 mod check_all;
 mod check_all_api;
+mod cluster;
 mod cold_start;
 mod grpc;
 mod history;
@@ -237,6 +238,34 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// 9. A cluster on one real etcd over the same connectors with 1, 2
+    ///    and 3 nodes: CPU per check and RSS per node, etcd traffic per
+    ///    connector, failover after kill -9 (not in `all`: it needs
+    ///    Debian's etcd-server and, for one node over 30,000 connectors, a
+    ///    raised vm.max_map_count).
+    Cluster {
+        #[arg(long, default_value_t = 30_000)]
+        connectors: usize,
+        /// Node counts, comma-separated.
+        #[arg(long, default_value = "1,2,3", value_delimiter = ',')]
+        nodes: Vec<usize>,
+        /// The connectors' check interval, in seconds.
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+        /// `--cluster-lease-ttl`, in seconds.
+        #[arg(long, default_value_t = 10)]
+        lease_ttl: u64,
+        /// Seconds the steady state is measured over.
+        #[arg(long, default_value_t = 60)]
+        window: u64,
+        #[arg(long, default_value_t = 8)]
+        servers: usize,
+        /// The release `sandport` binary [default: beside this one].
+        #[arg(long)]
+        sandport: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Every part, each in a child process; ends with the summary table.
     /// Part 4 runs `prometheus`, `http` and `tcp` here; `memory --component
     /// all` measures every built-in (about two minutes each).
@@ -302,6 +331,7 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Grpc { common, .. } => ("6. gRPC under load", common.emit_rows),
         Command::History { common, .. } => ("7. history cost", common.emit_rows),
         Command::Soak { common, .. } => ("8. soak", common.emit_rows),
+        Command::Cluster { common, .. } => ("9. cluster", common.emit_rows),
         Command::All {
             connectors,
             soak_seconds,
@@ -439,6 +469,24 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .context("start the tokio runtime")?
                 .block_on(soak::run(seconds, modes.as_deref()))?
         }
+        Command::Cluster {
+            connectors,
+            nodes,
+            interval,
+            lease_ttl,
+            window,
+            servers,
+            sandport,
+            ..
+        } => multi_thread()?.block_on(cluster::run(&cluster::Options {
+            connectors,
+            nodes,
+            interval: std::time::Duration::from_secs(interval.max(1)),
+            lease_ttl: std::time::Duration::from_secs(lease_ttl.max(1)),
+            window: std::time::Duration::from_secs(window.max(1)),
+            servers: servers.max(1),
+            sandport,
+        }))?,
         Command::All { .. } | Command::Targets { .. } => unreachable!("handled above"),
     };
     println!("load average after: {}", report::loadavg());

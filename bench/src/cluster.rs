@@ -361,6 +361,22 @@ async fn one_count(
         report::human(since.elapsed())
     );
     tokio::time::sleep(options.interval + Duration::from_secs(2)).await;
+    // The first statuses are published one connector at a time: the
+    // steady state starts when etcd has seen no write for a while.
+    let quiet = Instant::now();
+    let mut writes = etcd_traffic(http, &etcd_http).await?.writes;
+    loop {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = etcd_traffic(http, &etcd_http).await?.writes;
+        if now == writes || quiet.elapsed() > Duration::from_secs(300) {
+            break;
+        }
+        writes = now;
+    }
+    println!(
+        "-- {n} node(s): the first statuses were all published {} later",
+        report::human(quiet.elapsed())
+    );
 
     let mut before = Vec::new();
     for node in &mut nodes {

@@ -95,6 +95,31 @@ impl Runtime {
         self.inner.ownership().owns(id)
     }
 
+    /// Calls `visit` with the id and health of every connector this node
+    /// owns, under the registry's read lock and without copying them, and
+    /// returns those it answered true for, with their health: a sweep that
+    /// copies only what it will act on. Returns the count owned too.
+    pub fn owned_health_where(
+        &self,
+        mut visit: impl FnMut(&str, &HealthSnapshot) -> bool,
+    ) -> (usize, Vec<(String, HealthSnapshot)>) {
+        let entries = self.read();
+        let ownership = self.inner.ownership();
+        let mut owned = 0;
+        let mut chosen = Vec::new();
+        for entry in entries.values() {
+            if !ownership.owns(&entry.config.id) {
+                continue;
+            }
+            owned += 1;
+            let health = lock(&entry.health);
+            if visit(&entry.config.id, &health) {
+                chosen.push((entry.config.id.clone(), health.clone()));
+            }
+        }
+        (owned, chosen)
+    }
+
     /// Replaces the ownership; connectors that became owned start their
     /// schedule (first check soon, spread as at registration); ones no
     /// longer owned stop theirs and their instance is closed and dropped,

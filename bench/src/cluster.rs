@@ -16,6 +16,53 @@ use crate::report::{self, Row};
 use crate::serve::{self, TempDir};
 use crate::targets::Targets;
 
+/// Part 9's command line.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, default_value_t = 30_000)]
+    connectors: usize,
+    /// Node counts, comma-separated.
+    #[arg(long, default_value = "1,2,3", value_delimiter = ',')]
+    nodes: Vec<usize>,
+    /// The connectors' check interval, in seconds.
+    #[arg(long, default_value_t = 30)]
+    interval: u64,
+    /// `--cluster-lease-ttl`, in seconds.
+    #[arg(long, default_value_t = 10)]
+    lease_ttl: u64,
+    /// Seconds the steady state is measured over.
+    #[arg(long, default_value_t = 60)]
+    window: u64,
+    #[arg(long, default_value_t = 8)]
+    servers: usize,
+    /// The release `sandport` binary [default: beside this one].
+    #[arg(long)]
+    sandport: Option<PathBuf>,
+}
+
+impl From<Args> for Options {
+    fn from(args: Args) -> Options {
+        let Args {
+            connectors,
+            nodes,
+            interval,
+            lease_ttl,
+            window,
+            servers,
+            sandport,
+        } = args;
+        Options {
+            connectors,
+            nodes,
+            interval: Duration::from_secs(interval.max(1)),
+            lease_ttl: Duration::from_secs(lease_ttl.max(1)),
+            window: Duration::from_secs(window.max(1)),
+            servers: servers.max(1),
+            sandport,
+        }
+    }
+}
+
 pub struct Options {
     pub connectors: usize,
     pub nodes: Vec<usize>,

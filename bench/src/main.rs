@@ -244,25 +244,8 @@ enum Command {
     ///    Debian's etcd-server and, for one node over 30,000 connectors, a
     ///    raised vm.max_map_count).
     Cluster {
-        #[arg(long, default_value_t = 30_000)]
-        connectors: usize,
-        /// Node counts, comma-separated.
-        #[arg(long, default_value = "1,2,3", value_delimiter = ',')]
-        nodes: Vec<usize>,
-        /// The connectors' check interval, in seconds.
-        #[arg(long, default_value_t = 30)]
-        interval: u64,
-        /// `--cluster-lease-ttl`, in seconds.
-        #[arg(long, default_value_t = 10)]
-        lease_ttl: u64,
-        /// Seconds the steady state is measured over.
-        #[arg(long, default_value_t = 60)]
-        window: u64,
-        #[arg(long, default_value_t = 8)]
-        servers: usize,
-        /// The release `sandport` binary [default: beside this one].
-        #[arg(long)]
-        sandport: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        args: cluster::Args,
         #[command(flatten)]
         common: Common,
     },
@@ -469,24 +452,7 @@ fn run(command: Command) -> anyhow::Result<()> {
                 .context("start the tokio runtime")?
                 .block_on(soak::run(seconds, modes.as_deref()))?
         }
-        Command::Cluster {
-            connectors,
-            nodes,
-            interval,
-            lease_ttl,
-            window,
-            servers,
-            sandport,
-            ..
-        } => multi_thread()?.block_on(cluster::run(&cluster::Options {
-            connectors,
-            nodes,
-            interval: std::time::Duration::from_secs(interval.max(1)),
-            lease_ttl: std::time::Duration::from_secs(lease_ttl.max(1)),
-            window: std::time::Duration::from_secs(window.max(1)),
-            servers: servers.max(1),
-            sandport,
-        }))?,
+        Command::Cluster { args, .. } => multi_thread()?.block_on(cluster::run(&args.into()))?,
         Command::All { .. } | Command::Targets { .. } => unreachable!("handled above"),
     };
     println!("load average after: {}", report::loadavg());

@@ -49,6 +49,9 @@ pub struct Node {
     /// The CA (PEM) of the node's API certificate, when it serves TLS.
     ca: Option<String>,
     log: Arc<Mutex<VecDeque<String>>>,
+    /// How it was started, to start it again on other ports.
+    spec: NodeSpec,
+    extra: Vec<String>,
 }
 
 impl Node {
@@ -104,6 +107,8 @@ impl Node {
             token: token.map(String::from),
             ca: None,
             log,
+            spec: spec.clone(),
+            extra: extra.to_vec(),
         }
     }
 
@@ -143,8 +148,20 @@ impl Node {
     /// start compiles the built-ins' components).
     pub async fn ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut port_retries = 3;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Its ports were free when picked; another process of a
+                // test running beside it may have taken one since.
+                if port_retries > 0 && self.log().contains("Address already in use") {
+                    port_retries -= 1;
+                    let ca = self.ca.clone();
+                    *self = Node::spawn_with(&self.spec, &self.extra, self.token.as_deref());
+                    if let Some(ca) = ca {
+                        self.trust(&ca);
+                    }
+                    continue;
+                }
                 panic!(
                     "{} exited ({status}) before it served; log:\n{}",
                     self.id,

@@ -64,6 +64,7 @@ mod queue;
 mod read;
 mod schema;
 mod summary;
+mod tallies;
 mod types;
 mod writer;
 
@@ -77,6 +78,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 pub use error::HistoryError;
+pub use tallies::{Passed, Tallies};
 pub use types::{
     HistoryOptions, HistoryStats, Incident, MAX_MESSAGE_BYTES, Point, Rollup, Status, StatusCounts,
     StoredPoint, Uptime,
@@ -276,6 +278,24 @@ impl History {
         Ok(self.inner.shared.summary().uptime_all(to_ms(now)))
     }
 
+    /// Connector `id`'s uptime as counts, with `days` daily tallies (at
+    /// most 92), for adding to what other nodes recorded of it.
+    pub fn tallies(&self, id: &str, days: u32, now: SystemTime) -> Result<Tallies, HistoryError> {
+        check_summary_days(days)?;
+        Ok(self.inner.shared.summary().tallies(id, days, to_ms(now)))
+    }
+
+    /// [`tallies`](History::tallies) of every connector with a check in the
+    /// last 92 days.
+    pub fn tallies_all(
+        &self,
+        days: u32,
+        now: SystemTime,
+    ) -> Result<HashMap<String, Tallies>, HistoryError> {
+        check_summary_days(days)?;
+        Ok(self.inner.shared.summary().tallies_all(days, to_ms(now)))
+    }
+
     /// Uptime percent of connector `id` per UTC day, `days` entries ending
     /// with the day `now` is in, oldest first; `None` for a day without
     /// checks. Up to 92 days come from memory, longer bars from the file.
@@ -399,6 +419,15 @@ fn check_days(days: u32) -> Result<(), HistoryError> {
     if days > MAX_DAYS {
         return Err(HistoryError::BadRange(format!(
             "a daily bar covers at most {MAX_DAYS} days, not {days}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_summary_days(days: u32) -> Result<(), HistoryError> {
+    if days as usize > DAYS {
+        return Err(HistoryError::BadRange(format!(
+            "daily tallies cover at most {DAYS} days, not {days}"
         )));
     }
     Ok(())

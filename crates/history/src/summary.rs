@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::tallies::{Passed, Tallies};
 use crate::types::{Status, Uptime, day_of, from_ms, hour_of, percent};
 
 /// Hours kept: the 24 of the `day` window plus the one before, so a window
@@ -33,6 +34,13 @@ impl Tally {
 
     fn percent(self) -> Option<f64> {
         percent(u64::from(self.passing), u64::from(self.total))
+    }
+
+    fn counts(self) -> Passed {
+        Passed {
+            passing: u64::from(self.passing),
+            total: u64::from(self.total),
+        }
     }
 }
 
@@ -128,6 +136,20 @@ impl Connector {
         }
     }
 
+    fn tallies(&self, days: u32, now_ms: i64) -> Tallies {
+        let hour = hour_of(now_ms);
+        let today = day_of(now_ms);
+        Tallies {
+            day: self.hours.sum(hour - 23, hour).counts(),
+            week: self.days.sum(today - 6, today).counts(),
+            month: self.days.sum(today - 29, today).counts(),
+            daily: (0..i64::from(days))
+                .rev()
+                .map(|back| self.days.get(today - back).counts())
+                .collect(),
+        }
+    }
+
     fn daily(&self, days: u32, now_ms: i64) -> Vec<Option<f64>> {
         let today = day_of(now_ms);
         (0..i64::from(days))
@@ -203,6 +225,24 @@ impl Summary {
             }
         }
         out
+    }
+
+    pub fn tallies(&self, name: &str, days: u32, now_ms: i64) -> Tallies {
+        match self.connectors.get(name) {
+            Some(c) => c.tallies(days, now_ms),
+            None => Tallies {
+                daily: vec![Passed::default(); days as usize],
+                ..Tallies::default()
+            },
+        }
+    }
+
+    pub fn tallies_all(&self, days: u32, now_ms: i64) -> HashMap<String, Tallies> {
+        self.connectors
+            .iter()
+            .filter(|(_, c)| c.recent(now_ms))
+            .map(|(name, c)| (name.to_string(), c.tallies(days, now_ms)))
+            .collect()
     }
 
     pub fn daily(&self, name: &str, days: u32, now_ms: i64) -> Vec<Option<f64>> {

@@ -168,6 +168,38 @@ fn uptime_windows_end_at_whole_utc_hours_and_days() {
 }
 
 #[test]
+fn tallies_are_the_counts_behind_uptime_and_the_daily_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    let today = DAY0 + 40 * DAY;
+    let now = today + 10 * HOUR;
+    h.record(point("a", at(today - 20 * DAY), Status::Unhealthy, 1));
+    h.record(point("a", at(today - 2 * DAY), Status::Healthy, 1));
+    h.record(point("a", at(today - 2 * DAY + 1), Status::Unhealthy, 1));
+    h.record(point("a", at(now - 1), Status::Healthy, 1));
+    h.flush().unwrap();
+    let t = h.tallies("a", 30, at(now)).unwrap();
+    assert_eq!((t.day.passing, t.day.total), (1, 1));
+    assert_eq!((t.week.passing, t.week.total), (2, 3));
+    assert_eq!((t.month.passing, t.month.total), (2, 4));
+    let uptime = h.uptime("a", at(now)).unwrap();
+    assert_eq!(
+        (t.uptime().day, t.uptime().week, t.uptime().month),
+        (uptime.day, uptime.week, uptime.month)
+    );
+    assert_eq!(t.daily(), h.daily("a", 30, at(now)).unwrap());
+    let all = h.tallies_all(30, at(now)).unwrap();
+    assert_eq!(all.get("a"), Some(&t));
+    assert_eq!(all.len(), 1);
+    let nobody = h.tallies("nobody", 30, at(now)).unwrap();
+    assert_eq!((nobody.daily.len(), nobody.day.total), (30, 0));
+    assert!(matches!(
+        h.tallies("a", 93, at(now)),
+        Err(HistoryError::BadRange(_))
+    ));
+}
+
+#[test]
 fn daily_bars_are_utc_days_with_none_for_days_without_checks() {
     let dir = tempfile::tempdir().unwrap();
     let h = open(dir.path());

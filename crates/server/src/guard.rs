@@ -8,6 +8,7 @@
 //! | `grpc.health.v1.Health/*`, `GET /healthz`, `GET /readyz`, the status page's files (`GET /`, `/status/*`; no data) | nothing (open, never shed) |
 //! | server reflection | `read` (the schema is public, but a network peer without a token learns nothing of the node) |
 //! | List, Get, HealthCheck, HealthCheckAll, WatchHealth, ListComponents, GetHistory; REST `GET`/`HEAD` (the status page too) | `read` |
+//! | `sandport.cluster.v1.PeerService/Recorded` (a cluster's nodes reading each other's history) | `read` |
 //! | Register, Update, Remove; every other method or REST verb, including ones added later | `admin` |
 //! | with `--public-status`: the status page, its summary and live feed, badges | nothing (still shed) |
 
@@ -42,6 +43,10 @@ pub fn grpc_access(path: &str) -> Access {
         "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
             Access::Read
         }
+        "sandport.cluster.v1.PeerService" => match method {
+            "Recorded" => Access::Read,
+            _ => Access::Admin,
+        },
         CONNECTORS_SERVICE => match method {
             "ListConnectors" | "GetConnector" | "HealthCheck" | "HealthCheckAll"
             | "WatchHealth" | "ListComponents" | "GetHistory" => Access::Read,
@@ -433,6 +438,8 @@ mod tests {
                 "/sandport.connectors.v1.ConnectorsService/ListComponents",
                 Access::Read,
             ),
+            ("/sandport.cluster.v1.PeerService/Recorded", Access::Read),
+            ("/sandport.cluster.v1.PeerService/Later", Access::Admin),
             ("/other.Service/Anything", Access::Admin),
         ];
         for (path, access) in cases {

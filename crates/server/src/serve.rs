@@ -214,7 +214,11 @@ pub async fn serve(
         .layer(GrpcGuardLayer::new(guard.clone()))
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(connectors);
+        .add_service(connectors)
+        .add_service(
+            crate::cluster::PeerApi::server(service.clone())
+                .max_encoding_message_size(limits.max_message_size.max(64 << 20)),
+        );
     let rest = crate::rest::guarded_router(service.clone(), guard, metrics.clone());
     let (grpc_server, http_server): (
         ServerFuture<tonic::transport::Error>,

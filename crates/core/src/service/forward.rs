@@ -22,6 +22,8 @@ use tokio::time::Instant;
 
 use sandport_config::ConnectorType;
 
+use super::recorded::{Recorded, RecordedAsk};
+use super::status::{Found, HistoryRange};
 use super::{Service, ServiceError};
 use crate::HealthSnapshot;
 use crate::registry::{CheckAll, RemoteHealth};
@@ -34,7 +36,13 @@ pub type ForwardFuture<'a> =
 pub type RoundsFuture<'a> =
     Pin<Box<dyn Future<Output = Vec<Result<PeerRound, ForwardError>>> + Send + 'a>>;
 
-/// Asks a connector's owner for a live check: the cluster's peer client.
+/// What [`Forwarder`]'s reads return: each other live member's answer,
+/// with its name.
+pub type ReadsFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Vec<Result<(String, T), ForwardError>>> + Send + 'a>>;
+
+/// Asks a connector's owner for a live check, and the other members for
+/// what they recorded: the cluster's peer client.
 pub trait Forwarder: Send + Sync + 'static {
     /// A live check of `id` by its owner. `check_timeout` is the
     /// connector's own check timeout: the forwarder bounds the whole call
@@ -50,6 +58,14 @@ pub trait Forwarder: Send + Sync + 'static {
         connector_type: Option<ConnectorType>,
         limit: Duration,
     ) -> RoundsFuture<'a>;
+
+    /// Every other live member's recorded checks of `id` over `range`
+    /// (whose `since` and `until` are set), asked of all at once.
+    fn history<'a>(&'a self, id: &'a str, range: HistoryRange) -> ReadsFuture<'a, Found>;
+
+    /// Every other live member's [`Recorded`] for `ask`, asked of all at
+    /// once.
+    fn recorded<'a>(&'a self, ask: &'a RecordedAsk) -> ReadsFuture<'a, Recorded>;
 }
 
 /// One peer's answer to [`Forwarder::check_all`].
@@ -81,7 +97,7 @@ pub enum ForwardError {
     Unreachable { peer: String, message: String },
     #[error("{peer} did not answer within {after:?}")]
     TimedOut { peer: String, after: Duration },
-    #[error("{peer} refused the check: {message}")]
+    #[error("{peer} refused: {message}")]
     Refused { peer: String, message: String },
 }
 

@@ -12,6 +12,7 @@
 mod alerts;
 mod changes;
 mod forward;
+mod recorded;
 mod reload;
 mod status;
 mod status_metrics;
@@ -19,8 +20,10 @@ mod status_metrics;
 pub use alerts::{ALERTS_FILE, AlertTestError};
 pub use changes::{Change, ChangeError, ChangeFuture, ChangeStore, FileChanges, FileChangesFuture};
 pub use forward::{
-    ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, REPEAT_WARNING, RoundsFuture,
+    ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, REPEAT_WARNING, ReadsFuture,
+    RoundsFuture,
 };
+pub use recorded::{Recorded, RecordedAsk};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,
@@ -159,6 +162,8 @@ pub struct Service {
     forwarder: Option<Arc<dyn Forwarder>>,
     /// Which owners failed to answer a forwarded check, for the log.
     fallbacks: forward::FallbackLog,
+    /// Which members failed to answer a history read, for the log.
+    read_fallbacks: forward::FallbackLog,
     /// Cluster mode: the config file's entries, for the cluster to seed.
     seed: Vec<ConnectorConfig>,
     /// Held by each change of one id (see `changes.rs`).
@@ -271,6 +276,7 @@ impl Service {
             changes: options.changes,
             forwarder: options.forwarder,
             fallbacks: forward::FallbackLog::default(),
+            read_fallbacks: forward::FallbackLog::default(),
             seed,
             id_locks: changes::IdLocks::default(),
             config_path: options.config.clone(),

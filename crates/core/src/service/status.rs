@@ -286,8 +286,9 @@ impl From<HistoryError> for HistoryQueryError {
 }
 
 impl super::Service {
-    /// One connector's recorded checks, read on a blocking thread.
-    pub async fn history_of(
+    /// One connector's checks recorded on this node, read on a blocking
+    /// thread: the answer to another node's read.
+    pub async fn history_here(
         &self,
         id: &str,
         range: HistoryRange,

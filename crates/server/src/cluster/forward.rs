@@ -15,6 +15,7 @@
 //! on).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError, RwLock};
 use std::time::Duration;
@@ -23,7 +24,8 @@ use sandport_cluster::{MemberInfo, NodeId, owner};
 use sandport_config::ConnectorType;
 use sandport_core::CheckAll;
 use sandport_core::service::{
-    ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, RoundsFuture,
+    ForwardError, ForwardFuture, Forwarded, Forwarder, Found, HistoryRange, PeerRound, ReadsFuture,
+    Recorded, RecordedAsk, RoundsFuture,
 };
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
@@ -283,7 +285,7 @@ impl PeerForwarder {
 
     /// A request carrying this node's name and, when the peers take
     /// tokens, its token.
-    fn request<T>(&self, message: T, limit: Duration) -> Request<T> {
+    pub(super) fn request<T>(&self, message: T, limit: Duration) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(limit);
         let metadata = request.metadata_mut();
@@ -294,6 +296,41 @@ impl PeerForwarder {
         request
     }
 
+    /// One call to `peer` at `address`, bounded by `limit` as a whole:
+    /// the channel's own timeouts do not cover every wait (a peer that
+    /// accepts and never answers).
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        peer: &str,
+        address: &str,
+        limit: Duration,
+        call: F,
+    ) -> Result<T, ForwardError>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        let channel = self
+            .channel(address)
+            .map_err(|message| ForwardError::Unreachable {
+                peer: peer.to_string(),
+                message,
+            })?;
+        match tokio::time::timeout(limit, call(channel)).await {
+            Err(_) => Err(ForwardError::TimedOut {
+                peer: peer.to_string(),
+                after: limit,
+            }),
+            Ok(Err(status)) => Err(failure(peer.to_string(), &status, limit)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        }
+    }
+
+    /// Every other live member, with its address.
+    pub(super) fn others(&self) -> Vec<(String, String)> {
+        self.peers.others(&self.me)
+    }
+
     /// `peer`'s round over what it owns.
     async fn round(
         &self,
@@ -302,39 +339,31 @@ impl PeerForwarder {
         connector_type: Option<ConnectorType>,
         limit: Duration,
     ) -> Result<PeerRound, ForwardError> {
-        let channel = self
-            .channel(&address)
-            .map_err(|message| ForwardError::Unreachable {
-                peer: peer.clone(),
-                message,
-            })?;
         let r#type = connector_type.map_or(0, |t| convert::type_to_pb(t) as i32);
         // The peer's round ends a little before this wait does, so that
         // its answer (unfinished checks marked) arrives in time.
         let theirs = limit.saturating_sub((limit / 10).min(Duration::from_millis(500)));
         let request = self.request(pb::HealthCheckAllRequest { r#type }, theirs);
-        // A peer's round over thousands of connectors passes tonic's
-        // default 4 MiB for a message.
-        let mut client =
-            ConnectorsServiceClient::new(channel).max_decoding_message_size(MAX_ROUND_MESSAGE);
-        let call = client.health_check_all(request);
-        match tokio::time::timeout(limit, call).await {
-            Err(_) => Err(ForwardError::TimedOut { peer, after: limit }),
-            Ok(Err(status)) => Err(failure(peer, &status, limit)),
-            Ok(Ok(response)) => {
-                let pb::HealthCheckAllResponse {
-                    results,
-                    unfinished,
-                } = response.into_inner();
-                Ok(PeerRound {
-                    peer,
-                    round: CheckAll {
-                        results: results.into_iter().map(convert::check_from_pb).collect(),
-                        unfinished,
-                    },
-                })
-            }
-        }
+        let pb::HealthCheckAllResponse {
+            results,
+            unfinished,
+        } = self
+            .call(&peer, &address, limit, |channel| async move {
+                // A peer's round over thousands of connectors passes
+                // tonic's default 4 MiB for a message.
+                ConnectorsServiceClient::new(channel)
+                    .max_decoding_message_size(MAX_ROUND_MESSAGE)
+                    .health_check_all(request)
+                    .await
+            })
+            .await?;
+        Ok(PeerRound {
+            peer,
+            round: CheckAll {
+                results: results.into_iter().map(convert::check_from_pb).collect(),
+                unfinished,
+            },
+        })
     }
 
     async fn ask(&self, id: &str, check_timeout: Duration) -> Result<Forwarded, ForwardError> {
@@ -343,12 +372,6 @@ impl PeerForwarder {
             Route::Peer { node, address } => (node, address),
         };
         let limit = check_timeout.saturating_add(MARGIN);
-        let channel = self
-            .channel(&address)
-            .map_err(|message| ForwardError::Unreachable {
-                peer: peer.clone(),
-                message,
-            })?;
         let request = self.request(
             pb::HealthCheckRequest {
                 id: id.to_string(),
@@ -356,18 +379,17 @@ impl PeerForwarder {
             },
             limit,
         );
-        let mut client = ConnectorsServiceClient::new(channel);
-        let call = client.health_check(request);
-        // The channel's own timeouts do not cover every wait (a peer that
-        // accepts and never answers): this one does.
-        match tokio::time::timeout(limit, call).await {
-            Err(_) => Err(ForwardError::TimedOut { peer, after: limit }),
-            Ok(Err(status)) => Err(failure(peer, &status, limit)),
-            Ok(Ok(response)) => Ok(Forwarded::Owner {
-                peer,
-                health: convert::check_from_pb(response.into_inner()).1,
-            }),
-        }
+        let answer = self
+            .call(&peer, &address, limit, |channel| async move {
+                ConnectorsServiceClient::new(channel)
+                    .health_check(request)
+                    .await
+            })
+            .await?;
+        Ok(Forwarded::Owner {
+            peer,
+            health: convert::check_from_pb(answer).1,
+        })
     }
 }
 
@@ -387,6 +409,14 @@ impl Forwarder for PeerForwarder {
             .into_iter()
             .map(|(peer, address)| self.round(peer, address, connector_type, limit));
         Box::pin(futures::future::join_all(rounds))
+    }
+
+    fn history<'a>(&'a self, id: &'a str, range: HistoryRange) -> ReadsFuture<'a, Found> {
+        Box::pin(self.histories(id, range))
+    }
+
+    fn recorded<'a>(&'a self, ask: &'a RecordedAsk) -> ReadsFuture<'a, Recorded> {
+        Box::pin(self.records(ask))
     }
 }
 

@@ -12,6 +12,7 @@
 //!   them;
 //! - `forward`: a live check of a connector another node owns is asked of
 //!   that node;
+//! - `reads`: history reads ask every node for what it recorded;
 //! - `metrics`: the cluster's gauges on `/metrics`.
 //!
 //! While etcd is unreachable the node keeps checking what it owned with
@@ -23,6 +24,7 @@ mod forward;
 mod members;
 mod metrics;
 mod peer_tls;
+mod reads;
 mod registry;
 mod statuses;
 
@@ -30,6 +32,7 @@ pub use forward::{
     ApiProtection, ApiTlsFiles, ForwardingOff, PeerAccess, PeerCredentials, peer_access,
 };
 pub use metrics::ClusterCollector;
+pub use reads::PeerApi;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,8 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use tonic::Status;
 
-use sandport_core::service::{Found, HistoryQueryError, HistoryRange, HistoryUnavailable, Service};
-use sandport_history::{History, HistoryError, Rollup, StoredPoint, Uptime};
+use sandport_core::service::{
+    Found, HistoryQueryError, HistoryRange, HistoryUnavailable, RecordedAsk, Service,
+};
+use sandport_history::{Rollup, StoredPoint, Uptime};
 
 use super::pb;
 
@@ -15,21 +17,6 @@ fn unavailable(e: HistoryUnavailable) -> Status {
     match e {
         HistoryUnavailable::Disabled => Status::unavailable(e.to_string()),
         other => Status::unavailable(crate::internal::report(&other)),
-    }
-}
-
-fn failed(e: HistoryError) -> Status {
-    query_status(e.into())
-}
-
-async fn ask<T: Send + 'static>(
-    service: &Service,
-    query: impl FnOnce(&History) -> Result<T, HistoryError> + Send + 'static,
-) -> Result<T, Status> {
-    let history = service.history().map_err(unavailable)?.clone();
-    match tokio::task::spawn_blocking(move || query(&history)).await {
-        Ok(answer) => answer.map_err(failed),
-        Err(e) => Err(Status::internal(crate::internal::report(&e))),
     }
 }
 
@@ -44,9 +31,12 @@ fn query_status(e: HistoryQueryError) -> Status {
     }
 }
 
+/// `forwarded`: another node asks for this node's own records, which it
+/// merges with the others'.
 pub async fn get_history(
     service: &Service,
     request: pb::GetHistoryRequest,
+    forwarded: bool,
 ) -> Result<pb::GetHistoryResponse, Status> {
     let pb::GetHistoryRequest {
         id,
@@ -73,7 +63,12 @@ pub async fn get_history(
         step,
         limit: (limit != 0).then_some(limit as usize),
     };
-    let answer = service.history_of(&id, range).await.map_err(query_status)?;
+    let answer = if forwarded {
+        service.history_here(&id, range).await
+    } else {
+        service.history_of(&id, range).await
+    }
+    .map_err(query_status)?;
     let (points, rollups) = match &answer.found {
         Found::Points(points) => (points.iter().map(point_to_pb).collect(), Vec::new()),
         Found::Rollups(rollups) => (Vec::new(), rollups.iter().map(rollup_to_pb).collect()),
@@ -153,7 +148,7 @@ fn point_from_pb(p: pb::HistoryPoint) -> StoredPoint {
     }
 }
 
-fn rollup_from_pb(r: pb::HistoryRollup, step: Duration) -> Rollup {
+pub(crate) fn rollup_from_pb(r: pb::HistoryRollup, step: Duration) -> Rollup {
     let pb::HistoryRollup {
         start,
         healthy,
@@ -181,7 +176,7 @@ fn rollup_from_pb(r: pb::HistoryRollup, step: Duration) -> Rollup {
     }
 }
 
-fn status_from_pb(value: i32) -> sandport_history::Status {
+pub(crate) fn status_from_pb(value: i32) -> sandport_history::Status {
     use sandport_history::Status as S;
     match pb::ConnectorStatus::try_from(value) {
         Ok(pb::ConnectorStatus::Healthy) => S::Healthy,
@@ -226,7 +221,7 @@ fn point_to_pb(p: &StoredPoint) -> pb::HistoryPoint {
     }
 }
 
-fn rollup_to_pb(r: &Rollup) -> pb::HistoryRollup {
+pub(crate) fn rollup_to_pb(r: &Rollup) -> pb::HistoryRollup {
     let Rollup {
         start,
         step: _,
@@ -263,14 +258,28 @@ pub fn uptime_to_pb(u: &Uptime) -> pb::Uptime {
     }
 }
 
-/// Every connector's uptime, or none when there is no history (the
-/// connectors are listed all the same).
-pub async fn uptimes(service: &Service) -> HashMap<String, Uptime> {
-    let now = SystemTime::now();
-    match ask(service, move |h| h.uptime_all(now)).await {
-        Ok(all) => all,
+/// Every connector's uptime (`id`'s alone, if given), or none when there
+/// is no history (the connectors are listed all the same). In a cluster,
+/// the counts every live member recorded, added up.
+pub async fn uptimes(service: &Service, id: Option<&str>) -> HashMap<String, Uptime> {
+    let ask = RecordedAsk {
+        id: id.map(str::to_string),
+        days: 0,
+        latency: false,
+        incidents: 0,
+        now: SystemTime::now(),
+    };
+    match service.recorded(ask).await {
+        Ok(recorded) => recorded
+            .tallies
+            .into_iter()
+            // No check in the month: no figure, as for a connector never
+            // checked.
+            .filter(|(_, t)| t.month.total > 0 || t.day.total > 0)
+            .map(|(id, t)| (id, t.uptime()))
+            .collect(),
         Err(e) => {
-            tracing::debug!("connectors listed without uptime: {}", e.message());
+            tracing::debug!("connectors listed without uptime: {e}");
             HashMap::new()
         }
     }

@@ -127,7 +127,7 @@ impl ConnectorsService for GrpcApi {
             .iter()
             .map(convert::info_to_pb)
             .collect::<Vec<_>>();
-        let uptimes = history::uptimes(&self.service).await;
+        let uptimes = history::uptimes(&self.service, None).await;
         let connectors = connectors
             .into_iter()
             .map(|mut c| {
@@ -148,7 +148,7 @@ impl ConnectorsService for GrpcApi {
             .get(required_id(&request.id)?)
             .map_err(status)?;
         let mut connector = convert::info_to_pb(&info);
-        connector.uptime = history::uptimes(&self.service)
+        connector.uptime = history::uptimes(&self.service, Some(&info.id))
             .await
             .get(&info.id)
             .map(history::uptime_to_pb);
@@ -338,7 +338,8 @@ impl ConnectorsService for GrpcApi {
         &self,
         request: Request<pb::GetHistoryRequest>,
     ) -> Result<Response<pb::GetHistoryResponse>, Status> {
-        history::get_history(&self.service, request.into_inner())
+        let forwarded = request.metadata().contains_key(FORWARDED_BY);
+        history::get_history(&self.service, request.into_inner(), forwarded)
             .await
             .map(Response::new)
     }

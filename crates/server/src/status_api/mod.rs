@@ -29,8 +29,10 @@ use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use sandport_core::service::{Found, HistoryQueryError, HistoryRange, HistoryUnavailable, Service};
-use sandport_history::{History, HistoryError, Rollup, StoredPoint, Uptime};
+use sandport_core::service::{
+    Found, HistoryQueryError, HistoryRange, HistoryUnavailable, Recorded, RecordedAsk, Service,
+};
+use sandport_history::{Passed, Rollup, StoredPoint, Tallies, Uptime};
 
 use crate::rest_error::{ApiError, ApiResult};
 use query::{Step, parse_step, parse_time};
@@ -91,20 +93,25 @@ fn query_failed(e: HistoryQueryError) -> ApiError {
     }
 }
 
-/// Runs `query` on the history from a blocking thread.
-async fn ask<T: Send + 'static>(
-    service: &Service,
-    query: impl FnOnce(&History) -> Result<T, HistoryError> + Send + 'static,
-) -> ApiResult<T> {
-    let history = service.history().map_err(unavailable)?.clone();
-    match tokio::task::spawn_blocking(move || query(&history)).await {
-        Ok(answer) => answer.map_err(|e| query_failed(e.into())),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            crate::internal::report(&e),
-        )),
-    }
+/// What the cluster recorded (this node alone outside one).
+async fn recorded(service: &Service, ask: RecordedAsk) -> ApiResult<Recorded> {
+    service.recorded(ask).await.map_err(query_failed)
+}
+
+/// `id`'s tallies, with `days` daily ones.
+async fn tallies_of(service: &Service, id: &str, days: u32) -> ApiResult<Tallies> {
+    let ask = RecordedAsk {
+        id: Some(id.to_string()),
+        days,
+        latency: false,
+        incidents: 0,
+        now: SystemTime::now(),
+    };
+    let mut found = recorded(service, ask).await?;
+    Ok(found.tallies.remove(id).unwrap_or_else(|| Tallies {
+        daily: vec![Passed::default(); days as usize],
+        ..Tallies::default()
+    }))
 }
 
 #[derive(Deserialize)]
@@ -225,18 +232,13 @@ async fn uptime(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let health = service.health(&id)?;
-    let now = SystemTime::now();
-    let key = id.clone();
-    let (uptime, daily) = ask(&service, move |h| {
-        Ok((h.uptime(&key, now)?, h.daily(&key, DAILY_BARS, now)?))
-    })
-    .await?;
+    let tallies = tallies_of(&service, &id, DAILY_BARS).await?;
     Ok(Json(json!({
         "id": id,
         "status": health.status.as_str(),
         "since": opt_time(health.since),
-        "uptime": uptime_json(&uptime),
-        "daily": daily,
+        "uptime": uptime_json(&tallies.uptime()),
+        "daily": tallies.daily(),
     })))
 }
 
@@ -256,9 +258,7 @@ async fn badge(
     let figure = match query.uptime.as_deref() {
         None => None,
         Some(window @ ("day" | "week" | "month")) => {
-            let key = id.clone();
-            let now = SystemTime::now();
-            let u = ask(&service, move |h| h.uptime(&key, now)).await?;
+            let u = tallies_of(&service, &id, 0).await?.uptime();
             Some(match window {
                 "day" => u.day,
                 "week" => u.week,
@@ -280,33 +280,23 @@ async fn badge(
 async fn summary(State(service): State<Arc<Service>>) -> ApiResult<Json<Value>> {
     let now = SystemTime::now();
     let list = service.list(None, false);
-    let history = match service.history() {
-        Ok(history) => Some(history.clone()),
-        Err(e) => {
+    let ask = RecordedAsk {
+        id: None,
+        days: DAILY_BARS,
+        latency: true,
+        incidents: INCIDENTS,
+        now,
+    };
+    let figures = match service.recorded(ask).await {
+        Ok(found) => Some(Figures::new(found, now)),
+        Err(HistoryQueryError::Unavailable(e)) => {
             tracing::debug!("status page without history: {e}");
             None
         }
-    };
-    let ids: Vec<String> = list.iter().map(|c| c.id.clone()).collect();
-    let figures = match history {
-        Some(history) => {
-            let answer = tokio::task::spawn_blocking(move || figures(&history, &ids, now)).await;
-            match answer {
-                Ok(Ok(figures)) => Some(figures),
-                Ok(Err(e)) => {
-                    tracing::warn!("the status page's history query failed: {e}");
-                    None
-                }
-                Err(e) => {
-                    return Err(ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        crate::internal::report(&e),
-                    ));
-                }
-            }
+        Err(e) => {
+            tracing::warn!("the status page's history query failed: {e}");
+            None
         }
-        None => None,
     };
     let names: HashMap<&str, &str> = list
         .iter()
@@ -319,6 +309,7 @@ async fn summary(State(service): State<Arc<Service>>) -> ApiResult<Json<Value>> 
             let uptime = figures.as_ref().and_then(|f| f.uptime.get(&c.id));
             let daily = figures.as_ref().and_then(|f| f.daily.get(&c.id));
             let line = figures.as_ref().and_then(|f| f.latency.get(&c.id));
+            let line = line.cloned().unwrap_or_else(|| vec![None; 24]);
             json!({
                 "id": c.id,
                 "name": c.name,
@@ -332,7 +323,7 @@ async fn summary(State(service): State<Arc<Service>>) -> ApiResult<Json<Value>> 
                 "checked_at": opt_time(h.checked_at),
                 "uptime": uptime.map_or(json!({"day": null, "week": null, "month": null}), uptime_json),
                 "daily": daily.cloned().unwrap_or_default(),
-                "latency_24h": line.cloned().unwrap_or_default(),
+                "latency_24h": line,
             })
         })
         .collect();
@@ -370,45 +361,49 @@ struct Figures {
     incidents: Vec<sandport_history::Incident>,
 }
 
-fn figures(
-    history: &History,
-    ids: &[String],
-    now: SystemTime,
-) -> Result<Figures, sandport_history::HistoryError> {
-    const HOUR: Duration = Duration::from_secs(3600);
-    let uptime = history.uptime_all(now)?;
-    let daily = history.daily_all(DAILY_BARS, now)?;
-    // The 24 hours ending with the current one.
-    let epoch_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let hour_start = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
-    let since = hour_start
-        .checked_sub(HOUR * 23)
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let mut latency = HashMap::with_capacity(ids.len());
-    for id in ids {
-        let rollups = history.rollups(id, since, now, HOUR)?;
-        let mut line = vec![None; 24];
-        for r in rollups {
-            let Ok(offset) = r.start.duration_since(since) else {
-                continue;
-            };
-            let slot = (offset.as_secs() / 3600) as usize;
-            if let Some(cell) = line.get_mut(slot) {
-                *cell = r.p50.map(|d| d.as_secs_f64() * 1000.0);
-            }
+impl Figures {
+    fn new(found: Recorded, now: SystemTime) -> Figures {
+        let Recorded {
+            tallies,
+            latency,
+            incidents,
+        } = found;
+        // The 24 hours ending with the current one.
+        let epoch_secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let hour_start =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
+        let since = hour_start
+            .checked_sub(Duration::from_secs(23 * 3600))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let latency = latency
+            .into_iter()
+            .map(|(id, rollups)| {
+                let mut line = vec![None; 24];
+                for r in rollups {
+                    let Ok(offset) = r.start.duration_since(since) else {
+                        continue;
+                    };
+                    let slot = (offset.as_secs() / 3600) as usize;
+                    if let Some(cell) = line.get_mut(slot) {
+                        *cell = r.p50.map(|d| d.as_secs_f64() * 1000.0);
+                    }
+                }
+                (id, line)
+            })
+            .collect();
+        Figures {
+            uptime: tallies
+                .iter()
+                .map(|(id, t)| (id.clone(), t.uptime()))
+                .collect(),
+            daily: tallies
+                .iter()
+                .map(|(id, t)| (id.clone(), t.daily()))
+                .collect(),
+            latency,
+            incidents,
         }
-        latency.insert(id.clone(), line);
     }
-    let week_ago = now
-        .checked_sub(Duration::from_secs(7 * 86_400))
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let incidents = history.incidents(week_ago, INCIDENTS)?;
-    Ok(Figures {
-        uptime,
-        daily,
-        latency,
-        incidents,
-    })
 }

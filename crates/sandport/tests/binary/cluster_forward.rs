@@ -20,14 +20,14 @@ use sandport_server::grpc::pb;
 use super::support::{temp_dir, write};
 use super::support_cluster::{Etcd, Hits, Node, NodeSpec};
 
-const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
+pub(super) const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const LEASE_TTL_ARG: &str = "3s";
 /// Room for a loaded machine: node start, etcd watch events, a check.
-const WITHIN: Duration = Duration::from_secs(30);
+pub(super) const WITHIN: Duration = Duration::from_secs(30);
 
 /// The first of `check-N` that rendezvous hashing gives `node` among
 /// `NODES`.
-fn owned_by(node: &str) -> String {
+pub(super) fn owned_by(node: &str) -> String {
     let members: Vec<NodeId> = NODES
         .iter()
         .map(|n| NodeId::new(n).expect("a node id"))
@@ -39,7 +39,7 @@ fn owned_by(node: &str) -> String {
 }
 
 /// Polls `probe` every 100 ms until it answers `Some`, for at most `within`.
-async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+pub(super) async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, String>>,
@@ -66,7 +66,10 @@ async fn egress(node: &Node, id: &str) -> f64 {
 }
 
 /// A live (not cached) check of `id` asked of `node`.
-async fn live_check(node: &Node, id: &str) -> Result<pb::HealthCheckResponse, tonic::Status> {
+pub(super) async fn live_check(
+    node: &Node,
+    id: &str,
+) -> Result<pb::HealthCheckResponse, tonic::Status> {
     node.client()
         .await
         .health_check(node.request(pb::HealthCheckRequest {
@@ -77,9 +80,9 @@ async fn live_check(node: &Node, id: &str) -> Result<pb::HealthCheckResponse, to
         .map(tonic::Response::into_inner)
 }
 
-struct Rig {
-    nodes: BTreeMap<&'static str, Node>,
-    hits: Hits,
+pub(super) struct Rig {
+    pub(super) nodes: BTreeMap<&'static str, Node>,
+    pub(super) hits: Hits,
     _etcd: Etcd,
 }
 
@@ -87,7 +90,7 @@ impl Rig {
     /// Starts etcd and the three nodes; `flags(node)` gives a node's
     /// extra flags and the token the test's calls send it; with `ca`, the
     /// nodes serve TLS with certificates it signed.
-    async fn start(
+    pub(super) async fn start(
         name: &str,
         ids: &[&str],
         flags: impl Fn(&str) -> (Vec<String>, Option<String>),
@@ -135,7 +138,7 @@ impl Rig {
     /// Every node sees all three members, and node-a made its first
     /// scheduled check of `id`: from here on only live checks send
     /// requests for it.
-    async fn settled(&self, id: &str) {
+    pub(super) async fn settled(&self, id: &str) {
         eventually("the owner's first check", WITHIN, || async {
             let sent = egress(self.node("node-a"), id).await;
             if sent >= 1.0 {
@@ -158,7 +161,7 @@ impl Rig {
         }
     }
 
-    fn node(&self, id: &str) -> &Node {
+    pub(super) fn node(&self, id: &str) -> &Node {
         self.nodes
             .get(id)
             .unwrap_or_else(|| panic!("{id} is not running"))

@@ -14,6 +14,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod cluster_forward;
+mod cluster_history;
 mod components;
 mod deploy;
 mod deploy_cluster;

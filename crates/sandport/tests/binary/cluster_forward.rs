@@ -11,6 +11,7 @@
 //! is a live check's.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sandport_cluster::{NodeId, owner};
@@ -78,6 +79,34 @@ pub(super) async fn live_check(
         }))
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// The token the tests' calls send (admin), and the one the nodes send
+/// each other (read).
+pub(super) const CALLER: &str = "caller-token-0123456789";
+const PEER: &str = "peer-token-0123456789";
+
+/// A tokens file admitting [`CALLER`] and the peers' token, and the file
+/// `--cluster-token-file` reads the latter from.
+pub(super) struct Tokens {
+    pub(super) tokens: PathBuf,
+    pub(super) peer_token: PathBuf,
+}
+
+impl Tokens {
+    pub(super) fn write(dir: &Path) -> Tokens {
+        let tokens = write(
+            dir,
+            "tokens.yaml",
+            &format!(
+                "tokens:\n  - {{name: test, role: admin, sha256: {}}}\n  - {{name: peers, role: read, sha256: {}}}\n",
+                digest_hex(CALLER),
+                digest_hex(PEER)
+            ),
+        );
+        let peer_token = write(dir, "peer-token", &format!("{PEER}\n"));
+        Tokens { tokens, peer_token }
+    }
 }
 
 pub(super) struct Rig {
@@ -250,19 +279,8 @@ async fn members(node: &Node) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tokens_a_node_with_the_peer_token_forwards_and_one_without_checks_itself() {
     let id = owned_by("node-a");
-    const CALLER: &str = "caller-token-0123456789";
-    const PEER: &str = "peer-token-0123456789";
     let files = temp_dir("cluster-forward-tokens-files");
-    let tokens = write(
-        &files,
-        "tokens.yaml",
-        &format!(
-            "tokens:\n  - {{name: test, role: admin, sha256: {}}}\n  - {{name: peers, role: read, sha256: {}}}\n",
-            digest_hex(CALLER),
-            digest_hex(PEER)
-        ),
-    );
-    let peer_token = write(&files, "peer-token", &format!("{PEER}\n"));
+    let Tokens { tokens, peer_token } = Tokens::write(&files);
     let rig = Rig::start(
         "cluster-forward-tokens",
         &[&id],
@@ -450,21 +468,10 @@ impl Pki {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_mutual_tls_with_tokens_live_checks_and_rounds_reach_the_owner() {
     let id = owned_by("node-a");
-    const CALLER: &str = "caller-token-0123456789";
-    const PEER: &str = "peer-token-0123456789";
     let pki = Pki::new();
     let files = temp_dir("cluster-forward-tls-files");
     let ca = write(&files, "ca.pem", &pki.ca_pem);
-    let tokens = write(
-        &files,
-        "tokens.yaml",
-        &format!(
-            "tokens:\n  - {{name: test, role: admin, sha256: {}}}\n  - {{name: peers, role: read, sha256: {}}}\n",
-            digest_hex(CALLER),
-            digest_hex(PEER)
-        ),
-    );
-    let peer_token = write(&files, "peer-token", &format!("{PEER}\n"));
+    let Tokens { tokens, peer_token } = Tokens::write(&files);
     let rig = Rig::start(
         "cluster-forward-tls",
         &[&id],

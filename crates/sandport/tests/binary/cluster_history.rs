@@ -12,11 +12,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use sandport_server::auth::digest_hex;
 use sandport_server::grpc::pb;
 
-use super::cluster_forward::{NODES, Rig, WITHIN, eventually, live_check, owned_by};
-use super::support::{temp_dir, write};
+use super::cluster_forward::{
+    CALLER, NODES, Rig, Tokens, WITHIN, eventually, live_check, owned_by,
+};
+use super::support::temp_dir;
 use super::support_cluster::Node;
 
 /// `id`'s raw points up to `until` as `node` answers; `local_only` asks
@@ -99,19 +100,8 @@ fn passing(points: &[pb::HistoryPoint]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_and_uptime_read_alike_on_every_node_adding_up_what_each_recorded() {
     let id = owned_by("node-a");
-    const CALLER: &str = "caller-token-0123456789";
-    const PEER: &str = "peer-token-0123456789";
     let files = temp_dir("cluster-history-files");
-    let tokens = write(
-        &files,
-        "tokens.yaml",
-        &format!(
-            "tokens:\n  - {{name: test, role: admin, sha256: {}}}\n  - {{name: peers, role: read, sha256: {}}}\n",
-            digest_hex(CALLER),
-            digest_hex(PEER)
-        ),
-    );
-    let peer_token = write(&files, "peer-token", &format!("{PEER}\n"));
+    let Tokens { tokens, peer_token } = Tokens::write(&files);
     let rig = Rig::start(
         "cluster-history",
         &[&id],

@@ -24,7 +24,7 @@ use regex_automata::{Input, MatchErrorKind};
 use wasmtime::component::Resource;
 
 use super::bindings::sandport::connector::http_client;
-use super::state::{GuestState, HeldResponse};
+use super::state::{GuestState, HeldResponse, NoRoom};
 
 /// Largest compiled program (Thompson NFA) of one pattern.
 const PROGRAM_LIMIT: usize = 64 * 1024;
@@ -122,15 +122,7 @@ impl http_client::HostPattern for GuestState {
         let charge = pattern.charge;
         Ok(self
             .hold("the pattern", charge, pattern)
-            .map_err(|error| match error {
-                http_client::HttpError::Denied(m)
-                | http_client::HttpError::InvalidUrl(m)
-                | http_client::HttpError::Timeout(m)
-                | http_client::HttpError::Connect(m)
-                | http_client::HttpError::Tls(m)
-                | http_client::HttpError::TooLarge(m)
-                | http_client::HttpError::Other(m) => m,
-            }))
+            .map_err(NoRoom::into_message))
     }
 
     fn drop(&mut self, pattern: Resource<HeldPattern>) -> wasmtime::Result<()> {

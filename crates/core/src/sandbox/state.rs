@@ -246,7 +246,9 @@ impl http_client::Host for GuestState {
             request: Arc::new(request),
             charge,
         };
-        Ok(self.hold("the prepared request", charge, held))
+        Ok(self
+            .hold("the prepared request", charge, held)
+            .map_err(NoRoom::into_http))
     }
 }
 
@@ -313,6 +315,31 @@ impl http_client::HostResponse for GuestState {
     }
 }
 
+/// Why the host cannot hold one more thing for the guest; the message
+/// says what to change.
+#[derive(Debug)]
+pub(super) enum NoRoom {
+    /// Over the instance's memory limit.
+    Memory(String),
+    /// Over the handles one instance may hold.
+    Handles(String),
+}
+
+impl NoRoom {
+    pub(super) fn into_http(self) -> http_client::HttpError {
+        match self {
+            NoRoom::Memory(m) => http_client::HttpError::TooLarge(m),
+            NoRoom::Handles(m) => http_client::HttpError::Other(m),
+        }
+    }
+
+    pub(super) fn into_message(self) -> String {
+        match self {
+            NoRoom::Memory(m) | NoRoom::Handles(m) => m,
+        }
+    }
+}
+
 impl GuestState {
     /// Puts `held` (`what`, `charge` bytes) in the table for the guest to
     /// hold, if the instance's memory limit has room for it.
@@ -321,16 +348,16 @@ impl GuestState {
         what: &str,
         charge: usize,
         held: T,
-    ) -> Result<Resource<T>, http_client::HttpError> {
+    ) -> Result<Resource<T>, NoRoom> {
         if !self.limits.hold(charge) {
-            return Err(http_client::HttpError::TooLarge(format!(
+            return Err(NoRoom::Memory(format!(
                 "{what} ({}) would not fit in what is left of the connector's memory (sandbox.memory_limit)",
                 sandport_config::format_size(charge as u64)
             )));
         }
         self.table.push(held).map_err(|_| {
             self.limits.release(charge);
-            http_client::HttpError::Other(format!(
+            NoRoom::Handles(format!(
                 "the connector holds {} handles (responses, streams, ...) at once; drop some before sending another request",
                 Self::MAX_RESOURCES
             ))
@@ -424,6 +451,7 @@ impl GuestState {
         };
         self.hold("the response", charge, held)
             .map(|handle| (response.status, handle))
+            .map_err(NoRoom::into_http)
     }
 }
 

@@ -10,7 +10,7 @@ use sandport_server::grpc::pb::connectors_service_client::ConnectorsServiceClien
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request};
 
-use super::support::{SANDPORT, Server, Target, temp_dir, write};
+use super::support::{SANDPORT, Server, Target, TestCa, temp_dir, write};
 
 const ADMIN: &str = "sp_admin_token_for_tests";
 const READ: &str = "sp_read_token_for_tests";
@@ -300,53 +300,6 @@ async fn a_changed_tokens_file_takes_effect_and_a_bad_one_keeps_the_last_good() 
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// A CA, and a leaf it signed for 127.0.0.1 (or, with `client`, a client
-/// certificate for that common name); PEMs written under `dir`.
-struct Pki {
-    ca_key: rcgen::KeyPair,
-    ca_params: rcgen::CertificateParams,
-    ca_pem: String,
-}
-
-impl Pki {
-    fn new(name: &str) -> Pki {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("{name} test CA"));
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_pem = ca_params.self_signed(&ca_key).expect("ca").pem();
-        Pki {
-            ca_key,
-            ca_params,
-            ca_pem,
-        }
-    }
-
-    /// (certificate PEM, key PEM)
-    fn leaf(&self, client_cn: Option<&str>) -> (String, String) {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
-        if let Some(cn) = client_cn {
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, cn);
-            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        } else {
-            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        }
-        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 fn https(addr: &str) -> String {
     addr.replacen("http://", "https://", 1)
 }
@@ -378,10 +331,13 @@ fn write_pair(dir: &Path, (cert, key): &(String, String)) -> (PathBuf, PathBuf) 
 #[tokio::test]
 async fn tls_serves_both_apis_maps_client_certificates_and_picks_up_a_renewed_certificate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let first = Pki::new("first");
+    let first = TestCa::new("first");
     let dir = temp_dir("tls");
-    let (cert, key) = write_pair(&dir, &first.leaf(None));
-    let ca = write(&dir, "ca.crt", &first.ca_pem);
+    let (cert, key) = write_pair(
+        &dir,
+        &first.leaf(None, &[rcgen::ExtendedKeyUsagePurpose::ServerAuth]),
+    );
+    let ca = write(&dir, "ca.crt", &first.pem);
     let config = write(&dir, "connectors.yaml", "connectors: []\n");
     let tokens = write(
         &dir,
@@ -415,7 +371,7 @@ async fn tls_serves_both_apis_maps_client_certificates_and_picks_up_a_renewed_ce
             .build()
             .expect("client")
     };
-    let listed = rest(&first.ca_pem)
+    let listed = rest(&first.pem)
         .get(format!("{}/api/v1/connectors", https(&server.http)))
         .bearer_auth(READ)
         .send()
@@ -432,21 +388,20 @@ async fn tls_serves_both_apis_maps_client_certificates_and_picks_up_a_renewed_ce
     );
 
     // gRPC over TLS: a token, or a client certificate mapped to its role.
-    let mut client = grpc_tls(&server, &first.ca_pem, None)
+    let mut client = grpc_tls(&server, &first.pem, None)
         .await
         .expect("tls channel");
     client
         .list_connectors(with_token(pb::ListConnectorsRequest::default(), Some(READ)))
         .await
         .expect("read lists over TLS");
-    let client_pair = first.leaf(Some("deployer.test"));
-    let mut deployer = grpc_tls(
-        &server,
-        &first.ca_pem,
-        Some((&client_pair.0, &client_pair.1)),
-    )
-    .await
-    .expect("mTLS channel");
+    let client_pair = first.leaf(
+        Some("deployer.test"),
+        &[rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    let mut deployer = grpc_tls(&server, &first.pem, Some((&client_pair.0, &client_pair.1)))
+        .await
+        .expect("mTLS channel");
     deployer
         .register_connector(Request::new(pb::RegisterConnectorRequest {
             config: Some(grpc_entry("by-cert", Target::start(200).port)),
@@ -461,27 +416,28 @@ async fn tls_serves_both_apis_maps_client_certificates_and_picks_up_a_renewed_ce
     );
 
     // A renewed certificate, from another CA, is served without a restart.
-    let second = Pki::new("second");
-    write_pair(&dir, &second.leaf(None));
+    let second = TestCa::new("second");
+    write_pair(
+        &dir,
+        &second.leaf(None, &[rcgen::ExtendedKeyUsagePurpose::ServerAuth]),
+    );
     eventually("the renewed certificate served", async || {
-        rest(&second.ca_pem)
+        rest(&second.pem)
             .get(format!("{}/healthz", https(&server.http)))
             .send()
             .await
             .is_ok_and(|a| a.status() == 200)
     })
     .await;
-    assert!(grpc_tls(&server, &second.ca_pem, None).await.is_ok());
-    let mut renewed = grpc_tls(&server, &second.ca_pem, None)
-        .await
-        .expect("channel");
+    assert!(grpc_tls(&server, &second.pem, None).await.is_ok());
+    let mut renewed = grpc_tls(&server, &second.pem, None).await.expect("channel");
     renewed
         .list_connectors(with_token(pb::ListConnectorsRequest::default(), Some(READ)))
         .await
         .expect("gRPC with the renewed certificate");
 
     // The CLI over https, with --ca-cert and --token.
-    let ca2 = write(&dir, "ca2.crt", &second.ca_pem);
+    let ca2 = write(&dir, "ca2.crt", &second.pem);
     let out = std::process::Command::new(SANDPORT)
         .args([
             "list",

@@ -18,7 +18,7 @@ use sandport_cluster::{NodeId, owner};
 use sandport_server::auth::digest_hex;
 use sandport_server::grpc::pb;
 
-use super::support::{temp_dir, write};
+use super::support::{TestCa, temp_dir, write};
 use super::support_cluster::{Etcd, Hits, Node, NodeSpec};
 
 pub(super) const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
@@ -80,6 +80,13 @@ pub(super) async fn live_check(
         .await
         .map(tonic::Response::into_inner)
 }
+
+/// A node's certificate serves its API and, as its client certificate,
+/// calls its peers.
+const NODE_USAGES: [rcgen::ExtendedKeyUsagePurpose; 2] = [
+    rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+    rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+];
 
 /// The token the tests' calls send (admin), and the one the nodes send
 /// each other (read).
@@ -418,65 +425,18 @@ async fn health_check_all_on_one_node_checks_each_connector_once_on_its_owner() 
     );
 }
 
-/// A CA and the certificates it signs for 127.0.0.1: each node's serves
-/// its API and, as the node's client certificate, calls its peers.
-struct Pki {
-    ca_key: rcgen::KeyPair,
-    ca_params: rcgen::CertificateParams,
-    ca_pem: String,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let ca_key = rcgen::KeyPair::generate().expect("key");
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "cluster test CA");
-        ca_params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_pem = ca_params.self_signed(&ca_key).expect("ca").pem();
-        Pki {
-            ca_key,
-            ca_params,
-            ca_pem,
-        }
-    }
-
-    /// (certificate PEM, key PEM) for `cn` at 127.0.0.1, for server and
-    /// client use.
-    fn node(&self, cn: &str) -> (String, String) {
-        let key = rcgen::KeyPair::generate().expect("key");
-        let mut params =
-            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, cn);
-        params.extended_key_usages = vec![
-            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
-            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let issuer = rcgen::Issuer::from_params(&self.ca_params, &self.ca_key);
-        let cert = params.signed_by(&key, &issuer).expect("sign");
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_mutual_tls_with_tokens_live_checks_and_rounds_reach_the_owner() {
     let id = owned_by("node-a");
-    let pki = Pki::new();
+    let pki = TestCa::new("cluster");
     let files = temp_dir("cluster-forward-tls-files");
-    let ca = write(&files, "ca.pem", &pki.ca_pem);
+    let ca = write(&files, "ca.pem", &pki.pem);
     let Tokens { tokens, peer_token } = Tokens::write(&files);
     let rig = Rig::start(
         "cluster-forward-tls",
         &[&id],
         |node| {
-            let (cert, key) = pki.node(node);
+            let (cert, key) = pki.leaf(Some(node), &NODE_USAGES);
             let cert = write(&files, &format!("{node}.crt"), &cert);
             let key = write(&files, &format!("{node}.key"), &key);
             let flags = [
@@ -493,7 +453,7 @@ async fn over_mutual_tls_with_tokens_live_checks_and_rounds_reach_the_owner() {
             .collect();
             (flags, Some(CALLER.to_string()))
         },
-        Some(&pki.ca_pem),
+        Some(&pki.pem),
     )
     .await;
     rig.settled(&id).await;
@@ -527,7 +487,7 @@ async fn over_mutual_tls_with_tokens_live_checks_and_rounds_reach_the_owner() {
 
     // node-b's certificate is renewed in place: its API and its calls to
     // the others take the new one without a restart.
-    let (cert, key) = pki.node("node-b");
+    let (cert, key) = pki.leaf(Some("node-b"), &NODE_USAGES);
     write(&files, "node-b.key", &key);
     write(&files, "node-b.crt", &cert);
     tokio::time::sleep(Duration::from_millis(1500)).await;

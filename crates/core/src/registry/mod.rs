@@ -73,6 +73,8 @@ struct Inner {
     /// Which connectors this node checks; replaced under `connectors`'
     /// write lock, so that whoever holds that lock sees one answer.
     ownership: RwLock<ownership::Ownership>,
+    /// How many times `ownership` was replaced.
+    ownership_changes: std::sync::atomic::AtomicU64,
     /// Components given by path, by file identity: registering 10,000
     /// entries of one file reads and hashes it once, not 10,000 times.
     by_path: Mutex<std::collections::HashMap<std::path::PathBuf, (FileStamp, Weak<Prepared>)>>,
@@ -137,6 +139,7 @@ impl Runtime {
                 options,
                 connectors: RwLock::new(BTreeMap::new()),
                 ownership,
+                ownership_changes: std::sync::atomic::AtomicU64::new(0),
                 by_path: Mutex::new(std::collections::HashMap::new()),
                 node: NodeCounters::default(),
                 _trimmer: trimmer,

@@ -95,6 +95,15 @@ impl Runtime {
         self.inner.ownership().owns(id)
     }
 
+    /// How many times the ownership was replaced ([`Runtime::set_ownership`]):
+    /// a sweep over the owned connectors need run again only when this
+    /// moved, or when their health changed (see [`Runtime::subscribe`]).
+    pub fn ownership_generation(&self) -> u64 {
+        self.inner
+            .ownership_changes
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Calls `visit` with the id and health of every connector this node
     /// owns, under the registry's read lock and without copying them, and
     /// returns those it answered true for, with their health: a sweep that
@@ -139,6 +148,9 @@ impl Runtime {
                 .ownership
                 .write()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = ownership.clone();
+            self.inner
+                .ownership_changes
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
             for entry in connectors.values() {
                 if entry.runs_here() && !ownership.owns(&entry.config.id) {
                     entry.stop_schedule();

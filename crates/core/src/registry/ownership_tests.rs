@@ -113,7 +113,13 @@ async fn ownership_taken_away_stops_the_checks_and_drops_the_instance() {
         "checked while owned"
     );
 
+    let generation = runtime.ownership_generation();
     runtime.set_ownership(Ownership::none()).await;
+    assert_eq!(
+        runtime.ownership_generation(),
+        generation + 1,
+        "a sweep over the owned connectors sees that it must run again"
+    );
     assert!(!runtime.runs_here("c"));
     assert_eq!(runtime.memory_used("c").await.expect("known"), None);
     let after = server.requests();

@@ -3,7 +3,7 @@
 //! every node shows the others' published statuses for the connectors it
 //! does not own, so that every node's API answers alike.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,13 +11,19 @@ use sandport_cluster::{
     Cluster, ClusterError, ConnectorStatus, Membership, NodeId, StatusEvent, StatusPublisher, Store,
 };
 use sandport_core::service::Service;
-use sandport_core::{HealthStatus, RemoteHealth};
+use sandport_core::{HealthEvent, HealthStatus, RemoteHealth};
+use tokio::sync::broadcast;
 
 use super::{Outage, RETRY};
 
-/// How often the owned connectors' statuses are looked over for changes:
+/// How often the health changes of the owned connectors are published:
 /// what the others see lags by at most this (plus etcd's round trip).
 const SWEEP: Duration = Duration::from_secs(1);
+/// How often every owned connector is looked over all the same, besides
+/// after an ownership change, a new lease, a failed publish, or a burst of
+/// changes too large to follow one by one: a safety net, and what keeps
+/// the owned-connectors gauge current after a registration.
+const FULL_SWEEP: Duration = Duration::from_secs(15);
 
 /// The publisher of the current membership (none while it is lost), with
 /// a count of replacements so that a new lease republishes everything.
@@ -70,13 +76,23 @@ impl Publisher {
         self.slot.clone()
     }
 
+    /// Publishes, once a second, the statuses that changed: those the
+    /// runtime announced as changed, looked up one by one (no walk over
+    /// every connector while nothing happens), or, when a full sweep is
+    /// due, every owned connector's.
     pub(super) async fn run(mut self) {
         let mut published: HashMap<String, Published> = HashMap::new();
         let mut generation = 0;
+        let mut events = self.service.runtime().subscribe();
+        // Ownership generation and time of the last full sweep that
+        // published all it had to.
+        let mut swept: Option<(u64, tokio::time::Instant)> = None;
         let mut sweep = tokio::time::interval(SWEEP);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             sweep.tick().await;
+            let (changed, lagged) = drain(&mut events);
+            let ownership = self.service.runtime().ownership_generation();
             let shared = self.slot.0.clone();
             let mut slot = shared.lock().await;
             let (now, publisher) = &mut *slot;
@@ -87,9 +103,79 @@ impl Publisher {
                 // A new lease: its keys are empty.
                 generation = *now;
                 published.clear();
+                swept = None;
             }
-            if self.sweep(publisher, &mut published).await {
+            let full = lagged
+                || swept.is_none_or(|(seen, at)| seen != ownership || at.elapsed() >= FULL_SWEEP);
+            let done = if full {
+                self.sweep(publisher, &mut published).await
+            } else {
+                self.publish_changed(publisher, &mut published, changed)
+                    .await
+            };
+            if done {
                 self.outage.ok("statuses are published");
+                if full {
+                    swept = Some((ownership, tokio::time::Instant::now()));
+                }
+            } else {
+                // The next tick sweeps everything again.
+                swept = None;
+            }
+        }
+    }
+
+    /// Publishes the statuses of `changed` that this node owns and that
+    /// differ from what it published. Returns whether all went out.
+    async fn publish_changed(
+        &mut self,
+        publisher: &mut StatusPublisher,
+        published: &mut HashMap<String, Published>,
+        changed: HashSet<String>,
+    ) -> bool {
+        let service = Arc::clone(&self.service);
+        let runtime = service.runtime();
+        for id in changed {
+            if !runtime.owns(&id) {
+                continue;
+            }
+            let Ok(health) = runtime.health(&id) else {
+                continue;
+            };
+            if health.checked_at.is_none() {
+                continue;
+            }
+            let now = (health.status, health.since);
+            if published.get(&id).is_some_and(|(last, _)| *last == now) {
+                continue;
+            }
+            if !self.publish(publisher, &id, &health).await {
+                return false;
+            }
+            published.insert(id, (now, self.round));
+        }
+        true
+    }
+
+    /// Writes one status; false (logged once per outage) if it failed.
+    async fn publish(
+        &mut self,
+        publisher: &mut StatusPublisher,
+        id: &str,
+        health: &sandport_core::HealthSnapshot,
+    ) -> bool {
+        let status = ConnectorStatus {
+            status: health.status.as_str().to_string(),
+            message: health.message.clone(),
+            since_ms: health.since.map_or(0, millis),
+            checked_by: self.me.clone(),
+        };
+        match publisher.publish(id, &status).await {
+            Ok(_) => true,
+            Err(e) => {
+                self.outage
+                    .failed("cannot publish statuses to the cluster", &e);
+                false
             }
         }
     }
@@ -127,22 +213,10 @@ impl Publisher {
         });
         self.counts.owned(owned);
         for (id, health) in changed {
-            let status = ConnectorStatus {
-                status: health.status.as_str().to_string(),
-                message: health.message.clone(),
-                since_ms: health.since.map_or(0, millis),
-                checked_by: self.me.clone(),
-            };
-            match publisher.publish(&id, &status).await {
-                Ok(_) => {
-                    published.insert(id, ((health.status, health.since), round));
-                }
-                Err(e) => {
-                    self.outage
-                        .failed("cannot publish statuses to the cluster", &e);
-                    return false;
-                }
+            if !self.publish(publisher, &id, &health).await {
+                return false;
             }
+            published.insert(id, ((health.status, health.since), round));
         }
         // Connectors this node no longer owns (or that are gone): if one
         // comes back, its status is written again.
@@ -154,6 +228,24 @@ impl Publisher {
             keep
         });
         true
+    }
+}
+
+/// The ids of the health changes announced since the last call, and
+/// whether some were missed (the receiver fell behind).
+fn drain(events: &mut broadcast::Receiver<HealthEvent>) -> (HashSet<String>, bool) {
+    let mut changed = HashSet::new();
+    let mut lagged = false;
+    loop {
+        match events.try_recv() {
+            Ok(event) => {
+                changed.insert(event.id);
+            }
+            Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+            Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed) => {
+                return (changed, lagged);
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::tallies::{Passed, Tallies};
-use crate::types::{Status, Uptime, day_of, from_ms, hour_of, percent};
+use crate::types::{Status, Uptime, day_of, from_ms, hour_of};
 
 /// Hours kept: the 24 of the `day` window plus the one before, so a window
 /// that starts late in the oldest hour is still whole.
@@ -30,10 +30,6 @@ impl Tally {
     fn add(&mut self, other: Tally) {
         self.passing = self.passing.saturating_add(other.passing);
         self.total = self.total.saturating_add(other.total);
-    }
-
-    fn percent(self) -> Option<f64> {
-        percent(u64::from(self.passing), u64::from(self.total))
     }
 
     fn counts(self) -> Passed {
@@ -125,14 +121,10 @@ impl Connector {
     }
 
     fn uptime(&self, now_ms: i64) -> Uptime {
-        let hour = hour_of(now_ms);
-        let day = day_of(now_ms);
         Uptime {
-            day: self.hours.sum(hour - 23, hour).percent(),
-            week: self.days.sum(day - 6, day).percent(),
-            month: self.days.sum(day - 29, day).percent(),
             since: self.since_ms.map(from_ms),
             status: self.status,
+            ..self.tallies(0, now_ms).uptime()
         }
     }
 
@@ -151,11 +143,7 @@ impl Connector {
     }
 
     fn daily(&self, days: u32, now_ms: i64) -> Vec<Option<f64>> {
-        let today = day_of(now_ms);
-        (0..i64::from(days))
-            .rev()
-            .map(|back| self.days.get(today - back).percent())
-            .collect()
+        self.tallies(days, now_ms).daily()
     }
 
     /// Whether the connector had a check in the periods the summary holds

@@ -215,10 +215,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(connectors)
-        .add_service(
-            crate::cluster::PeerApi::server(service.clone())
-                .max_encoding_message_size(limits.max_message_size.max(64 << 20)),
-        );
+        .add_service(crate::cluster::PeerApi::server(service.clone()));
     let rest = crate::rest::guarded_router(service.clone(), guard, metrics.clone());
     let (grpc_server, http_server): (
         ServerFuture<tonic::transport::Error>,

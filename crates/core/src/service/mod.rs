@@ -23,7 +23,7 @@ pub use forward::{
     ForwardError, ForwardFuture, Forwarded, Forwarder, PeerRound, REPEAT_WARNING, ReadsFuture,
     RoundsFuture,
 };
-pub use recorded::{Recorded, RecordedAsk};
+pub use recorded::{Recorded, RecordedAsk, latency_since};
 pub use reload::{ReloadCollector, ReloadReport};
 pub use status::{
     DEFAULT_POINTS, Found, HISTORY_FILE, HistoryAnswer, HistoryQueryError, HistoryRange,

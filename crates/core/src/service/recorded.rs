@@ -82,6 +82,17 @@ impl Recorded {
 const HOUR: Duration = Duration::from_secs(3600);
 const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
+/// The start of the latency line ([`RecordedAsk::latency`]) as of `now`:
+/// the 24 whole hours ending with the one `now` is in.
+pub fn latency_since(now: SystemTime) -> SystemTime {
+    let epoch_secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let hour = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
+    hour.checked_sub(HOUR * 23)
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
 /// What this node recorded, read on the caller's (blocking) thread.
 fn recorded_in(history: &History, ask: &RecordedAsk) -> Result<Recorded, HistoryError> {
     let RecordedAsk {
@@ -97,13 +108,7 @@ fn recorded_in(history: &History, ask: &RecordedAsk) -> Result<Recorded, History
     };
     let mut lines = HashMap::new();
     if *latency {
-        let epoch_secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let hour = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
-        let since = hour
-            .checked_sub(HOUR * 23)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let since = latency_since(*now);
         for id in tallies.keys() {
             lines.insert(id.clone(), history.rollups(id, since, *now, HOUR)?);
         }

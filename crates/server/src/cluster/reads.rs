@@ -273,8 +273,9 @@ pub struct PeerApi {
 }
 
 impl PeerApi {
+    /// The service, its answers bounded as the peers read them.
     pub fn server(service: Arc<Service>) -> PeerServiceServer<PeerApi> {
-        PeerServiceServer::new(PeerApi { service })
+        PeerServiceServer::new(PeerApi { service }).max_encoding_message_size(MAX_READ_MESSAGE)
     }
 }
 

@@ -273,9 +273,9 @@ pub async fn uptimes(service: &Service, id: Option<&str>) -> HashMap<String, Upt
         Ok(recorded) => recorded
             .tallies
             .into_iter()
-            // No check in the month: no figure, as for a connector never
-            // checked.
-            .filter(|(_, t)| t.month.total > 0 || t.day.total > 0)
+            // No check in the month (whose window holds the day's): no
+            // figure, as for a connector never checked.
+            .filter(|(_, t)| t.month.total > 0)
             .map(|(id, t)| (id, t.uptime()))
             .collect(),
         Err(e) => {

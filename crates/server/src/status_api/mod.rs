@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 
 use sandport_core::service::{
     Found, HistoryQueryError, HistoryRange, HistoryUnavailable, Recorded, RecordedAsk, Service,
+    latency_since,
 };
 use sandport_history::{Passed, Rollup, StoredPoint, Tallies, Uptime};
 
@@ -368,15 +369,7 @@ impl Figures {
             latency,
             incidents,
         } = found;
-        // The 24 hours ending with the current one.
-        let epoch_secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let hour_start =
-            SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
-        let since = hour_start
-            .checked_sub(Duration::from_secs(23 * 3600))
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let since = latency_since(now);
         let latency = latency
             .into_iter()
             .map(|(id, rollups)| {

@@ -90,18 +90,18 @@ const NODE_USAGES: [rcgen::ExtendedKeyUsagePurpose; 2] = [
 
 /// The token the tests' calls send (admin), and the one the nodes send
 /// each other (read).
-pub(super) const CALLER: &str = "caller-token-0123456789";
+const CALLER: &str = "caller-token-0123456789";
 const PEER: &str = "peer-token-0123456789";
 
 /// A tokens file admitting [`CALLER`] and the peers' token, and the file
 /// `--cluster-token-file` reads the latter from.
-pub(super) struct Tokens {
-    pub(super) tokens: PathBuf,
-    pub(super) peer_token: PathBuf,
+struct Tokens {
+    tokens: PathBuf,
+    peer_token: PathBuf,
 }
 
 impl Tokens {
-    pub(super) fn write(dir: &Path) -> Tokens {
+    fn write(dir: &Path) -> Tokens {
         let tokens = write(
             dir,
             "tokens.yaml",
@@ -169,6 +169,27 @@ impl Rig {
             hits,
             _etcd: etcd,
         }
+    }
+
+    /// The three nodes taking tokens; node-a and node-b call their peers
+    /// with the peers' token, node-c has none (it cannot call them).
+    pub(super) async fn start_node_c_without_peer_token(name: &str, id: &str) -> Rig {
+        let files = temp_dir(&format!("{name}-files"));
+        let Tokens { tokens, peer_token } = Tokens::write(&files);
+        Rig::start(
+            name,
+            &[id],
+            |node| {
+                let mut flags = vec!["--tokens".to_string(), tokens.display().to_string()];
+                if node != "node-c" {
+                    flags.push("--cluster-token-file".into());
+                    flags.push(peer_token.display().to_string());
+                }
+                (flags, Some(CALLER.to_string()))
+            },
+            None,
+        )
+        .await
     }
 
     /// Every node sees all three members, and node-a made its first
@@ -286,23 +307,7 @@ async fn members(node: &Node) -> Option<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tokens_a_node_with_the_peer_token_forwards_and_one_without_checks_itself() {
     let id = owned_by("node-a");
-    let files = temp_dir("cluster-forward-tokens-files");
-    let Tokens { tokens, peer_token } = Tokens::write(&files);
-    let rig = Rig::start(
-        "cluster-forward-tokens",
-        &[&id],
-        |node| {
-            let mut flags = vec!["--tokens".to_string(), tokens.display().to_string()];
-            // node-c has no token for its peers.
-            if node != "node-c" {
-                flags.push("--cluster-token-file".into());
-                flags.push(peer_token.display().to_string());
-            }
-            (flags, Some(CALLER.to_string()))
-        },
-        None,
-    )
-    .await;
+    let rig = Rig::start_node_c_without_peer_token("cluster-forward-tokens", &id).await;
     rig.settled(&id).await;
     let log = rig.node("node-c").log();
     assert!(

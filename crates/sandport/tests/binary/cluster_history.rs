@@ -14,10 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use sandport_server::grpc::pb;
 
-use super::cluster_forward::{
-    CALLER, NODES, Rig, Tokens, WITHIN, eventually, live_check, owned_by,
-};
-use super::support::temp_dir;
+use super::cluster_forward::{NODES, Rig, WITHIN, eventually, live_check, owned_by};
 use super::support_cluster::Node;
 
 /// `id`'s raw points up to `until` as `node` answers; `local_only` asks
@@ -100,22 +97,7 @@ fn passing(points: &[pb::HistoryPoint]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_and_uptime_read_alike_on_every_node_adding_up_what_each_recorded() {
     let id = owned_by("node-a");
-    let files = temp_dir("cluster-history-files");
-    let Tokens { tokens, peer_token } = Tokens::write(&files);
-    let rig = Rig::start(
-        "cluster-history",
-        &[&id],
-        |node| {
-            let mut flags = vec!["--tokens".to_string(), tokens.display().to_string()];
-            if node != "node-c" {
-                flags.push("--cluster-token-file".into());
-                flags.push(peer_token.display().to_string());
-            }
-            (flags, Some(CALLER.to_string()))
-        },
-        None,
-    )
-    .await;
+    let rig = Rig::start_node_c_without_peer_token("cluster-history", &id).await;
     rig.settled(&id).await;
 
     // Two failing checks recorded on node-c, one passing more on node-a.

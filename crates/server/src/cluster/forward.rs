@@ -51,6 +51,8 @@ pub(super) struct Peers {
     members: RwLock<BTreeMap<NodeId, String>>,
     /// By address; a channel reconnects by itself.
     channels: Mutex<HashMap<String, Channel>>,
+    /// Peers not asked for a while after a call to them timed out.
+    quiet: super::quiet::Quiet,
 }
 
 impl Peers {
@@ -310,19 +312,40 @@ impl PeerForwarder {
         F: FnOnce(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        let quiet = &self.peers.quiet;
+        if let Some(ago) = quiet.since(peer, tokio::time::Instant::now()) {
+            return Err(ForwardError::Unreachable {
+                peer: peer.to_string(),
+                message: format!(
+                    "a call to it timed out {}s ago; it is asked again {}s after that",
+                    ago.as_secs(),
+                    super::quiet::QUIET_FOR.as_secs()
+                ),
+            });
+        }
         let channel = self
             .channel(address)
             .map_err(|message| ForwardError::Unreachable {
                 peer: peer.to_string(),
                 message,
             })?;
-        match tokio::time::timeout(limit, call(channel)).await {
-            Err(_) => Err(ForwardError::TimedOut {
-                peer: peer.to_string(),
-                after: limit,
-            }),
-            Ok(Err(status)) => Err(failure(peer.to_string(), &status, limit)),
-            Ok(Ok(response)) => Ok(response.into_inner()),
+        let answer = tokio::time::timeout(limit, call(channel)).await;
+        match answer {
+            Err(_) => {
+                quiet.timed_out(peer, tokio::time::Instant::now());
+                Err(ForwardError::TimedOut {
+                    peer: peer.to_string(),
+                    after: limit,
+                })
+            }
+            Ok(Err(status)) => {
+                quiet.answered(peer);
+                Err(failure(peer.to_string(), &status, limit))
+            }
+            Ok(Ok(response)) => {
+                quiet.answered(peer);
+                Ok(response.into_inner())
+            }
         }
     }
 

@@ -24,6 +24,7 @@ mod forward;
 mod members;
 mod metrics;
 mod peer_tls;
+mod quiet;
 mod reads;
 mod registry;
 mod statuses;

@@ -88,7 +88,8 @@ pub fn latency_since(now: SystemTime) -> SystemTime {
     let epoch_secs = now
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let hour = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % 3600);
+    let hour =
+        SystemTime::UNIX_EPOCH + Duration::from_secs(epoch_secs - epoch_secs % HOUR.as_secs());
     hour.checked_sub(HOUR * 23)
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }

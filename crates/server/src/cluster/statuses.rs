@@ -11,7 +11,7 @@ use sandport_cluster::{
     Cluster, ClusterError, ConnectorStatus, Membership, NodeId, StatusEvent, StatusPublisher, Store,
 };
 use sandport_core::service::Service;
-use sandport_core::{HealthEvent, HealthStatus, RemoteHealth};
+use sandport_core::{HealthEvent, HealthSnapshot, HealthStatus, RemoteHealth};
 use tokio::sync::broadcast;
 
 use super::{Outage, RETRY};
@@ -42,9 +42,23 @@ impl PublisherSlot {
     }
 }
 
-/// What was last published for one connector (its status and since
-/// when), and the sweep that last saw it owned.
-type Published = ((HealthStatus, Option<SystemTime>), u64);
+/// What a published status is told apart by: its status and since when.
+type Shown = (HealthStatus, Option<SystemTime>);
+
+/// What was last published for one connector, and the sweep that last saw
+/// it owned.
+type Published = (Shown, u64);
+
+/// Whether `health` has something to publish over `last` (what was
+/// published for the connector, if anything): nothing before this node's
+/// first check of it, nor what `last` already says.
+fn is_news(health: &HealthSnapshot, last: Option<&Shown>) -> bool {
+    health.checked_at.is_some() && last != Some(&shown(health))
+}
+
+fn shown(health: &HealthSnapshot) -> Shown {
+    (health.status, health.since)
+}
 
 pub(super) struct Publisher {
     outage: Outage,
@@ -142,17 +156,13 @@ impl Publisher {
             let Ok(health) = runtime.health(&id) else {
                 continue;
             };
-            if health.checked_at.is_none() {
-                continue;
-            }
-            let now = (health.status, health.since);
-            if published.get(&id).is_some_and(|(last, _)| *last == now) {
+            if !is_news(&health, published.get(&id).map(|(last, _)| last)) {
                 continue;
             }
             if !self.publish(publisher, &id, &health).await {
                 return false;
             }
-            published.insert(id, (now, self.round));
+            published.insert(id, (shown(&health), self.round));
         }
         true
     }
@@ -162,7 +172,7 @@ impl Publisher {
         &mut self,
         publisher: &mut StatusPublisher,
         id: &str,
-        health: &sandport_core::HealthSnapshot,
+        health: &HealthSnapshot,
     ) -> bool {
         let status = ConnectorStatus {
             status: health.status.as_str().to_string(),
@@ -198,25 +208,23 @@ impl Publisher {
         // connectors a copy of every one each second was most of an idle
         // node's CPU.
         let (owned, changed) = runtime.owned_health_where(|id, health| {
-            // Nothing to tell before this node's first check.
+            // Nothing to tell before this node's first check, and such a
+            // connector is not marked seen: its status is written anew.
             if health.checked_at.is_none() {
                 return false;
             }
-            let now = (health.status, health.since);
-            match published.get_mut(id) {
-                Some((last, seen)) => {
-                    *seen = round;
-                    *last != now
-                }
-                None => true,
-            }
+            let last = published.get_mut(id).map(|(last, seen)| {
+                *seen = round;
+                &*last
+            });
+            is_news(health, last)
         });
         self.counts.owned(owned);
         for (id, health) in changed {
             if !self.publish(publisher, &id, &health).await {
                 return false;
             }
-            published.insert(id, ((health.status, health.since), round));
+            published.insert(id, (shown(&health), round));
         }
         // Connectors this node no longer owns (or that are gone): if one
         // comes back, its status is written again.
@@ -341,5 +349,24 @@ mod tests {
             assert_eq!(parse_status(status.as_str()), Some(status));
         }
         assert_eq!(parse_status("fine"), None);
+    }
+
+    #[test]
+    fn news_is_a_checked_status_or_since_that_differs_from_the_last_published() {
+        let mut health = HealthSnapshot::unknown();
+        assert!(!is_news(&health, None), "nothing before the first check");
+        health.checked_at = Some(UNIX_EPOCH + Duration::from_secs(60));
+        health.status = HealthStatus::Healthy;
+        assert!(is_news(&health, None), "never published");
+        let last = shown(&health);
+        assert!(!is_news(&health, Some(&last)), "published as it is");
+        health.checked_at = Some(UNIX_EPOCH + Duration::from_secs(90));
+        health.message = "another check".into();
+        assert!(
+            !is_news(&health, Some(&last)),
+            "a later check that says the same"
+        );
+        health.since = Some(UNIX_EPOCH + Duration::from_secs(90));
+        assert!(is_news(&health, Some(&last)), "since moved");
     }
 }
